@@ -1,0 +1,150 @@
+"""Hidden activations f, f' and output activations g (DESIGN.md section 2).
+
+Each hidden activation is a pair ``(f, df)`` of elementwise functions.  Output
+activations act on rows of ``Z`` (one row per sample).  All functions take the
+array namespace from their argument, so they work on NumPy and CuPy arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "Activation",
+    "ACTIVATIONS",
+    "OUTPUTS",
+    "get_activation",
+    "get_output",
+    "softmax",
+    "sigmoid",
+]
+
+
+def _xp(a):
+    mod = type(a).__module__
+    if mod.startswith("cupy"):  # pragma: no cover - GPU only
+        import cupy
+
+        return cupy
+    return np
+
+
+def sigmoid(x):
+    r"""Logistic sigmoid, evaluated without overflow.
+
+    .. math:: \sigma(x) = 1 / (1 + e^{-x})
+    """
+    xp = _xp(x)
+    # exp of a non-positive number never overflows.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _tanh(x):
+    return _xp(x).tanh(x)
+
+
+def _dtanh(x):
+    t = _xp(x).tanh(x)
+    return 1.0 - t * t
+
+
+def _dsigmoid(x):
+    s = sigmoid(x)
+    return s * (1.0 - s)
+
+
+def _swish(x):
+    return x * sigmoid(x)
+
+
+def _dswish(x):
+    s = sigmoid(x)
+    return s + x * s * (1.0 - s)
+
+
+def _relu(x):
+    return _xp(x).maximum(x, 0.0)
+
+
+def _drelu(x):
+    # The derivative at 0 is taken as 0 (a subgradient).
+    return (x > 0).astype(x.dtype)
+
+
+def _identity(x):
+    return x
+
+
+def _didentity(x):
+    return _xp(x).ones_like(x)
+
+
+@dataclass(frozen=True)
+class Activation:
+    r"""A hidden activation f with its derivative f'.
+
+    ``lipschitz`` is :math:`\max_x |f'(x)|`, used by the contraction test of
+    DESIGN.md section 3 (``||A_SS|| * max|f'| < 1``).
+    """
+
+    name: str
+    f: Callable
+    df: Callable
+    lipschitz: float
+
+    def __call__(self, x):
+        return self.f(x)
+
+
+#: The hidden activations of DESIGN.md section 2, by name.
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation("tanh", _tanh, _dtanh, 1.0),
+    "sigmoid": Activation("sigmoid", sigmoid, _dsigmoid, 0.25),
+    # max of swish' is about 1.0998 (at x ~ 2.3994).
+    "swish": Activation("swish", _swish, _dswish, 1.0998393),
+    "relu": Activation("relu", _relu, _drelu, 1.0),
+    "identity": Activation("identity", _identity, _didentity, 1.0),
+}
+
+
+def softmax(Z):
+    r"""Row-wise softmax, shifted by the row maximum for stability.
+
+    .. math:: g(z)_o = e^{z_o} / \sum_{o'} e^{z_{o'}}
+    """
+    xp = _xp(Z)
+    E = xp.exp(Z - Z.max(axis=-1, keepdims=True))
+    return E / E.sum(axis=-1, keepdims=True)
+
+
+#: Output activations g of Sec. 3.3 (applied to Z row-wise), by name.
+OUTPUTS: dict[str, Callable] = {
+    "identity": _identity,
+    "sigmoid": sigmoid,
+    "softmax": softmax,
+}
+
+
+def get_activation(name: str | Activation) -> Activation:
+    """Return the hidden activation called ``name`` (or ``name`` itself)."""
+    if isinstance(name, Activation):
+        return name
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"activation: unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}"
+        ) from None
+
+
+def get_output(name: str) -> Callable:
+    """Return the output activation g called ``name``."""
+    try:
+        return OUTPUTS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"output: unknown output activation {name!r}; expected one of {sorted(OUTPUTS)}"
+        ) from None
