@@ -1,0 +1,15 @@
+"""refimpl: reference implementation of Neural Modules and Self-Assembling Graph Perceptrons.
+
+The public names of DESIGN.md section 13 are importable from here.
+"""
+__version__ = "0.1.0"
+
+from .graph import PrunedGraph, Schedule, prune, strongly_connected_components
+
+__all__ = [
+    "__version__",
+    "strongly_connected_components",
+    "prune",
+    "PrunedGraph",
+    "Schedule",
+]

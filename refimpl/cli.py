@@ -1,0 +1,54 @@
+"""The ``refimpl`` command line (layer 6: commands, no mathematics).
+
+Each subcommand lives in its own module under :mod:`refimpl.commands` and
+exposes ``register(subparsers)``, which adds its parser and sets
+``func(args) -> int``.  Subcommand modules are imported lazily, only when
+their command runs, so ``refimpl --version`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+#: subcommand name -> (module under refimpl.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("bench", "time the kernels against their peers (ratios)"),
+    "sagp": ("sagp", "train a self-assembling graph perceptron (the supplement)"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="refimpl",
+        description="Reference implementation of Neural Modules and Self-Assembling Graph Perceptrons.",
+    )
+    parser.add_argument("--version", action="version", version=f"refimpl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        mod = importlib.import_module(f"refimpl.commands.{module}")
+        mod.register(sub, name, help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Import only the module of the command that runs.
+    only = next((a for a in argv if not a.startswith("-")), None)
+    if only not in COMMANDS:
+        only = "__none__"
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""``refimpl bench NAME``: run a benchmark script from ``benchmarks/``.
+
+The benchmark scripts live outside the package (they time, they do no
+mathematics); this command finds them next to the package in a source
+checkout (``pip install -e .``).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCHMARKS = {
+    "scc": "bench_scc.py",
+}
+
+
+def _bench_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _run(args) -> int:
+    path = _bench_dir() / BENCHMARKS[args.name]
+    if not path.exists():
+        raise SystemExit(
+            f"refimpl bench: {path} not found; benchmarks run from a source checkout "
+            "(git clone + pip install -e .)"
+        )
+    spec = importlib.util.spec_from_file_location(f"refimpl_bench_{args.name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return int(mod.main(args.rest) or 0)
+
+
+def register(subparsers, name, help_text):
+    p = subparsers.add_parser(name, help=help_text,
+                              description="Run a benchmark (ratios against peers in one process).")
+    p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+    p.add_argument("rest", nargs="...", help="options passed to the benchmark (try --help)")
+    p.set_defaults(func=_run)

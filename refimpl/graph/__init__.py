@@ -1,0 +1,13 @@
+"""Layer 1: the pruned graph, its strongly connected components and levels."""
+from .tarjan import strongly_connected_components
+from .schedule import Schedule, Level, ModuleGroup
+from .prune import PrunedGraph, prune
+
+__all__ = [
+    "strongly_connected_components",
+    "Schedule",
+    "Level",
+    "ModuleGroup",
+    "PrunedGraph",
+    "prune",
+]

@@ -1,0 +1,176 @@
+"""Pruning the complete graph G to G~ (Sec. 3.2; Alg. 2 lines 5 and 13).
+
+The hidden units form a complete directed graph with dense adjacency ``K``
+(``K[j, i]`` = weight of edge n_j -> n_i; the diagonal holds the biases and is
+never an edge).  Pruning keeps the off-diagonal entries with ``|K| >= gamma``
+or the ``k`` largest magnitudes; the kept entries form the sparse matrix ``A``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .schedule import Schedule
+from .tarjan import strongly_connected_components
+
+__all__ = ["PrunedGraph", "prune", "check_square_finite"]
+
+
+def check_square_finite(K, name="K"):
+    """Return ``K`` as a float array after checking it is square and finite."""
+    K = np.asarray(K)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"{name}: expected a square (p, p) matrix, got shape {K.shape}")
+    if K.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected a real array, got dtype {K.dtype}")
+    if K.dtype.kind != "f":
+        K = K.astype(np.float64)
+    if not np.isfinite(K).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return K
+
+
+@dataclass(frozen=True)
+class PrunedGraph:
+    """The pruned graph G~ of Sec. 3.2 and its neural modules.
+
+    Attributes
+    ----------
+    A : scipy.sparse.csr_matrix, shape (p, p)
+        Kept off-diagonal entries, ``A[j, i]`` = w_ji (edge j -> i); canonical
+        CSR (row j lists the successors of node j); never a diagonal entry.
+        Kept entries that equal zero are stored explicitly: they are edges.
+    b : (p,) array
+        The biases ``diag(K)``.
+    gamma : float
+        The threshold: every kept entry has ``|K| >= gamma`` and every
+        dropped off-diagonal entry has ``|K| <= gamma`` (Alg. 2 line 13).
+    labels : (p,) int32
+        Module (strongly connected component) of each node, numbered in
+        schedule order (see :class:`Schedule`).
+    schedule : Schedule
+        The levels of the condensation.
+    """
+
+    A: sp.csr_matrix
+    b: np.ndarray
+    gamma: float
+    labels: np.ndarray
+    schedule: Schedule
+
+    @property
+    def p(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.A.nnz)
+
+    @property
+    def n_modules(self) -> int:
+        return self.schedule.n_modules
+
+    def mask(self) -> np.ndarray:
+        """Dense (p, p) boolean mask of the kept edges."""
+        M = np.zeros(self.A.shape, dtype=bool)
+        rows = np.repeat(np.arange(self.p), np.diff(self.A.indptr))
+        M[rows, self.A.indices] = True
+        return M
+
+    def with_weights(self, K) -> "PrunedGraph":
+        """The same structure (mask, modules, schedule) with weights from ``K``.
+
+        Used to evaluate the pruned model at perturbed weights with the mask
+        held fixed (finite differences, Eq. 6).
+        """
+        K = check_square_finite(K)
+        if K.shape != self.A.shape:
+            raise ValueError(f"K: expected shape {self.A.shape}, got {K.shape}")
+        rows = np.repeat(np.arange(self.p), np.diff(self.A.indptr))
+        A = sp.csr_matrix(
+            (K[rows, self.A.indices].copy(), self.A.indices, self.A.indptr), shape=self.A.shape
+        )
+        return PrunedGraph(A, np.diag(K).copy(), self.gamma, self.labels, self.schedule)
+
+
+def _select_top_k(absK, k):
+    """Flat indices of the k largest entries of ``absK`` (diagonal at -1).
+
+    Ties at the threshold are broken deterministically: the entries with
+    the smallest flat (row-major, i.e. (j, i)) index are kept.
+    """
+    flat = absK.ravel()
+    if k == 0:
+        return np.empty(0, dtype=np.int64), np.inf
+    # gamma = the k-th largest magnitude (Alg. 2 line 13).
+    gamma = float(np.partition(flat, flat.size - k)[flat.size - k])
+    above = np.flatnonzero(flat > gamma)
+    ties = np.flatnonzero(flat == gamma)[: k - above.size]
+    keep = np.concatenate([above, ties])
+    keep.sort()
+    return keep, gamma
+
+
+def prune(K, k=None, gamma=None):
+    """Prune the complete graph to G~ and find its neural modules.
+
+    Implements Sec. 3.2 and Alg. 2 lines 5 and 13 of the paper: keep the
+    off-diagonal entries of ``K`` with ``|K[j, i]| >= gamma`` (fixed threshold)
+    or the ``k`` largest magnitudes (then ``gamma`` is the k-th largest
+    ``|K|``).  Then find the modules (Tarjan, Sec. 3.5-3.6) and their levels
+    (Alg. 1 lines 9-11).
+
+    Parameters
+    ----------
+    K : (p, p) array
+        Dense adjacency, ``K[j, i]`` = w_ji; the diagonal holds the biases.
+    k : int, optional
+        Number of edges to keep, in ``[0, p (p - 1)]``.  Ties at the k-th
+        largest magnitude are broken deterministically: among equal
+        magnitudes the entries with the smallest row-major index (j, i) are
+        kept.  ``k = 0`` keeps nothing (``gamma = inf``).
+    gamma : float, optional
+        Keep every off-diagonal entry with ``|K| >= gamma``; ``gamma >= 0``.
+        ``gamma = 0`` keeps all p (p - 1) entries, zeros included.
+
+    Exactly one of ``k`` and ``gamma`` must be given.
+
+    Returns
+    -------
+    PrunedGraph
+        ``.A`` (CSR, ``A[j, i]`` = edge j -> i), ``.b``, ``.gamma``,
+        ``.labels``, ``.schedule``.
+    """
+    K = check_square_finite(K)
+    p = K.shape[0]
+    if (k is None) == (gamma is None):
+        raise ValueError("prune: give exactly one of k and gamma")
+    absK = np.abs(K)
+    np.fill_diagonal(absK, -1.0)  # the diagonal is the bias, never an edge
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"k: expected an integer, got {k!r}")
+        k = int(k)
+        if not 0 <= k <= p * (p - 1):
+            raise ValueError(f"k: must lie in [0, p(p-1)] = [0, {p * (p - 1)}], got {k}")
+        keep, gamma = _select_top_k(absK, k)
+    else:
+        gamma = float(gamma)
+        if not np.isfinite(gamma) and gamma != np.inf or gamma < 0:
+            raise ValueError(f"gamma: must be a number >= 0, got {gamma}")
+        keep = np.flatnonzero(absK.ravel() >= gamma)
+    rows, cols = np.divmod(keep, p)
+    counts = np.bincount(rows, minlength=p)
+    indptr = np.zeros(p + 1, dtype=np.int32 if keep.size < 2**31 else np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    idx_dtype = indptr.dtype
+    A = sp.csr_matrix(
+        (K.ravel()[keep], cols.astype(idx_dtype), indptr), shape=(p, p)
+    )
+    # keep is sorted row-major, so A is canonical by construction.
+    A.has_canonical_format = True
+    n_comp, scc_labels = strongly_connected_components(A.indptr, A.indices, check=False)
+    schedule = Schedule.from_csr(A, n_components=n_comp, scc_labels=scc_labels)
+    return PrunedGraph(A, np.diag(K).copy(), float(gamma), schedule.labels, schedule)

@@ -1,0 +1,100 @@
+"""Pruning (Sec. 3.2, Alg. 2 lines 5 and 13)."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from refimpl import prune
+
+
+@given(st.integers(1, 12), st.integers(0, 2**16), st.data())
+def test_top_k_keeps_the_k_largest_off_diagonal(p, seed, data):
+    K = np.random.default_rng(seed).standard_normal((p, p))
+    k = data.draw(st.integers(0, p * (p - 1)))
+    g = prune(K, k=k)
+    assert g.n_edges == k
+    M = g.mask()
+    assert not np.any(np.diag(M)), "a diagonal entry (bias) was kept as an edge"
+    off = ~np.eye(p, dtype=bool)
+    kept, dropped = np.abs(K[M]), np.abs(K[off & ~M])
+    if k:
+        assert g.gamma == np.sort(np.abs(K[off]))[::-1][k - 1]
+        assert kept.min() >= g.gamma
+        if dropped.size:
+            assert dropped.max() <= g.gamma
+    else:
+        assert g.gamma == np.inf
+    # A holds the kept weights, A[j, i] = K[j, i]; b is the diagonal.
+    np.testing.assert_array_equal(g.A.toarray()[M], K[M])
+    np.testing.assert_array_equal(g.A.toarray()[~M], 0.0)
+    np.testing.assert_array_equal(g.b, np.diag(K))
+
+
+def test_gamma_threshold_is_inclusive():
+    K = np.array([[9.0, 0.5, -2.0], [1.0, 9.0, 0.2], [-1.0, 3.0, 9.0]])
+    g = prune(K, gamma=1.0)
+    assert g.gamma == 1.0
+    assert sorted(zip(*np.nonzero(g.mask()))) == [(0, 2), (1, 0), (2, 0), (2, 1)]
+    np.testing.assert_array_equal(g.b, [9.0, 9.0, 9.0])
+
+
+def test_ties_broken_by_row_major_index():
+    # All off-diagonal magnitudes equal: the first k in row-major (j, i) order are kept.
+    K = np.ones((4, 4))
+    g = prune(K, k=5)
+    assert sorted(zip(*np.nonzero(g.mask()))) == [(0, 1), (0, 2), (0, 3), (1, 0), (1, 2)]
+    assert g.gamma == 1.0
+    # Deterministic: same result again and for a sign-flipped copy.
+    np.testing.assert_array_equal(prune(-K, k=5).mask(), g.mask())
+
+
+def test_all_edges_and_zero_edges():
+    K = np.random.default_rng(1).standard_normal((5, 5))
+    g = prune(K, k=20)
+    assert g.n_edges == 20 and g.n_modules == 1
+    g = prune(K, gamma=0.0)
+    assert g.n_edges == 20
+    g = prune(K, k=0)
+    assert g.n_edges == 0 and g.n_modules == 5 and g.schedule.n_levels == 1
+
+
+def test_labels_are_modules_of_the_schedule():
+    K = np.zeros((4, 4))
+    K[0, 1] = K[1, 0] = 1.0  # module {0, 1}
+    K[1, 2] = 1.0            # 1 -> 2
+    g = prune(K, gamma=0.5)
+    assert g.labels[0] == g.labels[1] != g.labels[2]
+    assert g.schedule.n_levels == 2
+
+
+def test_with_weights_keeps_structure():
+    rng = np.random.default_rng(3)
+    K = rng.standard_normal((6, 6))
+    g = prune(K, k=12)
+    K2 = rng.standard_normal((6, 6))
+    h = g.with_weights(K2)
+    np.testing.assert_array_equal(h.mask(), g.mask())
+    np.testing.assert_array_equal(h.A.toarray()[g.mask()], K2[g.mask()])
+    np.testing.assert_array_equal(h.b, np.diag(K2))
+    assert h.schedule is g.schedule
+
+
+@pytest.mark.parametrize(
+    "K, kwargs, match",
+    [
+        (np.ones((2, 3)), {"k": 1}, "K: expected a square"),
+        (np.ones(3), {"k": 1}, "K: expected a square"),
+        (np.array([[0.0, np.nan], [1.0, 0.0]]), {"k": 1}, "K: contains NaN"),
+        (np.array([[0.0, np.inf], [1.0, 0.0]]), {"k": 1}, "K: contains NaN or inf"),
+        (np.ones((3, 3)), {"k": 7}, r"k: must lie in \[0, p\(p-1\)\]"),
+        (np.ones((3, 3)), {"k": -1}, "k: must lie"),
+        (np.ones((3, 3)), {"k": 1.5}, "k: expected an integer"),
+        (np.ones((3, 3)), {}, "exactly one of k and gamma"),
+        (np.ones((3, 3)), {"k": 1, "gamma": 0.1}, "exactly one of k and gamma"),
+        (np.ones((3, 3)), {"gamma": -0.1}, "gamma: must be a number >= 0"),
+        (np.ones((3, 3)), {"gamma": np.nan}, "gamma: must be a number >= 0"),
+    ],
+)
+def test_bad_input_raises(K, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        prune(K, **kwargs)
