@@ -5,6 +5,9 @@ The public names of DESIGN.md section 13 are importable from here.
 __version__ = "0.1.0"
 
 from .graph import PrunedGraph, Schedule, prune, strongly_connected_components
+from .model import NMNetwork, loss_and_grad, output_loss
+from .propagate import ForwardResult, Gradients, backward, forward
+from .solvers import ConvergenceError, SolveStatus
 
 __all__ = [
     "__version__",
@@ -12,4 +15,13 @@ __all__ = [
     "prune",
     "PrunedGraph",
     "Schedule",
+    "NMNetwork",
+    "forward",
+    "backward",
+    "loss_and_grad",
+    "output_loss",
+    "ForwardResult",
+    "Gradients",
+    "ConvergenceError",
+    "SolveStatus",
 ]

@@ -1,7 +1,7 @@
 """Layer 1: the pruned graph, its strongly connected components and levels."""
 from .tarjan import strongly_connected_components
 from .schedule import Schedule, Level, ModuleGroup
-from .prune import PrunedGraph, prune
+from .prune import PrunedGraph, graph_from_mask, prune
 
 __all__ = [
     "strongly_connected_components",
@@ -10,4 +10,5 @@ __all__ = [
     "ModuleGroup",
     "PrunedGraph",
     "prune",
+    "graph_from_mask",
 ]

@@ -12,24 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..validation import as_float_array
 from .schedule import Schedule
 from .tarjan import strongly_connected_components
 
-__all__ = ["PrunedGraph", "prune", "check_square_finite"]
+__all__ = ["PrunedGraph", "prune", "graph_from_mask", "check_square_finite"]
 
 
 def check_square_finite(K, name="K"):
-    """Return ``K`` as a float array after checking it is square and finite."""
+    """Return ``K`` as a float64 array after checking it is square and finite."""
     K = np.asarray(K)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"{name}: expected a square (p, p) matrix, got shape {K.shape}")
-    if K.dtype.kind not in "fiub":
-        raise ValueError(f"{name}: expected a real array, got dtype {K.dtype}")
-    if K.dtype.kind != "f":
-        K = K.astype(np.float64)
-    if not np.isfinite(K).all():
-        raise ValueError(f"{name}: contains NaN or inf")
-    return K
+    return as_float_array(K, name)
 
 
 @dataclass(frozen=True)
@@ -93,6 +88,38 @@ class PrunedGraph:
             (K[rows, self.A.indices].copy(), self.A.indices, self.A.indptr), shape=self.A.shape
         )
         return PrunedGraph(A, np.diag(K).copy(), self.gamma, self.labels, self.schedule)
+
+
+def graph_from_mask(K, mask, gamma=float("nan")):
+    """The pruned graph with a given edge set: ``A[j, i] = K[j, i]`` where
+    ``mask[j, i]`` (off-diagonal; the diagonal of ``mask`` must be False).
+
+    Holds the structure fixed whatever the weights, e.g. to check Eq. (6)
+    for an entry that the threshold would drop (the edge is present with
+    weight ``K[j, i]``, possibly 0).
+    """
+    K = check_square_finite(K)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != K.shape:
+        raise ValueError(f"mask: expected shape {K.shape}, got {mask.shape}")
+    if np.any(np.diag(mask)):
+        raise ValueError("mask: the diagonal holds biases and cannot be an edge")
+    return _build(K, np.flatnonzero(mask.ravel()), gamma)
+
+
+def _build(K, keep, gamma):
+    """PrunedGraph of the entries ``keep`` (sorted flat indices) of K."""
+    p = K.shape[0]
+    rows, cols = np.divmod(keep, p)
+    counts = np.bincount(rows, minlength=p)
+    indptr = np.zeros(p + 1, dtype=np.int32 if keep.size < 2**31 else np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    A = sp.csr_matrix((K.ravel()[keep], cols.astype(indptr.dtype), indptr), shape=(p, p))
+    # keep is sorted row-major, so A is canonical by construction.
+    A.has_canonical_format = True
+    n_comp, scc_labels = strongly_connected_components(A.indptr, A.indices, check=False)
+    schedule = Schedule.from_csr(A, n_components=n_comp, scc_labels=scc_labels)
+    return PrunedGraph(A, np.diag(K).copy(), float(gamma), schedule.labels, schedule)
 
 
 def _select_top_k(absK, k):
@@ -161,16 +188,4 @@ def prune(K, k=None, gamma=None):
         if not np.isfinite(gamma) and gamma != np.inf or gamma < 0:
             raise ValueError(f"gamma: must be a number >= 0, got {gamma}")
         keep = np.flatnonzero(absK.ravel() >= gamma)
-    rows, cols = np.divmod(keep, p)
-    counts = np.bincount(rows, minlength=p)
-    indptr = np.zeros(p + 1, dtype=np.int32 if keep.size < 2**31 else np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    idx_dtype = indptr.dtype
-    A = sp.csr_matrix(
-        (K.ravel()[keep], cols.astype(idx_dtype), indptr), shape=(p, p)
-    )
-    # keep is sorted row-major, so A is canonical by construction.
-    A.has_canonical_format = True
-    n_comp, scc_labels = strongly_connected_components(A.indptr, A.indices, check=False)
-    schedule = Schedule.from_csr(A, n_components=n_comp, scc_labels=scc_labels)
-    return PrunedGraph(A, np.diag(K).copy(), float(gamma), schedule.labels, schedule)
+    return _build(K, keep, gamma)

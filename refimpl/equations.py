@@ -1,0 +1,90 @@
+"""Eq. (3) and Eq. (4) assembled over the schedule's index arrays.
+
+Arrays here are *node-major* and in *schedule positions* (see
+:class:`refimpl.graph.Schedule`): row t of ``XT`` (shape (p, B)) holds node
+``order[t]`` for every sample, so a level, a module, or a group of same-size
+modules is one contiguous block of rows, and every gathered row is a
+contiguous vector of B samples.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_rows(ptr, idx, w, src, dst, t0, t1):
+    """``dst[t] += sum_k w[k] * src[idx[k]]`` for ``k in ptr[t]:ptr[t+1]``, t in [t0, t1).
+
+    With the in-edge lists (``in_ptr, in_src``) and ``src = FT`` this is the
+    upstream term of Eq. (3), ``sum_{j not in S} w_ji f(x_j)``; with the
+    out-edge lists (``out_ptr, out_dst``) and ``src = UT`` it is the
+    downstream term of Eq. (4), ``sum_{i not in S} w_ji u_i``.
+    """
+    B = dst.shape[1]
+    for t in range(t0, t1):
+        row = dst[t]
+        for k in range(ptr[t], ptr[t + 1]):
+            wk = w[k]
+            srow = src[idx[k]]
+            for s in range(B):
+                row[s] += wk * srow[s]
+
+
+def module_residual(blocks, C, X, f):
+    """Residual of Eq. (3) on a stack of modules: ``X - C - A_SS^T f(X)``.
+
+    ``blocks`` (n_mod, q, q), ``C`` and ``X`` (n_mod, q, B).
+    """
+    return X - C - np.matmul(blocks.transpose(0, 2, 1), f(X))  # Eq. (3)
+
+
+def fixed_point_group(blocks, C, f, *, atol, rtol, max_iter):
+    """Solve Eq. (3) on a same-size group by the fixed-point iteration
+    ``x <- c + A_SS^T f(x)`` (batched matrix products).
+
+    Converges when the module map is a contraction
+    (``||A_SS|| max|f'| < 1``).  Returns ``X, iterations (n_mod,),
+    residual (n_mod,), status (n_mod,)`` with the statuses of
+    :class:`refimpl.solvers.SolveStatus`.
+    """
+    AT = np.ascontiguousarray(blocks.transpose(0, 2, 1))
+    X = C.copy()
+    n_mod = C.shape[0]
+    iters = np.zeros(n_mod, dtype=np.int32)
+    status = np.ones(n_mod, dtype=np.int8)
+    resid = np.full(n_mod, np.inf)
+    active = np.arange(n_mod)
+    prev = np.full(n_mod, np.inf)
+    for it in range(max_iter + 1):
+        Xa = X[active]
+        Xn = C[active] + np.matmul(AT[active], f(Xa))  # Eq. (3)
+        R = np.abs(Xn - Xa).reshape(active.size, -1).max(axis=1)
+        scale = np.abs(Xa).reshape(active.size, -1).max(axis=1)
+        resid[active] = R
+        iters[active] = it
+        done = R <= atol + rtol * scale
+        bad = ~np.isfinite(R)
+        X[active] = np.where((done | bad)[:, None, None], Xa, Xn)
+        status[active[done]] = 0
+        status[active[bad]] = 3
+        grew = (~done) & (~bad) & (R > prev[active]) & (it > 20)
+        status[active[grew]] = 2
+        prev[active] = R
+        active = active[~(done | bad | grew)]
+        if active.size == 0:
+            break
+    return X, iters, resid, status
+
+
+def fixed_point_adjoint_group(blocks, DF, RHS, *, atol, rtol, max_iter):
+    """Solve the module adjoint ``u = f'(x) * (rhs' + A_SS u)`` by iteration,
+    i.e. ``J^T u = f'(x) * v_ext`` with ``RHS = f'(x) * v_ext`` (Eq. 4)."""
+    U = RHS.copy()
+    for _ in range(max_iter):
+        Un = RHS + DF * np.matmul(blocks, U)  # Eq. (4) restricted to S
+        delta = np.abs(Un - U).max() if U.size else 0.0
+        U = Un
+        if delta <= atol + rtol * (np.abs(U).max() if U.size else 0.0):
+            return U, True
+    return U, False

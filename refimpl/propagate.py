@@ -1,0 +1,424 @@
+"""Alg. 1: the forward pass (Eq. 3) and the backward pass (Eq. 4-8) over the schedule.
+
+Forward: the level schedule of the pruned graph is walked in order; in each
+level the upstream term of Eq. (3) is gathered from earlier levels, the
+singleton nodes (on no cycle) are evaluated directly, and the modules are
+solved together, one batched Newton call per group of same-size modules.
+Backward: the adjoint Eq. (4) is walked in reverse level order with the
+transposed Jacobians of the forward (their LU factors are reused), then the
+parameter gradients Eq. (6)-(8) are formed.
+
+Internally all (p, B) arrays are node-major in schedule positions (see
+:mod:`refimpl.equations`); results are returned in the row form of
+DESIGN.md (one row per sample, columns in node order).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .activations import get_activation, get_output
+from .equations import fixed_point_adjoint_group, fixed_point_group, gather_rows
+from .solvers.newton import ACT_CODES, adjoint_group, newton_group
+from .solvers.result import ConvergenceError, SolveStatus
+from .solvers.whole import whole_graph_adjoint, whole_graph_fixed_point
+from .validation import as_float_array
+
+__all__ = ["forward", "backward", "ForwardResult", "Gradients", "check_input"]
+
+SOLVERS = ("auto", "newton", "fixed_point")
+MODES = ("levels", "sequential", "whole")
+
+
+def check_input(X0, n_in, name="X0"):
+    """``X0`` as a float64 (B, n_in) array (a single sample (n_in,) becomes
+    one row); raises ValueError naming the problem."""
+    X0 = np.asarray(X0)
+    return as_float_array(X0[None, :] if X0.ndim == 1 else X0, name, (None, n_in))
+
+
+@dataclass
+class _Group:
+    """One batched solve of the forward, kept for the backward."""
+
+    start: int
+    stop: int
+    size: int
+    ids: np.ndarray
+    blocks: np.ndarray
+    LU: np.ndarray | None = None
+    perm: np.ndarray | None = None
+
+
+@dataclass
+class _Step:
+    """A block of positions processed together (a level, or one module)."""
+
+    start: int
+    singleton_stop: int
+    stop: int
+    groups: list = field(default_factory=list)
+
+
+@dataclass
+class ForwardResult:
+    """The solution of Eq. (3) and what the backward pass needs.
+
+    Attributes
+    ----------
+    X, F : (B, p) arrays
+        Node values (pre-activation) at the solution and f(X).
+    Z, Y : (B, n_out) arrays
+        Output pre-activation ``Z = f(X) Wm^T`` and ``Y = g(Z)``.
+    converged : bool
+        True when every module solve met its tolerance.
+    status : SolveStatus
+        The worst status over all modules.
+    module_iterations, module_residual : (n_modules,) arrays
+        Newton (or fixed-point) iterations and final ``||r||_inf`` of each
+        module, the maxima over the samples (0 for singletons).
+    module_cond : (n_modules,) array or None
+        max over samples of cond_2(J) per module (``compute_cond=True``).
+    failed_modules : list of int
+    """
+
+    net: object
+    graph: object
+    X0: np.ndarray
+    XT: np.ndarray
+    FT: np.ndarray
+    DFT: np.ndarray
+    mode: str
+    solver: str
+    steps: list
+    module_iterations: np.ndarray
+    module_residual: np.ndarray
+    status: SolveStatus = SolveStatus.CONVERGED
+    failed_modules: list = field(default_factory=list)
+    module_cond: np.ndarray | None = None
+    whole_iterations: int = 0
+    atol: float = 0.0
+    rtol: float = 0.0
+    max_iter: int = 0
+
+    @property
+    def converged(self) -> bool:
+        return self.status == SolveStatus.CONVERGED
+
+    @cached_property
+    def X(self):
+        return self.XT[self.graph.schedule.position].T
+
+    @cached_property
+    def F(self):
+        return self.FT[self.graph.schedule.position].T
+
+    @cached_property
+    def Z(self):
+        Wm = self.net.Wm[:, self.graph.schedule.order]
+        return (Wm @ self.FT).T  # Z = f(X) Wm^T (Sec. 3.3)
+
+    @cached_property
+    def Y(self):
+        return get_output(self.net.output)(self.Z)
+
+    @property
+    def iterations(self) -> int:
+        """Largest iteration count of any module (or of the whole-graph solve)."""
+        if self.mode == "whole":
+            return self.whole_iterations
+        return int(self.module_iterations.max()) if self.module_iterations.size else 0
+
+
+@dataclass
+class Gradients:
+    """Gradients of the loss w.r.t. the parameters (Eq. 6-8), and the adjoints.
+
+    ``K`` is dense (p, p): ``K[j, i] = f(x_j) u_i`` for j != i (every entry,
+    pruned ones included: the feedback that lets pruned edges grow back) and
+    ``K[i, i] = sum_b u_i`` (the bias).  ``U = dL/dX`` and ``V = dL/df(X)``
+    are (B, p).
+    """
+
+    K: np.ndarray
+    W1: np.ndarray
+    Wm: np.ndarray
+    U: np.ndarray
+    V: np.ndarray
+
+
+def _solve_group(blocks, XT, gs, ge, q, code, f, solver, atol, rtol, max_iter):
+    """Solve Eq. (3) for one group in place in ``XT[gs:ge]``; return the group
+    record, iterations (n_mod,), residuals (n_mod,), statuses (n_mod,)."""
+    n_mod = blocks.shape[0]
+    B = XT.shape[1]
+    view = XT[gs:ge].reshape(n_mod, q, B)
+    if solver == "fixed_point":
+        X, it, res, st = fixed_point_group(blocks, view, f, atol=atol, rtol=rtol,
+                                           max_iter=max_iter)
+        view[...] = X
+        return None, None, it, res, st
+    LU = np.empty((n_mod, B, q, q))
+    perm = np.empty((n_mod, B, q), dtype=np.int32)
+    iters = np.empty((n_mod, B), dtype=np.int32)
+    resid = np.empty((n_mod, B))
+    status = np.empty((n_mod, B), dtype=np.int8)
+    # C and X share storage: each (module, sample) reads its c before writing x.
+    newton_group(blocks, view, view, code, atol, rtol, max_iter, LU, perm, iters, resid, status)
+    return LU, perm, iters.max(axis=1), resid.max(axis=1), status.max(axis=1)
+
+
+def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=True,
+            solver="auto", mode="levels", compute_cond=False):
+    """Solve Eq. (3) of the paper module by module (Alg. 1 lines 9-24).
+
+    .. math:: X = 1 b^T + f(X) A + X^0 W_1^T, \\qquad Z = f(X) W_m^T, \\quad Y = g(Z)
+
+    Parameters
+    ----------
+    net : NMNetwork
+    X0 : (B, n_in) or (n_in,) array
+    graph : PrunedGraph, optional
+        The pruned graph; default ``net.prune()``.
+    atol, rtol : float
+        Module stop test ``||r||_inf <= atol + rtol ||x||_inf``.
+    max_iter : int
+        Newton iterations per module (fixed-point iterations: 20x this).
+    throw : bool
+        Raise :class:`ConvergenceError` on the first failed module; with
+        False the result carries ``status`` and ``failed_modules`` and the
+        downstream values are computed from the unconverged iterates.
+    solver : {"auto", "newton", "fixed_point"}
+        Module solver; "auto" is Newton (it also yields the factorization
+        the backward reuses).  "fixed_point" iterates ``x <- c + A_SS^T f(x)``
+        (converges for contractive modules only).
+    mode : {"levels", "sequential", "whole"}
+        "levels": the modules of a level are solved together (the paper's
+        parallel computation).  "sequential": one module at a time, in
+        topological order (the paper's Fig. 4b baseline).  "whole": one
+        fixed-point system for all nodes, no modules (the DEQ baseline).
+    compute_cond : bool
+        Also record max cond_2(J) per module (costly: an SVD per sample).
+
+    Returns
+    -------
+    ForwardResult
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    for name, val in (("atol", atol), ("rtol", rtol)):
+        if not (np.isfinite(val) and val >= 0):
+            raise ValueError(f"{name}: must be finite and >= 0, got {val}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter: must be >= 1, got {max_iter}")
+    if solver == "auto":
+        solver = "newton"
+    X0 = check_input(X0, net.n_in)
+    if graph is None:
+        graph = net.prune()
+    if graph.p != net.p:
+        raise ValueError(f"graph: has {graph.p} nodes, the network has {net.p}")
+    act = get_activation(net.activation)
+    f, df = act.f, act.df
+    code = ACT_CODES[act.name]
+    S = graph.schedule
+    order = S.order
+    p, B = net.p, X0.shape[0]
+    data = graph.A.data
+
+    # Constant term C = 1 b^T + X0 W1^T, node-major in positions.
+    XT = np.empty((p, B))
+    XT[:] = graph.b[order][:, None]
+    W1o = net.W1[order]
+    rows = np.flatnonzero(np.any(W1o != 0.0, axis=1))  # nodes with input edges
+    if rows.size == p:
+        XT += W1o @ X0.T  # Eq. (3): X0 W1^T
+    elif rows.size:
+        XT[rows] += W1o[rows] @ X0.T
+
+    n_mod = S.n_modules
+    mod_it = np.zeros(n_mod, dtype=np.int32)
+    mod_res = np.zeros(n_mod)
+    res = ForwardResult(net=net, graph=graph, X0=X0, XT=XT, FT=np.empty_like(XT),
+                        DFT=np.empty_like(XT), mode=mode, solver=solver, steps=[],
+                        module_iterations=mod_it, module_residual=mod_res,
+                        atol=atol, rtol=rtol, max_iter=int(max_iter))
+    FT, DFT = res.FT, res.DFT
+
+    if mode == "whole":
+        AT = graph.A.T.tocsr()
+        Ao = AT[order][:, order]  # positions
+        XT_, FT_, DFT_, it, err, ok = whole_graph_fixed_point(
+            Ao, XT, f, df, atol=atol, rtol=rtol, max_iter=20 * int(max_iter))
+        XT[:], FT[:], DFT[:] = XT_, FT_, DFT_
+        res.whole_iterations = int(it)
+        if not ok:
+            status = SolveStatus.NONFINITE if not np.isfinite(err) else SolveStatus.MAX_ITERATIONS
+            res.status = status
+            res.failed_modules = list(range(n_mod))
+            if throw:
+                raise ConvergenceError(-1, order, p, err, it, status, res)
+        return res
+
+    in_w = data[S.in_edge]
+    fp_iter = 20 * int(max_iter)
+    if mode == "levels":
+        steps = [(L.start, L.singleton_stop, L.stop, L.modules) for L in S.levels]
+    else:
+        steps = _sequential_steps(S)
+    for start, sstop, stop, groups in steps:
+        gather_rows(S.in_ptr, S.in_src, in_w, FT, XT, start, stop)  # Eq. (3) upstream term
+        step = _Step(start, sstop, stop)
+        if sstop > start:  # singletons: no solve
+            FT[start:sstop] = f(XT[start:sstop])
+            DFT[start:sstop] = df(XT[start:sstop])
+        for grp in groups:
+            blocks = grp.blocks(data)
+            LU, perm, it, rr, st = _solve_group(blocks, XT, grp.start, grp.stop, grp.size, code,
+                                                f, solver, atol, rtol,
+                                                fp_iter if solver == "fixed_point" else max_iter)
+            mod_it[grp.ids] = it
+            mod_res[grp.ids] = rr
+            FT[grp.start:grp.stop] = f(XT[grp.start:grp.stop])
+            DFT[grp.start:grp.stop] = df(XT[grp.start:grp.stop])
+            step.groups.append(_Group(grp.start, grp.stop, grp.size, grp.ids, blocks, LU, perm))
+            bad = np.flatnonzero(st != SolveStatus.CONVERGED)
+            if bad.size:
+                worst = SolveStatus(int(st.max()))
+                res.status = max(res.status, worst)
+                res.failed_modules.extend(int(grp.ids[m]) for m in bad)
+                if throw:
+                    m = bad[0]
+                    raise ConvergenceError(grp.ids[m], grp.nodes[m], grp.size, rr[m], it[m],
+                                           st[m], res)
+        res.steps.append(step)
+    if compute_cond:
+        res.module_cond = _module_cond(res)
+    return res
+
+
+class _SeqGroup:
+    """A one-module group (sequential mode), duck-typed like ModuleGroup."""
+
+    def __init__(self, S, m):
+        self.size = int(S.module_sizes[m])
+        self.ids = np.array([m])
+        self.start = int(S.module_ptr[m])
+        self.stop = int(S.module_ptr[m + 1])
+        self.nodes = S.order[self.start:self.stop][None, :]
+        q = self.size
+        e0, e1 = S._int_ptr[m], S._int_ptr[m + 1]
+        self.edge = S._int_edge[e0:e1]
+        self.flat = S._int_local[e0:e1].astype(np.int64)
+        self._q = q
+
+    def blocks(self, data):
+        q = self._q
+        out = np.zeros(q * q)
+        out[self.flat] = data[self.edge]
+        return out.reshape(1, q, q)
+
+
+def _sequential_steps(S):
+    steps = []
+    for m in range(S.n_modules):
+        a, b = int(S.module_ptr[m]), int(S.module_ptr[m + 1])
+        if b - a == 1:
+            steps.append((a, b, b, []))
+        else:
+            steps.append((a, a, b, [_SeqGroup(S, m)]))
+    return steps
+
+
+def _module_cond(res):
+    cond = np.zeros(res.graph.schedule.n_modules)
+    B = res.XT.shape[1]
+    for step in res.steps:
+        for g in step.groups:
+            q, n = g.size, g.blocks.shape[0]
+            D = res.DFT[g.start:g.stop].reshape(n, q, B).transpose(0, 2, 1)  # (n, B, q)
+            AT = g.blocks.transpose(0, 2, 1)[:, None]  # (n, 1, q, q)
+            J = np.eye(q) - AT * D[:, :, None, :]
+            cond[g.ids] = np.linalg.cond(J).max(axis=1)
+    return cond
+
+
+def backward(net, fwd, G):
+    """Gradients by the adjoint of Eq. (4) and Eq. (6)-(8) (Alg. 1 lines 25-38).
+
+    .. math::
+        V = G W_m + (f'(X) \\odot V) A^T,\\quad U = f'(X) \\odot V \\quad (4)
+
+        \\partial L/\\partial K_{ji} = f(x_j) u_i\\ (j \\ne i),\\quad
+        \\partial L/\\partial K_{ii} = u_i \\quad (6)
+
+        \\partial L/\\partial W_m = G^T f(X) \\quad (7),\\qquad
+        \\partial L/\\partial W_1 = U^T X^0 \\quad (8)
+
+    V is the gradient with respect to the *activated* values f(X) (the
+    paper's "gradient of node", see proofs/errata.md).  Modules are solved
+    in reverse level order with ``J^T u = f'(x) * v_ext``, reusing the LU
+    factors of the forward Newton solve.  Gradients are summed over the batch.
+
+    Parameters
+    ----------
+    net : NMNetwork
+    fwd : ForwardResult
+    G : (B, n_out) array
+        dL/dZ.
+    """
+    G = np.asarray(G, dtype=np.float64)
+    B = fwd.X0.shape[0]
+    if G.shape != (B, net.n_out):
+        raise ValueError(f"G: expected shape ({B}, {net.n_out}), got {G.shape}")
+    if not np.isfinite(G).all():
+        raise ValueError("G: contains NaN or inf")
+    graph = fwd.graph
+    S = graph.schedule
+    order, position = S.order, S.position
+    data = graph.A.data
+    VT = net.Wm[:, order].T @ G.T  # (G Wm)^T in positions
+    UT = np.zeros_like(VT)
+    DFT = fwd.DFT
+    if fwd.mode == "whole":
+        Ao = graph.A[order][:, order].tocsr()
+        UT_, VT_, _, ok = whole_graph_adjoint(Ao, DFT, VT, atol=fwd.atol, rtol=fwd.rtol,
+                                              max_iter=20 * fwd.max_iter)
+        if not ok:
+            raise ConvergenceError(-1, order, S.p, np.nan, 20 * fwd.max_iter,
+                                   SolveStatus.MAX_ITERATIONS, fwd)
+        UT, VT = UT_, VT_
+    else:
+        out_w = data[S.out_edge]
+        for step in reversed(fwd.steps):
+            gather_rows(S.out_ptr, S.out_dst, out_w, UT, VT, step.start, step.stop)  # Eq. (4)
+            a, b = step.start, step.singleton_stop
+            UT[a:b] = DFT[a:b] * VT[a:b]
+            for g in step.groups:
+                n, q = g.blocks.shape[0], g.size
+                RHS = (DFT[g.start:g.stop] * VT[g.start:g.stop]).reshape(n, q, B)
+                Uv = UT[g.start:g.stop].reshape(n, q, B)
+                if g.LU is not None:
+                    adjoint_group(g.LU, g.perm, RHS, Uv)
+                else:
+                    Us, ok = fixed_point_adjoint_group(
+                        g.blocks, DFT[g.start:g.stop].reshape(n, q, B), RHS,
+                        atol=fwd.atol, rtol=fwd.rtol, max_iter=20 * fwd.max_iter)
+                    if not ok:
+                        raise ConvergenceError(g.ids[0], S.module_nodes(g.ids[0]), q, np.nan,
+                                               20 * fwd.max_iter, SolveStatus.MAX_ITERATIONS, fwd)
+                    Uv[...] = Us
+                # Complete V on the module: V_S = v_ext + A_SS U_S.
+                VT[g.start:g.stop] += np.matmul(g.blocks, Uv).reshape(n * q, B)
+    # Back to node order (rows = nodes).
+    Un = UT[position]          # (p, B) = U^T
+    Fn = fwd.FT[position]      # (p, B) = F^T
+    dK = Fn @ Un.T             # Eq. (6): dL/dK[j, i] = sum_b f(x_j) u_i
+    np.fill_diagonal(dK, Un.sum(axis=1))  # Eq. (6): H_i has 1 at i (bias)
+    dWm = G.T @ Fn.T           # Eq. (7)
+    dW1 = Un @ fwd.X0          # Eq. (8)
+    return Gradients(K=dK, W1=dW1, Wm=dWm, U=Un.T, V=VT[position].T)

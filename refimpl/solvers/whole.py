@@ -1,0 +1,57 @@
+"""The whole hidden graph as one implicit layer (the DEQ-style baseline).
+
+Solves Eq. (3) for all p nodes at once, ``x = c + A^T f(x)``, by fixed-point
+iteration with one sparse product per step, and its adjoint Eq. (4),
+``u = f'(x) * (g Wm + A u)``, the same way.  It ignores the module
+structure; :func:`refimpl.forward` with ``mode="whole"`` uses it, and the
+benchmarks compare the level-scheduled module solves against it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _converged(new, old, atol, rtol):
+    err = np.abs(new - old).max() if new.size else 0.0
+    return err, err <= atol + rtol * (np.abs(new).max() if new.size else 0.0)
+
+
+def whole_graph_fixed_point(AT, CT, f, df, *, atol, rtol, max_iter):
+    """Fixed point of Eq. (3) on the whole graph, node-major.
+
+    ``AT`` is A^T as a sparse matrix (p, p) (``AT[i, j] = w_ji``), ``CT`` the
+    (p, B) constant term.  Returns ``XT, FT, DFT, iterations, residual,
+    converged``; the residual is ``||x_new - x||_inf`` of the last step,
+    i.e. ``||r(x)||_inf`` of Eq. (3) at the returned x.
+    """
+    XT = CT.copy()
+    FT = f(XT)
+    err = np.inf
+    for it in range(1, max_iter + 1):
+        XN = CT + AT @ FT  # Eq. (3)
+        err, ok = _converged(XN, XT, atol, rtol)
+        if not np.isfinite(err):
+            return XT, FT, df(XT), it, err, False
+        if ok:
+            return XT, FT, df(XT), it - 1, err, True
+        XT = XN
+        FT = f(XT)
+    return XT, FT, df(XT), max_iter, err, False
+
+
+def whole_graph_adjoint(A, DFT, GT, *, atol, rtol, max_iter):
+    """Fixed point of the adjoint Eq. (4) on the whole graph, node-major.
+
+    ``A`` (p, p) sparse with ``A[j, i] = w_ji``, ``DFT`` = f'(X)^T, ``GT`` =
+    (G Wm)^T.  Iterates ``v <- G Wm + A (f'(x) * v)``; returns ``UT, VT,
+    iterations, converged``.
+    """
+    VT = GT.copy()
+    for it in range(1, max_iter + 1):
+        UT = DFT * VT
+        VN = GT + A @ UT  # Eq. (4)
+        _, ok = _converged(VN, VT, atol, rtol)
+        VT = VN
+        if ok:
+            return DFT * VT, VT, it, True
+    return DFT * VT, VT, max_iter, False

@@ -1,0 +1,23 @@
+"""Input checks shared by every layer: clear errors naming the argument."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_float_array(a, name, shape=None):
+    """``a`` as a contiguous float64 array, checked to be real, finite and
+    (when ``shape`` is given; ``None`` entries match any size) of that shape.
+
+    Raises ValueError naming ``name`` and the problem.
+    """
+    a = np.asarray(a)
+    if shape is not None and (a.ndim != len(shape) or any(
+            s is not None and s != d for s, d in zip(shape, a.shape))):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected a real array, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return a

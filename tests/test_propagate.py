@@ -1,0 +1,328 @@
+"""Forward (Eq. 3) and backward (Eq. 4-8) through neural modules (Alg. 1).
+
+Oracles: an independent dense whole-graph Newton written here, a plain NumPy
+MLP, central finite differences and the dot-product test.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import refimpl
+from refimpl import ConvergenceError, NMNetwork, SolveStatus, backward, forward, loss_and_grad
+from refimpl.activations import get_activation
+from refimpl.graph import graph_from_mask
+
+# Gradient checks run the solves to 1e-13 so that the solver error divided
+# by the finite-difference step (1e-13 / 1e-6) stays below 1e-7.
+TIGHT = dict(atol=1e-13, rtol=1e-13)
+
+
+def make_case(seed, p=12, n_in=4, n_out=3, B=5, k=None, scale=0.5, activation="tanh",
+              output="softmax"):
+    k = 3 * p if k is None else k
+    net = NMNetwork.random(n_in, p, n_out, seed=seed, k=k, scale=scale,
+                           activation=activation, output=output)
+    rng = np.random.default_rng(seed + 1)
+    net.K[np.diag_indices(p)] = 0.3 * rng.standard_normal(p)  # non-zero biases
+    X0 = rng.standard_normal((B, n_in))
+    T = rng.integers(0, n_out, size=B) if output == "softmax" else rng.standard_normal((B, n_out))
+    return net, X0, T
+
+
+def eq3_residual(net, graph, X0, X):
+    f = get_activation(net.activation).f
+    return X - (graph.b + f(X) @ graph.A.toarray() + X0 @ net.W1.T)  # Eq. (3)
+
+
+def dense_whole_graph_newton(net, graph, X0, tol=1e-14):
+    """Independent oracle: Newton on all p equations at once, per sample,
+    with numpy.linalg.solve (no modules, no schedule)."""
+    act = get_activation(net.activation)
+    A = graph.A.toarray()
+    C = graph.b + X0 @ net.W1.T
+    X = C.copy()
+    for s in range(X.shape[0]):
+        x = X[s]
+        for _ in range(100):
+            r = x - C[s] - A.T @ act.f(x)
+            if np.abs(r).max() < tol:
+                break
+            J = np.eye(net.p) - A.T * act.df(x)[None, :]
+            x = x - np.linalg.solve(J, r)
+        X[s] = x
+    return X
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    p=st.integers(2, 14),
+    density=st.floats(0.5, 4.0),
+    scale=st.floats(0.2, 0.9),
+    activation=st.sampled_from(["tanh", "sigmoid", "swish"]),
+    B=st.integers(1, 4),
+)
+def test_eq3_residual_below_tolerance(seed, p, density, scale, activation, B):
+    k = min(p * (p - 1), int(density * p))
+    net, X0, _ = make_case(seed, p=p, B=B, k=k, scale=scale, activation=activation)
+    atol = rtol = 1e-11
+    try:
+        fwd = forward(net, X0, atol=atol, rtol=rtol)
+    except ConvergenceError as err:
+        # Newton (+ continuation) may fail only on a non-contractive module:
+        # for ||A_SS||_2 max|f'| < 1 the solution is unique and Newton must find it.
+        g = err.result.graph
+        Ass = g.A.toarray()[np.ix_(err.nodes, err.nodes)]
+        lip = get_activation(activation).lipschitz
+        assert np.linalg.norm(Ass, 2) * lip >= 1.0, "a contractive module failed to solve"
+        return
+    R = eq3_residual(net, fwd.graph, X0, fwd.X)
+    # Per-module stop test plus rounding of the (exact) upstream sums.
+    bound = atol + rtol * np.abs(fwd.X).max() + 1e-13 * (1 + np.abs(fwd.X).max())
+    assert np.abs(R).max() <= 10 * bound, "Eq. (3) residual above the solver tolerance"
+    assert fwd.converged
+    np.testing.assert_array_equal(fwd.F, get_activation(activation).f(fwd.X))
+    np.testing.assert_allclose(fwd.Z, fwd.F @ net.Wm.T, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_dense_whole_graph_newton(seed):
+    # scale 0.3: contractive modules, so the solution is unique.
+    net, X0, _ = make_case(seed, p=16, k=48, scale=0.3)
+    fwd = forward(net, X0, **TIGHT)
+    Xo = dense_whole_graph_newton(net, fwd.graph, X0)
+    np.testing.assert_allclose(fwd.X, Xo, rtol=1e-11, atol=1e-12,
+                               err_msg="Eq. (3): modules vs whole-graph Newton")
+
+
+@pytest.mark.parametrize("mode", ["sequential", "whole"])
+def test_modes_agree(mode):
+    net, X0, T = make_case(3, p=20, k=60, scale=0.4)
+    g = net.prune()
+    l0, g0, f0 = loss_and_grad(net, X0, T, g, **TIGHT)
+    l1, g1, f1 = loss_and_grad(net, X0, T, g, mode=mode, **TIGHT)
+    # sequential runs the same kernels module by module: identical results.
+    tol = dict(rtol=0, atol=0) if mode == "sequential" else dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(f1.X, f0.X, **tol)
+    for name in ("K", "W1", "Wm"):
+        np.testing.assert_allclose(getattr(g1, name), getattr(g0, name), **tol, err_msg=name)
+
+
+def test_fixed_point_solver_agrees_on_contractive_modules():
+    net, X0, T = make_case(4, p=20, k=60, scale=0.3)
+    g = net.prune()
+    assert g.schedule.max_module_size > 1
+    l0, g0, f0 = loss_and_grad(net, X0, T, g, **TIGHT)
+    l1, g1, f1 = loss_and_grad(net, X0, T, g, solver="fixed_point", **TIGHT)
+    np.testing.assert_allclose(f1.X, f0.X, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(g1.K, g0.K, rtol=1e-9, atol=1e-11)
+
+
+def central_diff(fun, x, idx, h=1e-6):
+    xp, xm = x.copy(), x.copy()
+    xp[idx] += h
+    xm[idx] -= h
+    return (fun(xp) - fun(xm)) / (2 * h)
+
+
+@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid"])
+@pytest.mark.parametrize("activation", ["tanh", "swish"])
+def test_gradients_match_finite_differences(output, activation):
+    net, X0, T = make_case(5, p=10, k=30, scale=0.6, activation=activation, output=output)
+    if output == "sigmoid":
+        T = (T > 0).astype(float)
+    g = net.prune()
+    assert g.schedule.max_module_size > 1, "the case should contain a module"
+    loss, grads, _ = loss_and_grad(net, X0, T, g, **TIGHT)
+    M = g.mask()
+    rng = np.random.default_rng(0)
+    kept = list(zip(*np.nonzero(M)))
+    pruned = list(zip(*np.nonzero(~M & ~np.eye(net.p, dtype=bool))))
+    # rtol 1e-6, atol 1e-7: FD truncation O(h^2) ~ 1e-12, solver error / h ~ 1e-7.
+    tol = dict(rtol=1e-6, atol=1e-7)
+
+    def loss_K(K, graph_of=lambda K: g.with_weights(K)):
+        return loss_and_grad(net, X0, T, graph_of(K), **TIGHT)[0]
+
+    for idx in [kept[i] for i in rng.choice(len(kept), 6, replace=False)]:
+        np.testing.assert_allclose(grads.K[idx], central_diff(loss_K, net.K, idx), **tol,
+                                   err_msg=f"Eq. (6): kept edge {idx}")
+    for i in range(0, net.p, 3):
+        np.testing.assert_allclose(grads.K[i, i], central_diff(loss_K, net.K, (i, i)), **tol,
+                                   err_msg=f"Eq. (6): bias {i}")
+    # A pruned entry: the gradient of the model with that edge present at weight 0.
+    for idx in [pruned[i] for i in rng.choice(len(pruned), 4, replace=False)]:
+        Mi = M.copy()
+        Mi[idx] = True
+        K0 = net.K.copy()
+        K0[idx] = 0.0
+        fd = central_diff(lambda K: loss_K(K, lambda K: graph_from_mask(K, Mi)), K0, idx)
+        np.testing.assert_allclose(grads.K[idx], fd, **tol,
+                                   err_msg=f"Eq. (6): pruned entry {idx} (feedback)")
+
+    def loss_param(name):
+        def fun(W):
+            other = net.copy()
+            setattr(other, name, W)
+            return loss_and_grad(other, X0, T, g, **TIGHT)[0]
+        return fun
+
+    for name, eq in (("W1", "Eq. (8)"), ("Wm", "Eq. (7)")):
+        W = getattr(net, name)
+        for idx in [tuple(rng.integers(0, s) for s in W.shape) for _ in range(5)]:
+            np.testing.assert_allclose(getattr(grads, name)[idx],
+                                       central_diff(loss_param(name), W, idx), **tol,
+                                       err_msg=f"{eq}: {name}{idx}")
+
+
+def test_adjoint_dot_product():
+    """<G, dZ(dX0)> = <dL/dX0, dX0>: the backward is the adjoint of the
+    linearized forward; dZ from the dense whole-graph Jacobian (independent)."""
+    net, X0, _ = make_case(6, p=15, k=45, scale=0.7)
+    fwd = forward(net, X0, **TIGHT)
+    act = get_activation(net.activation)
+    A = fwd.graph.A.toarray()
+    rng = np.random.default_rng(1)
+    G = rng.standard_normal((X0.shape[0], net.n_out))
+    dX0 = rng.standard_normal(X0.shape)
+    grads = backward(net, fwd, G)
+    lhs = 0.0
+    for s in range(X0.shape[0]):
+        d = act.df(fwd.X[s])
+        J = np.eye(net.p) - A.T * d[None, :]
+        dx = np.linalg.solve(J, net.W1 @ dX0[s])
+        lhs += G[s] @ (net.Wm @ (d * dx))
+    rhs = np.sum((grads.U @ net.W1) * dX0)
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-11, atol=1e-12, err_msg="adjoint of Eq. (3)-(4)")
+
+
+def test_eq4_holds_and_v_is_gradient_wrt_activation():
+    """Eq. (4): V = G Wm + (f'(X) * V) A^T, and V is dL/df(X), not dL/dX
+    (the paper's "gradient of node"; proofs/errata.md)."""
+    net, X0, T = make_case(7, p=12, k=36, scale=0.6)
+    g = net.prune()
+    loss, grads, fwd = loss_and_grad(net, X0, T, g, **TIGHT)
+    from refimpl.model import output_loss
+    _, G = output_loss(fwd.Z, T, net.output)
+    dF = get_activation(net.activation).df(fwd.X)
+    V, U = grads.V, grads.U
+    np.testing.assert_allclose(V, G @ net.Wm + (dF * V) @ g.A.toarray().T, rtol=1e-12,
+                               atol=1e-14, err_msg="Eq. (4)")
+    np.testing.assert_allclose(U, dF * V, rtol=1e-12, atol=1e-14)
+    # dL/dx_i (summed over the batch) is the bias gradient; it equals sum U, not sum V.
+    fd = np.array([central_diff(lambda K: loss_and_grad(net, X0, T, g.with_weights(K),
+                                                        **TIGHT)[0], net.K, (i, i))
+                   for i in range(net.p)])
+    np.testing.assert_allclose(U.sum(0), fd, rtol=1e-6, atol=1e-7)
+    assert np.abs(V.sum(0) - fd).max() > 1e-4, "V would equal dL/dX only if f' = 1"
+
+
+def plain_mlp(X0, Ws, bs, f):
+    H = X0
+    for W, b in zip(Ws, bs):
+        H = f(H @ W + b)
+    return H
+
+
+def test_layered_graph_is_an_mlp():
+    """Appendix A: a layered K (blocks strictly above the diagonal) is an MLP:
+    one level per layer, every module a singleton, zero Newton iterations."""
+    rng = np.random.default_rng(8)
+    n_in, widths, n_out, B = 5, [4, 6, 3], 2, 7
+    p = sum(widths)
+    offs = np.cumsum([0] + widths)
+    K = np.zeros((p, p))
+    Ws, bs = [rng.standard_normal((n_in, widths[0]))], []
+    for l in range(len(widths) - 1):
+        W = rng.standard_normal((widths[l], widths[l + 1]))
+        K[offs[l]:offs[l + 1], offs[l + 1]:offs[l + 2]] = W
+        Ws.append(W)
+    for l in range(len(widths)):
+        b = rng.standard_normal(widths[l])
+        K[np.arange(offs[l], offs[l + 1]), np.arange(offs[l], offs[l + 1])] = b
+        bs.append(b)
+    W1 = np.zeros((p, n_in))
+    W1[:widths[0]] = Ws[0].T
+    Wout = rng.standard_normal((widths[-1], n_out))
+    Wm = np.zeros((n_out, p))
+    Wm[:, offs[-2]:] = Wout.T
+    net = NMNetwork(K, W1, Wm, activation="tanh", output="identity")
+    X0 = rng.standard_normal((B, n_in))
+    g = refimpl.prune(K, gamma=1e-300)  # every non-zero weight is an edge
+    fwd = forward(net, X0, g)
+    assert g.schedule.is_dag and g.schedule.n_levels == len(widths)
+    assert fwd.iterations == 0
+    H = plain_mlp(X0, Ws, bs, np.tanh)
+    np.testing.assert_allclose(fwd.Z, H @ Wout, rtol=1e-13, atol=1e-14,
+                               err_msg="NM forward vs MLP (Appendix A)")
+
+
+def test_non_contractive_module_solved_by_newton():
+    # A 2-cycle with |w| = 3: the map is not a contraction (3 * max tanh' = 3);
+    # fixed-point iteration fails, Newton still finds a root.
+    K = np.array([[0.0, 3.0], [3.0, 0.0]])
+    net = NMNetwork(K, np.array([[1.0], [-0.5]]), np.array([[1.0, 1.0]]), output="identity")
+    X0 = np.array([[0.2], [-1.0], [2.0]])
+    g = refimpl.prune(K, k=2)
+    fwd = forward(net, X0, g, atol=1e-12, rtol=1e-12)
+    assert g.schedule.max_module_size == 2
+    assert np.abs(eq3_residual(net, g, X0, fwd.X)).max() < 1e-10
+    with pytest.raises(ConvergenceError):
+        forward(net, X0, g, solver="fixed_point", max_iter=5)
+
+
+def test_unsolvable_module_raises_convergence_error():
+    # Identity activation: x1 = c1 + x2, x2 = c2 + x1 has no solution when c1 + c2 != 0.
+    K = np.array([[0.5, 1.0], [1.0, 0.5]])
+    net = NMNetwork(K, np.zeros((2, 1)), np.ones((1, 2)), activation="identity",
+                    output="identity")
+    g = refimpl.prune(K, k=2)
+    with pytest.raises(ConvergenceError, match=r"neural module 0 \(size 2, nodes \[0, 1\]\)") as e:
+        forward(net, np.zeros((1, 1)), g)
+    assert e.value.size == 2 and e.value.module == 0
+    assert e.value.status != SolveStatus.CONVERGED
+    res = forward(net, np.zeros((1, 1)), g, throw=False)
+    assert not res.converged and res.failed_modules == [0]
+
+
+def test_stats_and_condition_numbers():
+    net, X0, _ = make_case(9, p=20, k=60, scale=0.6)
+    fwd = forward(net, X0, compute_cond=True)
+    S = fwd.graph.schedule
+    multi = S.module_sizes > 1
+    assert np.all(fwd.module_iterations[~multi] == 0)
+    assert np.all(fwd.module_iterations[multi] >= 1)
+    assert np.all(fwd.module_cond[multi] >= 1.0)
+    assert fwd.module_residual.max() <= 1e-10 * (1 + np.abs(fwd.X).max())
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda net, X0: forward(net, X0[:, :2]), r"X0: expected shape \(\*, 4\)"),
+        (lambda net, X0: forward(net, np.full_like(X0, np.nan)), "X0: contains NaN"),
+        (lambda net, X0: forward(net, X0, solver="magic"), "solver: expected one of"),
+        (lambda net, X0: forward(net, X0, mode="magic"), "mode: expected one of"),
+        (lambda net, X0: forward(net, X0, atol=-1.0), "atol: must be finite"),
+        (lambda net, X0: forward(net, X0, refimpl.prune(np.eye(3), k=0)), "graph: has 3 nodes"),
+        (lambda net, X0: backward(net, forward(net, X0), np.zeros((1, 1))), r"G: expected shape"),
+        (lambda net, X0: loss_and_grad(net, X0, np.full(X0.shape[0], 7)), "T: class labels"),
+    ],
+)
+def test_bad_input(call, match):
+    net, X0, _ = make_case(10, p=6, k=10)
+    with pytest.raises(ValueError, match=match):
+        call(net, X0)
+
+
+def test_network_validation():
+    with pytest.raises(ValueError, match="K: expected a square"):
+        NMNetwork(np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="W1: expected shape"):
+        NMNetwork(np.zeros((2, 2)), np.zeros((3, 1)), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="Wm: contains NaN"):
+        NMNetwork(np.zeros((2, 2)), np.zeros((2, 1)), np.array([[np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="activation: unknown"):
+        NMNetwork.random(2, 3, 1, activation="cosh")
+    with pytest.raises(ValueError, match="p: expected a positive integer"):
+        NMNetwork.random(2, 0, 1)
