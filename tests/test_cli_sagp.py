@@ -1,0 +1,76 @@
+"""``refimpl sagp``: a tiny run in a temporary folder, and the files it writes."""
+import argparse
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from refimpl.commands import sagp as cmd
+
+pytest.importorskip("sklearn", reason="the digits data set needs the 'data' extra")
+
+TINY = ["--dataset", "digits", "--epochs", "2", "--seed", "0", "--h-max", "3", "--patience", "1", "--no-progress"]
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="refimpl")
+    sub = parser.add_subparsers(dest="command")
+    cmd.register(sub, "sagp", "train a SAGP")
+    args = parser.parse_args(["sagp", *argv])
+    return args.func(args)
+
+
+def test_sagp_command_writes_history_topology_and_image(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run([*TINY, "--out", str(out)]) == 0
+    assert "test error" in capsys.readouterr().out
+    doc = json.loads((out / "history.json").read_text())
+    assert doc["dataset"] == "digits" and doc["seed"] == 0
+    assert doc["config"]["h_max"] == 3 and doc["config"]["activation"] == "swish"
+    assert len(doc["history"]) == 2
+    assert [r["n_grown"] for r in doc["history"]] == [2, 3]  # patience 1: grows every epoch
+    assert sum(doc["splits"].values()) == 1797
+    assert len(doc["input_out_degree"]) == 64
+    with open(out / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and float(rows[-1]["test_error"]) == pytest.approx(doc["final"]["test_error"])
+    topo = np.load(out / "topology.npz")
+    N = 64 + 3 + 10
+    assert topo["A_eff"].shape == (N, N) and int(topo["n_in"]) == 64
+    np.testing.assert_array_equal(topo["out_degree"], doc["input_out_degree"])
+    assert int(topo["synapse_mask"][:64].sum()) >= int(topo["out_degree"].sum())
+    assert (out / "out_degree.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sagp_command_is_deterministic(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run([*TINY, "--out", str(a)]) == 0
+    assert _run([*TINY, "--out", str(b)]) == 0
+    ha = json.loads((a / "history.json").read_text())["history"]
+    hb = json.loads((b / "history.json").read_text())["history"]
+    assert ha == hb
+
+
+def test_sagp_command_ablation_and_bad_values(tmp_path, capsys):
+    out = tmp_path / "abl"
+    assert _run([*TINY, "--ablation", "no-growth", "--out", str(out)]) == 0
+    doc = json.loads((out / "history.json").read_text())
+    assert doc["config"]["growth"] is False and doc["history"][0]["n_grown"] == 3
+    assert _run([*TINY, "--alpha", "0", "--out", str(out)]) == 2
+    assert "alpha" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _run([*TINY, "--dataset", "mnist-from-the-internet"])
+
+
+def test_sagp_command_without_scikit_learn(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # makes `import sklearn` fail
+    assert _run([*TINY, "--out", str(tmp_path / "x")]) == 2
+    assert "install the 'data' extra" in capsys.readouterr().err
+
+
+def test_sagp_through_top_level_cli(tmp_path):
+    cli = pytest.importorskip("refimpl.cli", reason="refimpl.cli does not import in this checkout", exc_type=ImportError)
+    assert cli.main(["sagp", *TINY, "--out", str(tmp_path / "top")]) == 0
+    assert (tmp_path / "top" / "history.json").exists()
