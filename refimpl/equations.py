@@ -31,6 +31,35 @@ def gather_rows(ptr, idx, w, src, dst, t0, t1):
                 row[s] += wk * srow[s]
 
 
+#: A level's edge block is multiplied as a dense matrix (BLAS) when it holds
+#: at least this many edges and this fraction of its bounding block is filled.
+DENSE_MIN_EDGES = 4096
+DENSE_MIN_FILL = 0.25
+
+
+def level_product(ptr, idx, w, src, dst, t0, t1):
+    """``dst[t0:t1] += (edge block) @ src``: :func:`gather_rows` or, for a
+    dense block (an MLP layer), one BLAS product over the bounding rows.
+
+    The edges of rows t0..t1 reach source rows ``idx`` in [lo, hi); when they
+    fill at least :data:`DENSE_MIN_FILL` of that (t1 - t0) x (hi - lo)
+    block, it is scattered into a dense matrix and multiplied at BLAS speed.
+    Same sums, up to the order of the floating-point additions.
+    """
+    k0, k1 = ptr[t0], ptr[t1]
+    n_edges = k1 - k0
+    if n_edges >= DENSE_MIN_EDGES:
+        seg = idx[k0:k1]
+        lo, hi = int(seg.min()), int(seg.max()) + 1
+        if n_edges >= DENSE_MIN_FILL * (hi - lo) * (t1 - t0):
+            W = np.zeros((t1 - t0, hi - lo))
+            rows = np.repeat(np.arange(t1 - t0), np.diff(ptr[t0:t1 + 1]))
+            W[rows, seg - lo] = w[k0:k1]  # pairs are unique in a canonical graph
+            dst[t0:t1] += W @ src[lo:hi]
+            return
+    gather_rows(ptr, idx, w, src, dst, t0, t1)
+
+
 def module_residual(blocks, C, X, f):
     """Residual of Eq. (3) on a stack of modules: ``X - C - A_SS^T f(X)``.
 

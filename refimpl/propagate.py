@@ -20,7 +20,7 @@ from functools import cached_property
 import numpy as np
 
 from .activations import get_activation, get_output
-from .equations import fixed_point_adjoint_group, fixed_point_group, gather_rows
+from .equations import fixed_point_adjoint_group, fixed_point_group, level_product
 from .solvers.newton import ACT_CODES, adjoint_group, newton_group
 from .solvers.result import ConvergenceError, SolveStatus
 from .solvers.whole import whole_graph_adjoint, whole_graph_fixed_point
@@ -48,8 +48,10 @@ class _Group:
     size: int
     ids: np.ndarray
     blocks: np.ndarray
-    LU: np.ndarray | None = None
+    LU: np.ndarray | None = None     # LU factors of the Newton-solved modules
     perm: np.ndarray | None = None
+    newton: np.ndarray | None = None  # which modules of the group Newton solved
+    fixed: np.ndarray | None = None   # which modules the fixed-point iteration solved
 
 
 @dataclass
@@ -149,25 +151,52 @@ class Gradients:
     V: np.ndarray
 
 
-def _solve_group(blocks, XT, gs, ge, q, code, f, solver, atol, rtol, max_iter):
-    """Solve Eq. (3) for one group in place in ``XT[gs:ge]``; return the group
-    record, iterations (n_mod,), residuals (n_mod,), statuses (n_mod,)."""
+#: solver="auto" iterates the fixed point on modules whose contraction bound
+#: ||A_SS||_2 max|f'| is below this (at most ~35 iterations to 1e-10, each a
+#: batched matrix product) and runs Newton on the rest.
+AUTO_CONTRACTION = 0.5
+
+
+def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter):
+    """Solve Eq. (3) for one group in place in ``XT[gs:ge]``.
+
+    Returns the kept record fields ``(LU, perm, newton, fixed)`` and the
+    per-module iterations, residuals and statuses (n_mod,).
+    """
     n_mod = blocks.shape[0]
     B = XT.shape[1]
     view = XT[gs:ge].reshape(n_mod, q, B)
     if solver == "fixed_point":
-        X, it, res, st = fixed_point_group(blocks, view, f, atol=atol, rtol=rtol,
-                                           max_iter=max_iter)
-        view[...] = X
-        return None, None, it, res, st
-    LU = np.empty((n_mod, B, q, q))
-    perm = np.empty((n_mod, B, q), dtype=np.int32)
-    iters = np.empty((n_mod, B), dtype=np.int32)
-    resid = np.empty((n_mod, B))
-    status = np.empty((n_mod, B), dtype=np.int8)
-    # C and X share storage: each (module, sample) reads its c before writing x.
-    newton_group(blocks, view, view, code, atol, rtol, max_iter, LU, perm, iters, resid, status)
-    return LU, perm, iters.max(axis=1), resid.max(axis=1), status.max(axis=1)
+        fixed = np.arange(n_mod)
+    elif solver == "auto":
+        rho = np.linalg.norm(blocks, 2, axis=(1, 2)) * act.lipschitz
+        fixed = np.flatnonzero(rho < AUTO_CONTRACTION)
+    else:
+        fixed = np.arange(0)
+    newton = np.setdiff1d(np.arange(n_mod), fixed)
+    it = np.zeros(n_mod, dtype=np.int32)
+    res = np.zeros(n_mod)
+    st = np.zeros(n_mod, dtype=np.int8)
+    if fixed.size:
+        sub = view if fixed.size == n_mod else view[fixed]
+        X, it[fixed], res[fixed], st[fixed] = fixed_point_group(
+            blocks[fixed], sub, act.f, atol=atol, rtol=rtol, max_iter=20 * max_iter)
+        view[fixed] = X
+    LU = perm = None
+    if newton.size:
+        nb = newton.size
+        C = view if nb == n_mod else np.ascontiguousarray(view[newton])
+        X = C.copy()  # start from the fixed-point guess x = c
+        LU = np.empty((nb, B, q, q))
+        perm = np.empty((nb, B, q), dtype=np.int32)
+        iters = np.empty((nb, B), dtype=np.int32)
+        resid = np.empty((nb, B))
+        status = np.empty((nb, B), dtype=np.int8)
+        newton_group(blocks[newton], C, X, code, atol, rtol, max_iter, LU, perm, iters, resid,
+                     status)
+        view[newton] = X
+        it[newton], res[newton], st[newton] = iters.max(1), resid.max(1), status.max(1)
+    return (LU, perm, newton, fixed), it, res, st
 
 
 def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=True,
@@ -191,9 +220,13 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         False the result carries ``status`` and ``failed_modules`` and the
         downstream values are computed from the unconverged iterates.
     solver : {"auto", "newton", "fixed_point"}
-        Module solver; "auto" is Newton (it also yields the factorization
-        the backward reuses).  "fixed_point" iterates ``x <- c + A_SS^T f(x)``
-        (converges for contractive modules only).
+        Module solver.  "newton": damped Newton with continuation (keeps the
+        LU the backward reuses).  "fixed_point": iterate
+        ``x <- c + A_SS^T f(x)`` as batched matrix products (converges for
+        contractive modules only; the adjoint iterates likewise).  "auto":
+        fixed point on modules with ``||A_SS||_2 max|f'| < 0.5``
+        (:data:`AUTO_CONTRACTION`: guaranteed and fast convergence),
+        Newton on the others.
     mode : {"levels", "sequential", "whole"}
         "levels": the modules of a level are solved together (the paper's
         parallel computation).  "sequential": one module at a time, in
@@ -215,8 +248,6 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
             raise ValueError(f"{name}: must be finite and >= 0, got {val}")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter: must be >= 1, got {max_iter}")
-    if solver == "auto":
-        solver = "newton"
     X0 = check_input(X0, net.n_in)
     if graph is None:
         graph = net.prune()
@@ -233,12 +264,11 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     # Constant term C = 1 b^T + X0 W1^T, node-major in positions.
     XT = np.empty((p, B))
     XT[:] = graph.b[order][:, None]
-    W1o = net.W1[order]
-    rows = np.flatnonzero(np.any(W1o != 0.0, axis=1))  # nodes with input edges
+    rows = np.flatnonzero(np.any(net.W1 != 0.0, axis=1))  # nodes with input edges
     if rows.size == p:
-        XT += W1o @ X0.T  # Eq. (3): X0 W1^T
+        XT += (net.W1 @ X0.T)[order]  # Eq. (3): X0 W1^T
     elif rows.size:
-        XT[rows] += W1o[rows] @ X0.T
+        XT[S.position[rows]] += net.W1[rows] @ X0.T
 
     n_mod = S.n_modules
     mod_it = np.zeros(n_mod, dtype=np.int32)
@@ -265,27 +295,26 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         return res
 
     in_w = data[S.in_edge]
-    fp_iter = 20 * int(max_iter)
     if mode == "levels":
         steps = [(L.start, L.singleton_stop, L.stop, L.modules) for L in S.levels]
     else:
         steps = _sequential_steps(S)
     for start, sstop, stop, groups in steps:
-        gather_rows(S.in_ptr, S.in_src, in_w, FT, XT, start, stop)  # Eq. (3) upstream term
+        level_product(S.in_ptr, S.in_src, in_w, FT, XT, start, stop)  # Eq. (3) upstream term
         step = _Step(start, sstop, stop)
         if sstop > start:  # singletons: no solve
             FT[start:sstop] = f(XT[start:sstop])
-            DFT[start:sstop] = df(XT[start:sstop])
+            DFT[start:sstop] = act.derivative(XT[start:sstop], FT[start:sstop])
         for grp in groups:
             blocks = grp.blocks(data)
-            LU, perm, it, rr, st = _solve_group(blocks, XT, grp.start, grp.stop, grp.size, code,
-                                                f, solver, atol, rtol,
-                                                fp_iter if solver == "fixed_point" else max_iter)
+            kept, it, rr, st = _solve_group(blocks, XT, grp.start, grp.stop, grp.size, code,
+                                            act, solver, atol, rtol, max_iter)
             mod_it[grp.ids] = it
             mod_res[grp.ids] = rr
             FT[grp.start:grp.stop] = f(XT[grp.start:grp.stop])
-            DFT[grp.start:grp.stop] = df(XT[grp.start:grp.stop])
-            step.groups.append(_Group(grp.start, grp.stop, grp.size, grp.ids, blocks, LU, perm))
+            DFT[grp.start:grp.stop] = act.derivative(XT[grp.start:grp.stop],
+                                                     FT[grp.start:grp.stop])
+            step.groups.append(_Group(grp.start, grp.stop, grp.size, grp.ids, blocks, *kept))
             bad = np.flatnonzero(st != SolveStatus.CONVERGED)
             if bad.size:
                 worst = SolveStatus(int(st.max()))
@@ -395,23 +424,28 @@ def backward(net, fwd, G):
     else:
         out_w = data[S.out_edge]
         for step in reversed(fwd.steps):
-            gather_rows(S.out_ptr, S.out_dst, out_w, UT, VT, step.start, step.stop)  # Eq. (4)
+            level_product(S.out_ptr, S.out_dst, out_w, UT, VT, step.start, step.stop)  # Eq. (4)
             a, b = step.start, step.singleton_stop
             UT[a:b] = DFT[a:b] * VT[a:b]
             for g in step.groups:
                 n, q = g.blocks.shape[0], g.size
                 RHS = (DFT[g.start:g.stop] * VT[g.start:g.stop]).reshape(n, q, B)
                 Uv = UT[g.start:g.stop].reshape(n, q, B)
-                if g.LU is not None:
-                    adjoint_group(g.LU, g.perm, RHS, Uv)
-                else:
-                    Us, ok = fixed_point_adjoint_group(
-                        g.blocks, DFT[g.start:g.stop].reshape(n, q, B), RHS,
-                        atol=fwd.atol, rtol=fwd.rtol, max_iter=20 * fwd.max_iter)
+                if g.newton.size:  # J^T u = f'(x) * v_ext with the forward's LU
+                    Us = np.empty((g.newton.size, q, B))
+                    adjoint_group(g.LU, g.perm, np.ascontiguousarray(RHS[g.newton]), Us)
+                    Uv[g.newton] = Us
+                if g.fixed.size:  # u = f'(x) * (v_ext + A_SS u) by iteration
+                    D = DFT[g.start:g.stop].reshape(n, q, B)[g.fixed]
+                    Us, ok = fixed_point_adjoint_group(g.blocks[g.fixed], D, RHS[g.fixed],
+                                                       atol=fwd.atol, rtol=fwd.rtol,
+                                                       max_iter=20 * fwd.max_iter)
                     if not ok:
-                        raise ConvergenceError(g.ids[0], S.module_nodes(g.ids[0]), q, np.nan,
-                                               20 * fwd.max_iter, SolveStatus.MAX_ITERATIONS, fwd)
-                    Uv[...] = Us
+                        m = g.ids[g.fixed[0]]
+                        raise ConvergenceError(m, S.module_nodes(m), q, np.nan,
+                                               20 * fwd.max_iter, SolveStatus.MAX_ITERATIONS,
+                                               fwd)
+                    Uv[g.fixed] = Us
                 # Complete V on the module: V_S = v_ext + A_SS U_S.
                 VT[g.start:g.stop] += np.matmul(g.blocks, Uv).reshape(n * q, B)
     # Back to node order (rows = nodes).

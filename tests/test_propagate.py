@@ -108,12 +108,13 @@ def test_modes_agree(mode):
         np.testing.assert_allclose(getattr(g1, name), getattr(g0, name), **tol, err_msg=name)
 
 
-def test_fixed_point_solver_agrees_on_contractive_modules():
+@pytest.mark.parametrize("solver", ["fixed_point", "newton"])
+def test_solvers_agree_on_contractive_modules(solver):
     net, X0, T = make_case(4, p=20, k=60, scale=0.3)
     g = net.prune()
     assert g.schedule.max_module_size > 1
-    l0, g0, f0 = loss_and_grad(net, X0, T, g, **TIGHT)
-    l1, g1, f1 = loss_and_grad(net, X0, T, g, solver="fixed_point", **TIGHT)
+    l0, g0, f0 = loss_and_grad(net, X0, T, g, solver="auto", **TIGHT)
+    l1, g1, f1 = loss_and_grad(net, X0, T, g, solver=solver, **TIGHT)
     np.testing.assert_allclose(f1.X, f0.X, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(g1.K, g0.K, rtol=1e-9, atol=1e-11)
 
@@ -326,3 +327,19 @@ def test_network_validation():
         NMNetwork.random(2, 3, 1, activation="cosh")
     with pytest.raises(ValueError, match="p: expected a positive integer"):
         NMNetwork.random(2, 0, 1)
+
+
+def test_dense_level_products_match_gather(monkeypatch):
+    """The BLAS path for dense level blocks (MLP layers) gives the gather's sums."""
+    from refimpl import equations
+
+    net, X0, T = make_case(11, p=24, k=200, scale=0.4)
+    g = net.prune()
+    l0, g0, f0 = loss_and_grad(net, X0, T, g, **TIGHT)
+    monkeypatch.setattr(equations, "DENSE_MIN_EDGES", 1)
+    monkeypatch.setattr(equations, "DENSE_MIN_FILL", 0.0)
+    l1, g1, f1 = loss_and_grad(net, X0, T, g, **TIGHT)
+    # Same sums in another order: agreement to rounding (and solver tolerance).
+    np.testing.assert_allclose(f1.X, f0.X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g1.K, g0.K, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g1.W1, g0.W1, rtol=1e-10, atol=1e-12)

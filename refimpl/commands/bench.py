@@ -11,6 +11,7 @@ from pathlib import Path
 
 BENCHMARKS = {
     "scc": "bench_scc.py",
+    "propagation": "bench_propagation.py",
 }
 
 
