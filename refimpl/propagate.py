@@ -187,8 +187,8 @@ def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter)
         nb = newton.size
         C = view if nb == n_mod else np.ascontiguousarray(view[newton])
         X = C.copy()  # start from the fixed-point guess x = c
-        LU = np.empty((nb, B, q, q))
-        perm = np.empty((nb, B, q), dtype=np.int32)
+        LU = np.empty((nb, q, q, B))
+        perm = np.empty((nb, q, B), dtype=np.int32)
         iters = np.empty((nb, B), dtype=np.int32)
         resid = np.empty((nb, B))
         status = np.empty((nb, B), dtype=np.int8)
