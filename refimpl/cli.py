@@ -15,8 +15,11 @@ from . import __version__
 
 #: subcommand name -> (module under refimpl.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("bench", "time the kernels against their peers (ratios)"),
+    "train": ("train", "train a neural-module network (Alg. 2) and write a checkpoint"),
+    "predict": ("predict", "predict with a trained checkpoint (Alg. 3)"),
+    "verify": ("verify", "check the papers' claims numerically and print a table"),
     "sagp": ("sagp", "train a self-assembling graph perceptron (the supplement)"),
+    "bench": ("bench", "time the kernels against their peers (ratios)"),
 }
 
 

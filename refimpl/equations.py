@@ -68,14 +68,17 @@ def module_residual(blocks, C, X, f):
     return X - C - np.matmul(blocks.transpose(0, 2, 1), f(X))  # Eq. (3)
 
 
-def fixed_point_group(blocks, C, f, *, atol, rtol, max_iter):
+def fixed_point_group(blocks, C, f, *, atol, rtol, max_iter, give_up=False):
     """Solve Eq. (3) on a same-size group by the fixed-point iteration
-    ``x <- c + A_SS^T f(x)`` (batched matrix products).
+    ``x <- c + A_SS^T f(x)`` (batched matrix products), from x = c.
 
-    Converges when the module map is a contraction
-    (``||A_SS|| max|f'| < 1``).  Returns ``X, iterations (n_mod,),
-    residual (n_mod,), status (n_mod,)`` with the statuses of
-    :class:`refimpl.solvers.SolveStatus`.
+    Converges when the module map is a contraction (``||A_SS|| max|f'| < 1``
+    suffices).  A module stops with status 2 when, after 10 iterations, its
+    step grows; with ``give_up=True`` also when the observed rate
+    ``step_k / step_{k-1}`` predicts that the tolerance will not be met
+    within ``max_iter`` iterations.  Returns
+    ``X, iterations (n_mod,), residual (n_mod,), status (n_mod,)`` with the
+    statuses of :class:`refimpl.solvers.SolveStatus`.
     """
     AT = np.ascontiguousarray(blocks.transpose(0, 2, 1))
     X = C.copy()
@@ -97,10 +100,15 @@ def fixed_point_group(blocks, C, f, *, atol, rtol, max_iter):
         X[active] = np.where((done | bad)[:, None, None], Xa, Xn)
         status[active[done]] = 0
         status[active[bad]] = 3
-        grew = (~done) & (~bad) & (R > prev[active]) & (it > 20)
-        status[active[grew]] = 2
+        stalled = (~done) & (~bad) & (it >= 10) & (R >= prev[active])
+        if give_up and it >= 10:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rate = R / prev[active]
+                need = np.log((atol + rtol * scale) / R) / np.log(rate)
+            stalled |= (~done) & (~bad) & (it + need > max_iter)
+        status[active[stalled]] = 2
         prev[active] = R
-        active = active[~(done | bad | grew)]
+        active = active[~(done | bad | stalled)]
         if active.size == 0:
             break
     return X, iters, resid, status

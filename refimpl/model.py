@@ -81,11 +81,16 @@ class NMNetwork:
                gamma=None, scale=1.0):
         """A randomly initialized network (Alg. 2 line 1).
 
-        Entries are independent normals: ``K`` off-diagonal with standard
-        deviation ``scale / sqrt(d)`` where d is the expected in-degree
-        after pruning (``k / p`` when k is given, else p - 1), so each node's
-        summed input has variance about ``scale^2``; biases ``diag(K) = 0``;
-        ``W1`` with ``1 / sqrt(n_in)``; ``Wm`` with ``1 / sqrt(p)``.
+        Entries are independent normals.  The off-diagonal of ``K`` has
+        standard deviation chosen so that the edges *kept* by top-k pruning
+        (the k largest of p(p-1) magnitudes, whose root mean square is
+        ``sigma * sqrt(1 + 2 t phi(t) / fraction)`` for the normal quantile
+        ``t`` of the kept fraction) have root mean square ``scale / sqrt(d)``,
+        d = k / p the mean in-degree: each node's summed input then has
+        variance about ``scale^2`` and the pruned graph's spectral radius is
+        about ``scale`` (below 1: the fixed-point map starts contractive).
+        Without k, d = p - 1.  Biases ``diag(K) = 0``; ``W1`` has standard
+        deviation ``1 / sqrt(n_in)`` and ``Wm`` ``1 / sqrt(p)``.
         """
         for name, v in (("n_in", n_in), ("p", p), ("n_out", n_out)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -96,7 +101,14 @@ class NMNetwork:
             get_output(output)
         rng = np.random.default_rng(seed)
         d = max(1.0, (k / p) if k is not None else p - 1.0)
-        K = rng.standard_normal((p, p)) * (scale / np.sqrt(d))
+        sigma = scale / np.sqrt(d)
+        if k is not None and 0 < k < p * (p - 1):
+            from scipy.stats import norm
+
+            frac = k / (p * (p - 1))
+            t = norm.isf(frac / 2)
+            sigma /= np.sqrt(1.0 + 2.0 * t * norm.pdf(t) / frac)
+        K = rng.standard_normal((p, p)) * sigma
         np.fill_diagonal(K, 0.0)
         W1 = rng.standard_normal((p, n_in)) / np.sqrt(n_in)
         Wm = rng.standard_normal((n_out, p)) / np.sqrt(p)

@@ -151,10 +151,27 @@ class Gradients:
     V: np.ndarray
 
 
-#: solver="auto" iterates the fixed point on modules whose contraction bound
-#: ||A_SS||_2 max|f'| is below this (at most ~35 iterations to 1e-10, each a
-#: batched matrix product) and runs Newton on the rest.
-AUTO_CONTRACTION = 0.5
+#: solver="auto": modules of up to this many nodes go straight to Newton
+#: (a q x q LU per sample is cheap and Newton is robust); larger ones first
+#: try the fixed-point iteration (one batched matrix product per step).
+AUTO_NEWTON_MAX_Q = 8
+#: ... for at most AUTO_FP_ITER_PER_Q * q steps (about the cost of Newton's
+#: ~6 dense q x q factorizations per sample, counting the BLAS product's
+#: higher speed), giving up early on a module whose observed rate predicts
+#: it will not finish in time; those are solved by Newton.
+AUTO_FP_ITER_PER_Q = 10
+
+
+def _newton_solve(blocks, C, X, code, atol, rtol, max_iter):
+    """Run the Newton kernel on (n, q, B) arrays; X holds the start."""
+    n, q, B = C.shape
+    LU = np.empty((n, q, q, B))
+    perm = np.empty((n, q, B), dtype=np.int32)
+    iters = np.empty((n, B), dtype=np.int32)
+    resid = np.empty((n, B))
+    status = np.empty((n, B), dtype=np.int8)
+    newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resid, status)
+    return LU, perm, iters.max(1), resid.max(1), status.max(1)
 
 
 def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter):
@@ -166,36 +183,29 @@ def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter)
     n_mod = blocks.shape[0]
     B = XT.shape[1]
     view = XT[gs:ge].reshape(n_mod, q, B)
-    if solver == "fixed_point":
-        fixed = np.arange(n_mod)
-    elif solver == "auto":
-        rho = np.linalg.norm(blocks, 2, axis=(1, 2)) * act.lipschitz
-        fixed = np.flatnonzero(rho < AUTO_CONTRACTION)
-    else:
-        fixed = np.arange(0)
-    newton = np.setdiff1d(np.arange(n_mod), fixed)
     it = np.zeros(n_mod, dtype=np.int32)
     res = np.zeros(n_mod)
     st = np.zeros(n_mod, dtype=np.int8)
-    if fixed.size:
-        sub = view if fixed.size == n_mod else view[fixed]
-        X, it[fixed], res[fixed], st[fixed] = fixed_point_group(
-            blocks[fixed], sub, act.f, atol=atol, rtol=rtol, max_iter=20 * max_iter)
-        view[fixed] = X
+    fixed = np.arange(0)
+    if solver == "fixed_point" or (solver == "auto" and q > AUTO_NEWTON_MAX_Q):
+        trial = solver == "auto"
+        budget = min(AUTO_FP_ITER_PER_Q * q, 20 * max_iter) if trial else 20 * max_iter
+        X, fit, fres, fst = fixed_point_group(blocks, view, act.f, atol=atol, rtol=rtol,
+                                              max_iter=budget, give_up=trial)
+        ok = fst == 0
+        fixed = np.flatnonzero(ok) if trial else np.arange(n_mod)
+        it[:], res[:], st[:] = fit, fres, fst
+        view[fixed] = X[fixed]
+    newton = np.setdiff1d(np.arange(n_mod), fixed)
     LU = perm = None
     if newton.size:
-        nb = newton.size
-        C = view if nb == n_mod else np.ascontiguousarray(view[newton])
+        C = view if newton.size == n_mod else np.ascontiguousarray(view[newton])
         X = C.copy()  # start from the fixed-point guess x = c
-        LU = np.empty((nb, q, q, B))
-        perm = np.empty((nb, q, B), dtype=np.int32)
-        iters = np.empty((nb, B), dtype=np.int32)
-        resid = np.empty((nb, B))
-        status = np.empty((nb, B), dtype=np.int8)
-        newton_group(blocks[newton], C, X, code, atol, rtol, max_iter, LU, perm, iters, resid,
-                     status)
+        LU, perm, nit, nres, nst = _newton_solve(blocks[newton], C, X, code, atol, rtol,
+                                                 max_iter)
         view[newton] = X
-        it[newton], res[newton], st[newton] = iters.max(1), resid.max(1), status.max(1)
+        it[newton] += nit
+        res[newton], st[newton] = nres, nst
     return (LU, perm, newton, fixed), it, res, st
 
 
@@ -224,9 +234,10 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         LU the backward reuses).  "fixed_point": iterate
         ``x <- c + A_SS^T f(x)`` as batched matrix products (converges for
         contractive modules only; the adjoint iterates likewise).  "auto":
-        fixed point on modules with ``||A_SS||_2 max|f'| < 0.5``
-        (:data:`AUTO_CONTRACTION`: guaranteed and fast convergence),
-        Newton on the others.
+        Newton for modules of up to :data:`AUTO_NEWTON_MAX_Q` nodes; larger
+        modules first try the fixed point (up to
+        ``AUTO_FP_ITER_PER_Q * q`` steps, abandoned early when the observed
+        rate cannot make it), and Newton solves those it does not finish.
     mode : {"levels", "sequential", "whole"}
         "levels": the modules of a level are solved together (the paper's
         parallel computation).  "sequential": one module at a time, in
@@ -440,11 +451,20 @@ def backward(net, fwd, G):
                     Us, ok = fixed_point_adjoint_group(g.blocks[g.fixed], D, RHS[g.fixed],
                                                        atol=fwd.atol, rtol=fwd.rtol,
                                                        max_iter=20 * fwd.max_iter)
-                    if not ok:
-                        m = g.ids[g.fixed[0]]
-                        raise ConvergenceError(m, S.module_nodes(m), q, np.nan,
-                                               20 * fwd.max_iter, SolveStatus.MAX_ITERATIONS,
-                                               fwd)
+                    if not ok:  # factor J at the solution (zero Newton steps) instead
+                        Xs = np.ascontiguousarray(
+                            fwd.XT[g.start:g.stop].reshape(n, q, B)[g.fixed])
+                        code = ACT_CODES[get_activation(net.activation).name]
+                        # With atol = inf the kernel stops at the start, x*, after
+                        # factoring J(x*); c only enters the residual, so any c does.
+                        LU, perm, _, _, jst = _newton_solve(g.blocks[g.fixed], Xs.copy(), Xs,
+                                                            code, np.inf, 0.0, 1)
+                        if np.any(jst != 0):
+                            m = g.ids[g.fixed[np.flatnonzero(jst)[0]]]
+                            raise ConvergenceError(m, S.module_nodes(m), q, np.nan, 0,
+                                                   SolveStatus.NO_DECREASE, fwd)
+                        Us = np.empty_like(Xs)
+                        adjoint_group(LU, perm, np.ascontiguousarray(RHS[g.fixed]), Us)
                     Uv[g.fixed] = Us
                 # Complete V on the module: V_S = v_ext + A_SS U_S.
                 VT[g.start:g.stop] += np.matmul(g.blocks, Uv).reshape(n * q, B)

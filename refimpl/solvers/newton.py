@@ -306,11 +306,12 @@ def newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resi
     ----------
     blocks : (n_mod, q, q)   A_SS of each module, ``blocks[m, a, b] = A[node a -> node b]``
     C : (n_mod, q, B)        c_S per sample (bias + upstream + input terms)
-    X : (n_mod, q, B)        output: the solution (may share memory with C)
+    X : (n_mod, q, B)        in: the starting guess (x = c unless the caller
+                             has a better one); out: the solution
     LU : (n_mod, q, q, B), perm : (n_mod, q, B)   output: LU of J at the solution
     iters : (n_mod, B) int32, resid : (n_mod, B), status : (n_mod, B) int8   outputs
 
-    Newton from the fixed-point guess x = c.  Lockstep phase: CHUNK
+    Newton from the guess in X.  Lockstep phase: CHUNK
     samples at once (innermost loops over samples), per sample
     J = I - A^T diag(f'(x)) factored with partial pivoting and the full step
     dx = -J^{-1} r taken while it passes the Armijo test on ||r||_2; a
@@ -331,10 +332,11 @@ def newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resi
         m, s0, nb = _task(task, n_ch, B)
         Ablk = blocks[m]
         c = np.empty((q, nb))
+        x = np.empty((q, nb))
         for a in range(q):
             for s in range(nb):
                 c[a, s] = C[m, a, s0 + s]
-        x = c.copy()  # start from the fixed-point guess x = c
+                x[a, s] = X[m, a, s0 + s]  # the start (the caller's guess; x = c by default)
         fx = np.empty((q, nb))
         dfx = np.empty((q, nb))
         r = np.empty((q, nb))
