@@ -252,6 +252,7 @@ class Trainer:
         self.stale = 0
         self.gamma = np.nan
         self._prev_mask = None
+        self.extra: dict = {}
 
     # ------------------------------------------------------------ pruning
     def prune(self):
@@ -357,10 +358,13 @@ class Trainer:
         return y
 
     # ------------------------------------------------------------ checkpoints
-    def save(self, path):
+    def save(self, path, extra=None):
         """Write every array, the optimizer state, the RNG state, the config
-        and the history to one ``.npz`` (metadata as embedded JSON)."""
+        and the history to one ``.npz`` (metadata as embedded JSON).
+        ``extra``: a JSON-serializable dict stored alongside (e.g. the data
+        set and split), returned by :meth:`load` as ``trainer.extra``."""
         meta = {
+            "extra": extra or {},
             "format": FORMAT,
             "config": self.config.to_dict(),
             "n_in": self.n_in, "n_out": self.n_out,
@@ -413,6 +417,7 @@ class Trainer:
                 self.opt.state[k] = data[f"opt_{k}"].astype(np.float64)
             self.opt.t = int(meta["opt_t"])
             self.rng.bit_generator.state = meta["rng"]
+            self.extra = meta.get("extra", {})
             self.epoch = int(meta["epoch"])
             self.history = meta["history"]
             self.best_val = np.inf if meta["best_val"] is None else float(meta["best_val"])

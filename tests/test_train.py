@@ -1,0 +1,196 @@
+"""Training (Alg. 2), prediction (Alg. 3), checkpoints and the train/predict commands."""
+import dataclasses
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from refimpl import NMNetwork, loss_and_grad, prune
+from refimpl.regularization import nm_repulsion, nm_update
+from refimpl.train import CheckpointError, Trainer, TrainConfig, predict, predict_proba
+
+
+def toy_data(seed=0, n=120, n_in=5, n_classes=3):
+    rng = np.random.default_rng(seed)
+    centers = 2.0 * rng.standard_normal((n_classes, n_in))
+    y = rng.integers(0, n_classes, n)
+    X = centers[y] + 0.7 * rng.standard_normal((n, n_in))
+    return X, y
+
+
+SMALL = dict(nodes=12, edges=30, epochs=4, batch_size=16, lr=0.1, patience=None)
+
+
+def params(tr):
+    return {k: getattr(tr.net, k).copy() for k in ("K", "W1", "Wm")}
+
+
+def strip_time(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+@pytest.mark.parametrize("optimizer, reg", [("sgd", "nm"), ("adam", "l2"), ("sgd", "none")])
+def test_resume_is_bit_identical(tmp_path, optimizer, reg):
+    X, y = toy_data()
+    cfg = TrainConfig(**SMALL, optimizer=optimizer, reg=reg, alpha=1e-3, seed=3)
+    full = Trainer(cfg, 5, 3)
+    full.fit(X[:90], y[:90], X[90:], y[90:])
+    half = Trainer(cfg, 5, 3)
+    half.fit(X[:90], y[:90], X[90:], y[90:], epochs=2)
+    path = half.save(tmp_path / "ck.npz")
+    resumed = Trainer.load(path)
+    resumed.fit(X[:90], y[:90], X[90:], y[90:])
+    for k, v in params(full).items():
+        np.testing.assert_array_equal(getattr(resumed.net, k), v, err_msg=k)
+    assert strip_time(resumed.history) == strip_time(full.history)
+    assert resumed.gamma == full.gamma and resumed.opt.t == full.opt.t
+
+
+def test_training_learns_and_is_deterministic():
+    X, y = toy_data(1)
+    cfg = TrainConfig(**{**SMALL, "epochs": 8}, seed=1)
+    a, b = Trainer(cfg, 5, 3), Trainer(cfg, 5, 3)
+    ha = a.fit(X[:90], y[:90], X[90:], y[90:])
+    b.fit(X[:90], y[:90], X[90:], y[90:])
+    np.testing.assert_array_equal(a.net.K, b.net.K)
+    assert ha[-1]["loss"] < 0.5 * ha[0]["loss"]
+    err = np.mean(predict(a.net, X[90:], a.gamma) != y[90:])
+    assert err < 0.2
+    P = predict_proba(a.net, X[90:], a.gamma)
+    np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-12)
+    for h in ha:
+        assert h["edges"] == 30 and h["levels"] >= 1 and h["largest_module"] >= 1
+
+
+def test_pruned_edges_regrow():
+    """dL/dK is dense (Eq. 6 feedback): pruned entries move and can enter the top k."""
+    X, y = toy_data(2)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 5, "lr": 0.5}, seed=2), 5, 3)
+    hist = tr.fit(X, y)
+    assert sum(h["regrown"] for h in hist[1:]) > 0
+
+
+def test_thm31_step_is_nm_update_for_plain_sgd():
+    """reg_step='thm31' with momentum 0 is exactly Thm. 3.1 (nm_update)."""
+    X, y = toy_data(3, n=16)
+    cfg = TrainConfig(**{**SMALL, "epochs": 1, "batch_size": 16}, momentum=0.0, reg="nm",
+                      reg_step="thm31", alpha=1e-2, seed=4)
+    tr = Trainer(cfg, 5, 3)
+    K0 = tr.net.K.copy()
+    graph = prune(K0, k=cfg.k)
+    _, grads, _ = loss_and_grad(tr.net, X, y, graph, atol=cfg.atol, rtol=cfg.rtol)
+    tr.rng = np.random.default_rng(0)  # one batch holds every sample: order irrelevant
+    tr.fit(X, y)
+    expect = nm_update(K0, grads.K, graph, cfg.alpha, cfg.lr)
+    np.testing.assert_allclose(tr.net.K, expect, rtol=1e-9, atol=1e-12)
+
+
+def test_proximal_step_matches_thm31_to_first_order():
+    """w / (1 + eta a r) = w (1 - eta a r) + O(eta^2); the explicit form flips
+    the sign of w once eta a r > 1, the proximal one never does."""
+    K = np.random.default_rng(5).standard_normal((6, 6))
+    graph = prune(K, k=12)
+    R = nm_repulsion(graph).R
+    alpha = 1e-2
+    for eta in (1e-3, 1e-4):
+        prox = K / (1 + eta * alpha * R)
+        expl = K * (1 - eta * alpha * R)
+        assert np.abs(prox - expl).max() <= 1.01 * (eta * alpha * R).max() ** 2 * np.abs(K).max()
+    eta = 2.0 / (alpha * R.min())
+    assert np.all(np.sign(K * (1 - eta * alpha * R)) == -np.sign(K))
+    assert np.all(np.sign(K / (1 + eta * alpha * R)) == np.sign(K))
+
+
+def test_early_stopping_restores_best():
+    X, y = toy_data(6)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 30, "patience": 2, "lr": 0.3}, seed=6), 5, 3)
+    hist = tr.fit(X[:90], y[:90], X[90:], y[90:])
+    best_epoch = int(np.argmin([h["val_error"] for h in hist])) + 1
+    assert len(hist) <= 30
+    if len(hist) < 30:  # stopped exactly `patience` epochs after the (first) best one
+        assert len(hist) == best_epoch + 2
+    tr.restore_best()
+    err = np.mean(predict(tr.net, X[90:], tr.gamma) != y[90:])
+    assert err == pytest.approx(hist[best_epoch - 1]["val_error"])
+
+
+def test_corrupt_or_foreign_checkpoints(tmp_path):
+    X, y = toy_data()
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 1}), 5, 3)
+    tr.fit(X, y)
+    good = tr.save(tmp_path / "ok.npz", extra={"dataset": "toy"})
+    assert Trainer.load(good).extra == {"dataset": "toy"}
+    data = open(good, "rb").read()
+    (tmp_path / "trunc.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        Trainer.load(tmp_path / "trunc.npz")
+    np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
+    with pytest.raises(CheckpointError, match="no metadata"):
+        Trainer.load(tmp_path / "foreign.npz")
+    with zipfile.ZipFile(good) as z:
+        meta = json.loads(str(np.load(z.open("__meta__.npy"))))
+    meta["format"] = "other/9"
+    arrays = dict(np.load(good))
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "version.npz", **arrays)
+    with pytest.raises(CheckpointError, match="format"):
+        Trainer.load(tmp_path / "version.npz")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"nodes": 0}, "nodes: expected a positive integer"),
+    ({"nodes": 4, "edges": 13}, "edges: at most"),
+    ({"lr": -1.0}, "lr: expected"),
+    ({"momentum": 1.0}, "momentum: expected"),
+    ({"reg": "l1"}, "reg: expected"),
+    ({"reg_step": "x"}, "reg_step: expected"),
+    ({"optimizer": "rmsprop"}, "optimizer: expected"),
+    ({"alpha": float("nan")}, "alpha: expected"),
+])
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_fit_validates_labels():
+    X, y = toy_data()
+    tr = Trainer(TrainConfig(**SMALL), 5, 3)
+    with pytest.raises(ValueError, match="y: labels must lie"):
+        tr.fit(X, y + 5)
+    with pytest.raises(ValueError, match="X: expected shape"):
+        tr.fit(X[:, :2], y)
+
+
+def test_initial_kept_edges_have_the_intended_scale():
+    """NMNetwork.random scales K so the kept edges have rms scale / sqrt(k / p)."""
+    for p, k in [(200, 2000), (100, 300)]:
+        net = NMNetwork.random(4, p, 2, seed=0, k=k, scale=0.5)
+        g = net.prune()
+        rms = np.sqrt(np.mean(g.A.data ** 2))
+        np.testing.assert_allclose(rms, 0.5 / np.sqrt(k / p), rtol=0.05)
+        rho = np.abs(np.linalg.eigvals(g.A.toarray())).max()
+        assert 0.3 < rho < 0.7, "spectral radius should be about the scale"
+
+
+def test_train_and_predict_commands(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from refimpl.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "iris", "--nodes", "10", "--edges", "20", "--epochs", "3",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    for f in ("checkpoint.npz", "history.json", "history.csv", "summary.json"):
+        assert (out / f).exists(), f
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["test_error"] <= 1.0 and summary["epochs"] == 3
+    assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
+                 "--output", str(tmp_path / "pred.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert f"error {summary['test_error']:.4f}" in printed
+    assert (tmp_path / "pred.csv").read_text().startswith("index,prediction,label")
+    # resume to 5 epochs continues the same run
+    assert main(args[:7] + ["--epochs", "5", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert len(json.loads((out / "history.json").read_text())) == 5
+    assert main(["predict", "--checkpoint", str(tmp_path / "missing.npz")]) == 2
