@@ -268,8 +268,8 @@ def load_builtin(name, *, seed=0, val_size=0.15, test_size=0.15) -> Dataset:
     try:
         from sklearn import datasets as skd
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the built-in datasets need scikit-learn: "
-                          'pip install -e ".[data]"') from exc
+        raise ImportError("the built-in datasets need scikit-learn: install the 'data' "
+                          'extra (pip install -e ".[data]")') from exc
     bunch = getattr(skd, f"load_{name}")()
     target = np.asarray(bunch.target, dtype=np.int64)
     names = np.asarray(bunch.target_names)

@@ -87,51 +87,25 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
 
 
 def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: float) -> dict:
-    """Seeded stratified train/validation/test split, standardized with training statistics."""
-    try:
-        from sklearn import datasets
-        from sklearn.model_selection import train_test_split
-    except ImportError as exc:
-        raise RuntimeError(
-            f"the {name!r} data set needs scikit-learn: install the 'data' extra "
-            "(pip install -e '.[data]')"
-        ) from exc
+    """The seeded stratified split of :func:`refimpl.datasets.load_builtin`
+    (standardized with the training statistics), as the command uses it."""
+    from ..datasets import load_builtin
+
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(
             "val_fraction, test_fraction: expected fractions in (0, 1) with a sum below 1, "
             f"got {val_fraction}, {test_fraction}"
         )
-    loader = {
-        "digits": datasets.load_digits,
-        "wine": datasets.load_wine,
-        "breast_cancer": datasets.load_breast_cancer,
-        "iris": datasets.load_iris,
-    }[name]
-    data = loader()
-    X = np.asarray(data.data, dtype=np.float64)
-    y = np.asarray(data.target, dtype=np.int64)
-    rs = int(np.random.default_rng(seed).integers(2**31 - 1))
-    X_tr, X_rest, y_tr, y_rest = train_test_split(
-        X, y, test_size=val_fraction + test_fraction, stratify=y, random_state=rs
-    )
-    X_va, X_te, y_va, y_te = train_test_split(
-        X_rest,
-        y_rest,
-        test_size=test_fraction / (val_fraction + test_fraction),
-        stratify=y_rest,
-        random_state=rs,
-    )
-    mu = X_tr.mean(axis=0)
-    sd = X_tr.std(axis=0)
-    sd[sd == 0] = 1.0  # constant pixels of digits stay 0
-    std = lambda A: (A - mu) / sd  # noqa: E731
-    names = getattr(data, "feature_names", None)
+    try:
+        d = load_builtin(name, seed=seed, val_size=val_fraction, test_size=test_fraction)
+    except ImportError as exc:
+        raise RuntimeError(str(exc)) from exc
     return {
-        "train": (std(X_tr), y_tr),
-        "val": (std(X_va), y_va),
-        "test": (std(X_te), y_te),
-        "n_classes": int(y.max()) + 1,
-        "feature_names": [str(f) for f in names] if names is not None else None,
+        "train": (d.X_train, d.y_train),
+        "val": (d.X_val, d.y_val),
+        "test": (d.X_test, d.y_test),
+        "n_classes": d.n_classes,
+        "feature_names": list(d.feature_names) if d.feature_names is not None else None,
         "image_shape": (8, 8) if name == "digits" else None,
     }
 
