@@ -7,7 +7,9 @@ __version__ = "0.1.0"
 from .graph import PrunedGraph, Schedule, prune, strongly_connected_components
 from .model import NMNetwork, loss_and_grad, output_loss
 from .propagate import ForwardResult, Gradients, backward, forward
+from .regularization import l2_gradient, l2_penalty, nm_gradient, nm_penalty, nm_repulsion, nm_update
 from .solvers import ConvergenceError, SolveStatus
+from . import perceptron, theory  # noqa: E402  (refimpl.theory.posterior, refimpl.perceptron.*)
 
 __all__ = [
     "__version__",
@@ -24,4 +26,12 @@ __all__ = [
     "Gradients",
     "ConvergenceError",
     "SolveStatus",
+    "nm_repulsion",
+    "nm_penalty",
+    "nm_gradient",
+    "nm_update",
+    "l2_penalty",
+    "l2_gradient",
+    "theory",
+    "perceptron",
 ]

@@ -150,7 +150,7 @@ def _targets(T, Z, output):
 
 
 def output_loss(Z, T, output):
-    """Mean loss over the batch and G = dL/dZ.
+    """Mean loss over the batch and G = dL/dZ, at the output g of Sec. 3.3 (Alg. 2 line 8).
 
     softmax: cross-entropy ``-mean_b sum_o t log softmax(z)``, G = (softmax(Z) - T) / B;
     sigmoid: binary cross-entropy, G = (sigmoid(Z) - T) / B;

@@ -338,7 +338,8 @@ class GPBatchNorm:
 
 @dataclass
 class GPTrace:
-    """Everything the backward pass of :func:`gp_trace` needs (see the module docstring).
+    """Everything the backward pass of :func:`gp_trace` needs: the states of S-Alg. 2's
+    message-passing steps (see the module docstring).
 
     ``z`` is the readout (B, n_out); ``running_mean``/``running_var`` are the updated
     running statistics of batch norm in training mode (``None`` otherwise); the caller
@@ -528,7 +529,8 @@ def gp_forward(A, b, x, steps: int, activation="tanh", *, n_out: int | None = No
 # --------------------------------------------------------------------------- backward
 @dataclass
 class GPGradients:
-    """Gradients of a scalar loss through :func:`gp_trace` (batch summed).
+    """Gradients of a scalar loss through :func:`gp_trace`, the unrolled steps of
+    S-Alg. 2 (batch summed).
 
     Attributes
     ----------

@@ -336,7 +336,8 @@ def l2_penalty(K, alpha):
 
 
 def l2_gradient(K, alpha):
-    r"""Gradient of :func:`l2_penalty`: :math:`2\alpha w_{ij}` off the diagonal, 0 on it.
+    r"""Gradient of :func:`l2_penalty` (the "NMs&L2" rows of Table 1):
+    :math:`2\alpha w_{ij}` off the diagonal, 0 on it.
 
     Parameters
     ----------

@@ -37,14 +37,6 @@ MODULES = ["refimpl", "refimpl.theory", "refimpl.regularization", "refimpl.perce
 ALLOWED_WITHOUT_REFERENCE = {
     "refimpl.ConvergenceError": "solver infrastructure (error type), implements no equation",
     "refimpl.SolveStatus": "solver infrastructure (status codes), implements no equation",
-    "refimpl.output_loss": "owner: standard losses at the output g of Sec. 3.3; docstring "
-                           "should cite Sec. 3.3 / Alg. 2",
-    "refimpl.regularization.l2_gradient": "owner: gradient of l2_penalty; docstring should "
-                                          "cite Table 1 (NMs&L2 rows)",
-    "refimpl.perceptron.GPTrace": "owner: state of S-Alg. 2's forward; docstring should "
-                                  "cite S-Alg. 2",
-    "refimpl.perceptron.GPGradients": "owner: result of the backward of S-Alg. 2; docstring "
-                                      "should cite S-Alg. 2",
 }
 
 

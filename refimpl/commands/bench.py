@@ -12,6 +12,7 @@ from pathlib import Path
 BENCHMARKS = {
     "scc": "bench_scc.py",
     "propagation": "bench_propagation.py",
+    "digits": "bench_digits.py",
 }
 
 
