@@ -341,28 +341,6 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     return res
 
 
-class _SeqGroup:
-    """A one-module group (sequential mode), duck-typed like ModuleGroup."""
-
-    def __init__(self, S, m):
-        self.size = int(S.module_sizes[m])
-        self.ids = np.array([m])
-        self.start = int(S.module_ptr[m])
-        self.stop = int(S.module_ptr[m + 1])
-        self.nodes = S.order[self.start:self.stop][None, :]
-        q = self.size
-        e0, e1 = S._int_ptr[m], S._int_ptr[m + 1]
-        self.edge = S._int_edge[e0:e1]
-        self.flat = S._int_local[e0:e1].astype(np.int64)
-        self._q = q
-
-    def blocks(self, data):
-        q = self._q
-        out = np.zeros(q * q)
-        out[self.flat] = data[self.edge]
-        return out.reshape(1, q, q)
-
-
 def _sequential_steps(S):
     steps = []
     for m in range(S.n_modules):
@@ -370,7 +348,7 @@ def _sequential_steps(S):
         if b - a == 1:
             steps.append((a, b, b, []))
         else:
-            steps.append((a, a, b, [_SeqGroup(S, m)]))
+            steps.append((a, a, b, [S.module_group(m)]))
     return steps
 
 

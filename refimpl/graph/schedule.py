@@ -338,6 +338,27 @@ class Schedule:
         """Node ids of module ``m``, ascending."""
         return self.order[self.module_ptr[m]:self.module_ptr[m + 1]]
 
+    def module_group(self, m) -> ModuleGroup:
+        """Module ``m`` alone as a :class:`ModuleGroup` (one-module batches)."""
+        return self._group(int(m), int(m) + 1)
+
+    def _group(self, g0, g1) -> ModuleGroup:
+        """Modules g0 .. g1 - 1 (same size, consecutive) as a :class:`ModuleGroup`."""
+        q = int(self.module_sizes[g0])
+        e0, e1 = self._int_ptr[g0], self._int_ptr[g1]
+        mod_of_edge = np.repeat(np.arange(g1 - g0, dtype=np.int64),
+                                np.diff(self._int_ptr[g0:g1 + 1]))
+        gs, ge = int(self.module_ptr[g0]), int(self.module_ptr[g1])
+        return ModuleGroup(
+            size=q,
+            ids=np.arange(g0, g1, dtype=np.int64),
+            start=gs,
+            stop=ge,
+            nodes=self.order[gs:ge].reshape(g1 - g0, q),
+            edge=self._int_edge[e0:e1],
+            flat=mod_of_edge * (q * q) + self._int_local[e0:e1],
+        )
+
     @cached_property
     def levels(self) -> list:
         """The levels as :class:`Level` objects (built on first access)."""
@@ -353,24 +374,7 @@ class Schedule:
             while g0 < m1:
                 q = int(sizes[g0])
                 g1 = g0 + int(np.searchsorted(sizes[g0:m1], q, side="right"))
-                e0, e1 = self._int_ptr[g0], self._int_ptr[g1]
-                edge = self._int_edge[e0:e1]
-                mod_of_edge = np.repeat(
-                    np.arange(g1 - g0, dtype=np.int64), np.diff(self._int_ptr[g0:g1 + 1])
-                )
-                flat = mod_of_edge * (q * q) + self._int_local[e0:e1]
-                gs, ge = int(self.module_ptr[g0]), int(self.module_ptr[g1])
-                groups.append(
-                    ModuleGroup(
-                        size=q,
-                        ids=np.arange(g0, g1, dtype=np.int64),
-                        start=gs,
-                        stop=ge,
-                        nodes=self.order[gs:ge].reshape(g1 - g0, q),
-                        edge=edge,
-                        flat=flat,
-                    )
-                )
+                groups.append(self._group(g0, g1))
                 g0 = g1
             out.append(
                 Level(
