@@ -55,17 +55,24 @@ def main(argv=None):
     ap.add_argument("--edges", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--regs", default="none,nm", help="NM variants to run (none, l2, nm)")
     args = ap.parse_args(argv)
     print(f"machine: {machine()}")
-    rows = {"NM (no regularization)": [], "NM + NM regularization (alpha 1e-3)": [],
-            f"MLPClassifier(hidden_layer_sizes=({args.nodes},))": []}
+    names = {"none": "NM (no regularization)", "l2": "NM + L2 (alpha 1e-3)",
+             "nm": "NM + NM regularization (alpha 1e-3)"}
+    regs = args.regs.split(",")
+    rows = {names[r]: [] for r in regs}
+    rows[f"MLPClassifier(hidden_layer_sizes=({args.nodes},))"] = []
     secs = {k: [] for k in rows}
     extra = {}
     for seed in range(args.seeds):
         data = load_builtin(args.dataset, seed=seed)
-        common = dict(nodes=args.nodes, edges=args.edges, epochs=args.epochs)
-        for name, reg in (("NM (no regularization)", "none"),
-                          ("NM + NM regularization (alpha 1e-3)", "nm")):
+        common = dict(nodes=args.nodes, edges=args.edges, epochs=args.epochs, lr=args.lr,
+                      patience=args.patience)
+        for reg in regs:
+            name = names[reg]
             err, s, hist = run_nm(data, seed, reg=reg, alpha=1e-3, **common)
             rows[name].append(err)
             secs[name].append(s)
@@ -79,7 +86,8 @@ def main(argv=None):
               f"{np.mean(secs[name]):.3f}",
               "-" if name not in extra else f"{np.mean(extra[name]):.0f}"]
              for name, v in rows.items()]
-    print(f"{args.dataset}, {args.seeds} seeds, test error in percent")
+    print(f"{args.dataset}, {args.seeds} seeds, test error in percent; NM: nodes {args.nodes}, "
+          f"edges {args.edges}, lr {args.lr}, up to {args.epochs} epochs, patience {args.patience}")
     print(markdown_table(["model", "test error %", "s / epoch", "largest module (last epoch)"],
                          table))
     return 0

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .graph.prune import prune
+from .graph.prune import graph_from_mask, prune
 from .model import NMNetwork, loss_and_grad, output_loss
 from .propagate import check_input, forward
 from .regularization import nm_repulsion
@@ -94,6 +94,12 @@ class TrainConfig:
         gradient noise of a mini-batch; prediction uses the same).
     solver : str
         Module solver (see :func:`refimpl.forward`).
+    mode : {"levels", "sequential", "whole"}
+        How Eq. (3) is solved (see :func:`refimpl.forward`); "whole" is the
+        DEQ baseline of Table 1 (one implicit layer, fixed point).
+    structure : {"graph", "dag"}
+        "dag": K restricted to its strict upper triangle (node order 0..p-1),
+        the DAG baseline of Table 1: every module is a singleton.
     seed : int
     """
 
@@ -115,6 +121,8 @@ class TrainConfig:
     atol: float = 1e-8
     rtol: float = 1e-8
     solver: str = "auto"
+    mode: str = "levels"
+    structure: str = "graph"
     seed: int = 0
 
     def __post_init__(self):
@@ -146,6 +154,14 @@ class TrainConfig:
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
         if self.reg not in ("none", "l2", "nm"):
             raise ValueError(f"reg: expected 'none', 'l2' or 'nm', got {self.reg!r}")
+        if self.mode not in ("levels", "sequential", "whole"):
+            raise ValueError(f"mode: expected 'levels', 'sequential' or 'whole', got {self.mode!r}")
+        if self.structure not in ("graph", "dag"):
+            raise ValueError(f"structure: expected 'graph' or 'dag', got {self.structure!r}")
+        if self.structure == "dag" and self.edges is not None \
+                and self.edges > self.nodes * (self.nodes - 1) // 2:
+            raise ValueError(f"edges: a DAG on {self.nodes} nodes has at most "
+                             f"{self.nodes * (self.nodes - 1) // 2} edges, got {self.edges}")
         if self.reg_step not in ("proximal", "thm31"):
             raise ValueError(f"reg_step: expected 'proximal' or 'thm31', got {self.reg_step!r}")
 
@@ -154,7 +170,10 @@ class TrainConfig:
         """Edges kept by top-k pruning (None with a fixed gamma)."""
         if self.gamma is not None:
             return None
-        return 10 * self.nodes if self.edges is None else self.edges
+        if self.edges is not None:
+            return self.edges
+        p = self.nodes
+        return min(10 * p, p * (p - 1) // (2 if self.structure == "dag" else 1))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -196,8 +215,8 @@ class _Optimizer:
                 params[name] -= self.lr * mh / (np.sqrt(vh) + 1e-8)
 
 
-def _error(net, graph, X, y, atol, rtol, solver):
-    fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver)
+def _error(net, graph, X, y, atol, rtol, solver, mode="levels"):
+    fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
     loss, _ = output_loss(fwd.Z, y, net.output)
     return loss, float(np.mean(np.argmax(fwd.Z, axis=1) != y)), fwd
 
@@ -243,6 +262,9 @@ class Trainer:
         self.net = NMNetwork.random(self.n_in, config.nodes, self.n_out, seed=init_seed,
                                     activation=config.activation, output=config.output,
                                     k=config.k, gamma=config.gamma, scale=config.init_scale)
+        if config.structure == "dag":
+            self._lower = np.tril(np.ones((config.nodes, config.nodes), dtype=bool), -1)
+            self.net.K[self._lower] = 0.0
         self.rng = np.random.default_rng(seeds[1])
         self.opt = _Optimizer(config, {n: getattr(self.net, n).shape for n in PARAMS})
         self.epoch = 0
@@ -256,8 +278,24 @@ class Trainer:
 
     # ------------------------------------------------------------ pruning
     def prune(self):
-        """The pruned graph at the current K (Alg. 2 line 5)."""
+        """The pruned graph at the current K (Alg. 2 line 5).  With
+        ``structure="dag"`` only the strict upper triangle is eligible."""
         c = self.config
+        if c.structure == "dag":
+            mags = np.abs(np.triu(self.net.K, 1))
+            if c.gamma is not None:
+                mask = np.triu(mags >= c.gamma, 1)
+            else:
+                # top k of the upper triangle, ties by row-major index (as prune)
+                iu = np.flatnonzero(np.triu(np.ones_like(mags, dtype=bool), 1).ravel())
+                vals = mags.ravel()[iu]
+                keep = iu[np.sort(np.argsort(-vals, kind="stable")[: c.k])]
+                mask = np.zeros(mags.size, dtype=bool)
+                mask[keep] = True
+                mask = mask.reshape(mags.shape)
+            g = graph_from_mask(self.net.K, mask)
+            kept = mags[mask]
+            return dataclasses.replace(g, gamma=float(kept.min()) if kept.size else np.inf)
         return prune(self.net.K, k=c.k) if c.gamma is None else prune(self.net.K, gamma=c.gamma)
 
     def _reg_rate(self, graph):
@@ -295,8 +333,11 @@ class Trainer:
                 idx = order[s:s + c.batch_size]
                 graph = self.prune()
                 loss, grads, fwd = loss_and_grad(self.net, X[idx], y[idx], graph,
-                                                 atol=c.atol, rtol=c.rtol, solver=c.solver)
+                                                 atol=c.atol, rtol=c.rtol, solver=c.solver,
+                                                 mode=c.mode)
                 gK = grads.K
+                if c.structure == "dag":
+                    gK[self._lower] = 0.0  # the lower triangle stays 0
                 rho = self._reg_rate(graph)
                 if rho is not None and c.reg_step == "thm31":
                     gK = gK + rho * self.net.K  # Thm. 3.1: dJ/dw + alpha r w
@@ -317,7 +358,7 @@ class Trainer:
             val_loss = val_err = None
             if X_val is not None:
                 val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
-                                              c.solver)
+                                              c.solver, c.mode)
             rec = EpochRecord(
                 epoch=self.epoch, loss=float(sum(losses) / n), train_error=float(sum(errs) / n),
                 val_loss=val_loss, val_error=val_err, edges=graph.n_edges, regrown=regrown,

@@ -1,0 +1,382 @@
+"""A scikit-learn-style classifier around Alg. 2 (training) and Alg. 3 (prediction).
+
+:class:`NMClassifier` maps arbitrary class labels to ``0..n_classes-1``,
+standardizes the features, holds out a seeded stratified validation split for
+early stopping, and trains a neural-module network with
+:class:`refimpl.train.Trainer` (Alg. 2 of the paper); prediction prunes with
+the trained gamma and solves Eq. (3) (Alg. 3, :func:`refimpl.train.predict_proba`).
+
+scikit-learn is optional.  When it is installed the estimator derives from
+``sklearn.base.ClassifierMixin`` and ``BaseEstimator`` (so ``clone``,
+pipelines, grid search and ``NotFittedError`` are scikit-learn's own);
+otherwise small stand-ins below provide ``get_params``, ``set_params``,
+``score`` and :class:`NotFittedError`.
+"""
+from __future__ import annotations
+
+import inspect
+import numbers
+import warnings
+
+import numpy as np
+
+from .datasets import stratified_split
+from .train import PARAMS, Trainer, TrainConfig
+from .train import predict_proba as _alg3_predict_proba
+
+try:  # scikit-learn is an optional extra (``.[data]``); see the module docstring
+    from sklearn.base import BaseEstimator as _BaseEstimator
+    from sklearn.base import ClassifierMixin as _ClassifierMixin
+    from sklearn.exceptions import DataConversionWarning as _DataConversionWarning
+    from sklearn.exceptions import NotFittedError
+    HAVE_SKLEARN = True
+except ImportError:
+    HAVE_SKLEARN = False
+    _DataConversionWarning = UserWarning
+
+    class NotFittedError(ValueError, AttributeError, RuntimeError):
+        """An estimator was used before ``fit`` (scikit-learn's is a ValueError and an
+        AttributeError; this stand-in is also a RuntimeError)."""
+
+    class _BaseEstimator:
+        """Stand-in for ``sklearn.base.BaseEstimator``: parameters are the
+        keyword arguments of ``__init__``, stored under the same names."""
+
+        @classmethod
+        def _get_param_names(cls):
+            sig = inspect.signature(cls.__init__)
+            return sorted(p.name for p in sig.parameters.values()
+                          if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                             p.KEYWORD_ONLY))
+
+        def get_params(self, deep=True):
+            """The constructor parameters as a dict (``deep`` is accepted for
+            compatibility; no parameter is itself an estimator)."""
+            return {name: getattr(self, name) for name in self._get_param_names()}
+
+        def set_params(self, **params):
+            """Set constructor parameters; unknown names raise ValueError."""
+            valid = self._get_param_names()
+            for name, value in params.items():
+                if name not in valid:
+                    raise ValueError(f"Invalid parameter {name!r} for estimator "
+                                     f"{type(self).__name__}. Valid parameters are: {valid}.")
+                setattr(self, name, value)
+            return self
+
+        def __repr__(self):
+            args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+            return f"{type(self).__name__}({args})"
+
+    class _ClassifierMixin:
+        """Stand-in for ``sklearn.base.ClassifierMixin``: accuracy as the score."""
+
+        _estimator_type = "classifier"
+
+        def score(self, X, y, sample_weight=None):
+            """Mean accuracy of ``self.predict(X)`` against ``y`` (optionally weighted)."""
+            correct = (self.predict(X) == np.asarray(y)).astype(np.float64)
+            return float(np.average(correct, weights=sample_weight))
+
+__all__ = ["NMClassifier", "NotFittedError", "HAVE_SKLEARN"]
+
+
+class NMClassifier(_ClassifierMixin, _BaseEstimator):
+    """Neural-module network classifier (Alg. 2 to train, Alg. 3 to predict).
+
+    A complete graph of ``nodes`` hidden nodes is pruned to its ``edges``
+    strongest edges (or to ``|K| > gamma``) at every mini-batch; the strongly
+    connected components of the pruned graph are the neural modules whose
+    equilibrium Eq. (3) the forward solves.  The output is a softmax trained
+    with cross-entropy.
+
+    Parameters
+    ----------
+    nodes : int, default 100
+        p, hidden nodes of the complete graph.
+    edges : int or None, default None
+        k, edges kept by top-k pruning (Alg. 2 line 5); None means ``10 * nodes``.
+    gamma : float or None, default None
+        A fixed pruning threshold instead of top-k (Sec. 3.2).
+    epochs : int, default 50
+        Most passes over the training data.
+    batch_size : int, default 32
+    lr : float, default 0.05
+        Learning rate eta.
+    momentum : float, default 0.5
+        SGD momentum (the paper's Table 3).
+    optimizer : {"sgd", "adam"}, default "sgd"
+    reg : {"none", "l2", "nm"}, default "none"
+        Regularizer of K; "nm" is the NM regularization of Thm. 3.1.
+    alpha : float, default 1e-3
+        Regularization strength (the paper's Table 3).
+    reg_step : {"proximal", "thm31"}, default "proximal"
+        How the regularizer enters the step (see :mod:`refimpl.train`).
+    activation : str, default "tanh"
+        Node activation f.
+    init_scale : float, default 0.5
+        Scale of the initial K.
+    patience : int or None, default 10
+        Early stopping: stop after this many epochs without a lower validation
+        loss.  None trains every epoch (the best validation epoch is still kept).
+    validation_fraction : float, default 0.1
+        Fraction of the training data held out (seeded, stratified) to choose
+        the epoch; 0 disables early stopping and keeps the last epoch.
+    standardize : bool, default True
+        Fit per-feature mean and standard deviation on the training data and
+        apply them to every input.
+    random_state : int or None, default 0
+        Seeds the initialization, the mini-batch order and the validation split.
+
+    Attributes
+    ----------
+    classes_ : ndarray, shape (n_classes,)
+        The sorted class labels; output j of the network is ``classes_[j]``.
+    n_features_in_ : int
+    mean_, scale_ : ndarray, shape (n_features,) or None
+        The standardization (None when ``standardize=False``).
+    trainer_ : refimpl.train.Trainer
+        The trainer; ``trainer_.net`` is the trained :class:`~refimpl.NMNetwork`.
+    gamma_ : float
+        The trained pruning threshold that Alg. 3 prunes with.
+    history_ : list of dict
+        One record per epoch (loss, errors, edges, modules, levels, ...).
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        The epoch whose parameters were kept (the last one without validation).
+
+    Notes
+    -----
+    Early stopping monitors the validation *loss* (cross-entropy), not the
+    validation error: on small data the held-out part has a handful of rows,
+    its error reaches its minimum within the first epochs and would freeze an
+    undertrained network (iris: 0.80 test accuracy instead of 0.97).
+
+    References
+    ----------
+    Alg. 2 (training with dynamic pruning) and Alg. 3 (prediction) of the
+    Neural Modules paper; DESIGN.md sections 6 and 13.
+    """
+
+    def __init__(self, nodes=100, edges=None, gamma=None, epochs=50, batch_size=32, lr=0.05,
+                 momentum=0.5, optimizer="sgd", reg="none", alpha=1e-3, reg_step="proximal",
+                 activation="tanh", init_scale=0.5, patience=10, validation_fraction=0.1,
+                 standardize=True, random_state=0):
+        # scikit-learn convention: store the parameters, validate them in fit.
+        self.nodes = nodes
+        self.edges = edges
+        self.gamma = gamma
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.momentum = momentum
+        self.optimizer = optimizer
+        self.reg = reg
+        self.alpha = alpha
+        self.reg_step = reg_step
+        self.activation = activation
+        self.init_scale = init_scale
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.standardize = standardize
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, X, y):
+        """Train on ``(X, y)`` with Alg. 2; returns ``self``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+            Finite real features.
+        y : array_like, shape (n_samples,)
+            Class labels of any sortable type (at least two distinct).
+        """
+        X = _check_X(X)
+        classes, codes = _encode_labels(y, X.shape[0])
+        seed = self._seed()
+        vf = self.validation_fraction
+        if isinstance(vf, bool) or not isinstance(vf, numbers.Real) or not 0.0 <= vf < 1.0:
+            raise ValueError(f"validation_fraction: expected a number in [0, 1), got {vf!r}")
+        config = TrainConfig(
+            nodes=self.nodes, edges=self.edges, gamma=self.gamma, epochs=self.epochs,
+            batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+            optimizer=self.optimizer, reg=self.reg, alpha=self.alpha, reg_step=self.reg_step,
+            activation=self.activation, output="softmax", init_scale=self.init_scale,
+            patience=None,  # early stopping is _EarlyStopping's (on the loss), see Notes
+            seed=seed)
+        if self.patience is not None:  # validated like TrainConfig's (it holds None there)
+            TrainConfig(patience=self.patience)
+
+        if self.standardize:
+            mean = X.mean(axis=0)
+            scale = X.std(axis=0)
+            scale[scale == 0.0] = 1.0  # a constant feature stays constant (0)
+            Xs = (X - mean) / scale
+        else:
+            mean = scale = None
+            Xs = X
+        train = val = None
+        if vf > 0:
+            train, val, _ = stratified_split(codes, seed=seed, val_size=vf, test_size=0.0)
+            if val.size == 0:  # too few rows per class to hold any out
+                train = val = None
+        trainer = Trainer(config, X.shape[1], classes.size)
+        if val is None:
+            trainer.fit(Xs, codes)
+            best_epoch = trainer.epoch
+        else:
+            stopper = _EarlyStopping(self.patience)
+            trainer.fit(Xs[train], codes[train], Xs[val], codes[val], callback=stopper)
+            stopper.restore(trainer)
+            best_epoch = stopper.best_epoch
+
+        self.classes_ = classes
+        self.n_features_in_ = X.shape[1]
+        self.mean_, self.scale_ = mean, scale
+        self.trainer_ = trainer
+        self.gamma_ = float(trainer.gamma)
+        self.history_ = trainer.history
+        self.n_iter_ = trainer.epoch
+        self.best_epoch_ = int(best_epoch)
+        return self
+
+    def _seed(self):
+        rs = self.random_state
+        if rs is None:
+            return int(np.random.SeedSequence().generate_state(1)[0])
+        if isinstance(rs, bool) or not isinstance(rs, numbers.Integral) or rs < 0:
+            raise ValueError(f"random_state: expected a non-negative int or None, got {rs!r}")
+        return int(rs)
+
+    # ------------------------------------------------------------ prediction
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in the
+        order of ``classes_`` (Alg. 3: prune with ``gamma_``, solve Eq. (3),
+        softmax)."""
+        self._check_fitted()
+        X = _check_X(X, self.n_features_in_)
+        if self.mean_ is not None:
+            X = (X - self.mean_) / self.scale_
+        trainer = self.trainer_
+        c = trainer.config
+        return _alg3_predict_proba(trainer.net, X, self.gamma_, atol=c.atol, rtol=c.rtol,
+                                   solver=c.solver)
+
+    def predict(self, X):
+        """Class labels (from ``classes_``) of the rows of ``X`` (Alg. 3: argmax)."""
+        proba = self.predict_proba(X)  # first: it raises NotFittedError before fit
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "trainer_")
+
+    def _check_fitted(self):
+        if not hasattr(self, "trainer_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
+                                 "Call 'fit' with appropriate arguments before using this "
+                                 "estimator.")
+
+
+class _EarlyStopping:
+    """Trainer callback: keep the parameters of the epoch with the lowest
+    validation loss; stop after ``patience`` epochs without improvement."""
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.best_loss = np.inf
+        self.best_epoch = 0
+        self.best = None
+        self.stale = 0
+
+    def __call__(self, trainer, record):
+        loss = record.val_loss
+        if loss is not None and np.isfinite(loss) and loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.stale = loss, record.epoch, 0
+            self.best = {name: getattr(trainer.net, name).copy() for name in PARAMS}
+            self.best["gamma"] = float(trainer.gamma)
+            return False
+        self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+    def restore(self, trainer):
+        """Put the best epoch's K, W1, Wm and gamma back into ``trainer``."""
+        if self.best is None:  # no finite validation loss: keep the last epoch
+            self.best_epoch = trainer.epoch
+            return
+        for name in PARAMS:
+            setattr(trainer.net, name, self.best[name].copy())
+        trainer.gamma = self.best["gamma"]
+
+
+# ---------------------------------------------------------------- input checks
+def _check_X(X, n_features=None):
+    """``X`` as a finite float64 (n_samples, n_features) array; ValueError naming X."""
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise ValueError("X: sparse input is not supported; pass a dense array "
+                         "(X.toarray())")
+    X = np.asarray(X)
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except TypeError as exc:  # TypeError as numpy and scikit-learn raise it
+            raise TypeError(f"X: expected numeric values: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"X: expected numeric values: {exc}") from None
+    if X.ndim != 2:
+        hint = ("; Reshape your data with X.reshape(-1, 1) for one feature or "
+                "X.reshape(1, -1) for one sample") if X.ndim == 1 else ""
+        raise ValueError(f"X: expected a 2-D array (n_samples, n_features), got shape "
+                         f"{X.shape}{hint}")
+    if X.dtype.kind == "c":
+        raise ValueError("X: Complex data not supported")
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"X: expected a real numeric array, got dtype {X.dtype}")
+    # The next two messages are scikit-learn's (check_array), which its checks match.
+    if X.shape[0] == 0:
+        raise ValueError(f"X: Found array with 0 sample(s) (shape={X.shape}) while a "
+                         "minimum of 1 is required.")
+    if X.shape[1] == 0:
+        raise ValueError(f"X: Found array with 0 feature(s) (shape={X.shape}) while a "
+                         "minimum of 1 is required.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but NMClassifier is expecting "
+                         f"{n_features} features as input.")
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError("X: contains NaN or infinity")
+    return X
+
+
+def _encode_labels(y, n_samples):
+    """The sorted distinct labels and the code (0..n_classes-1) of each row."""
+    if y is None:
+        raise ValueError("y: NMClassifier requires y to be passed, but the target y is None")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # a column vector: scikit-learn warns and ravels
+        warnings.warn("A column-vector y was passed when a 1d array was expected; "
+                      "y.ravel() is used", _DataConversionWarning, stacklevel=3)
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y: expected a 1-D array of labels, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"y: has {y.shape[0]} labels but X has {n_samples} samples")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError("y: contains NaN or infinity")
+        if np.any(y != np.round(y)):  # scikit-learn's type_of_target says "continuous"
+            raise ValueError("y: Unknown label type: continuous (non-integer floats); a "
+                             "classifier needs discrete labels")
+    if y.dtype.kind == "c":
+        raise ValueError("y: Unknown label type: complex")
+    if y.dtype.kind == "O" and any(v is None for v in y):
+        raise ValueError("y: contains None")
+    try:
+        classes, codes = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(f"y: labels must be mutually comparable ({exc})") from None
+    if classes.size < 2:
+        raise ValueError(f"y: a classifier needs at least 2 classes, got 1 class "
+                         f"({classes[0]!r})")
+    return classes, codes.reshape(-1).astype(np.int64)
