@@ -138,7 +138,7 @@ def graphs(draw, max_p=7):
 def test_repulsion_invariants(Kg):
     K, g = Kg
     rep = nm_repulsion(g)
-    p, M = g.p, g.mask()
+    M = g.mask()
     # W~ in [0, 1], zero off the kept edges and on the diagonal, max 1.
     assert np.all((rep.W_tilde >= 0) & (rep.W_tilde <= 1))
     assert_array_equal(rep.W_tilde[~M], 0.0)
