@@ -34,4 +34,15 @@ __all__ = [
     "l2_gradient",
     "theory",
     "perceptron",
+    "NMClassifier",
 ]
+
+
+def __getattr__(name):
+    # NMClassifier is imported on first use: scikit-learn (optional) takes a
+    # second to import and `import refimpl` must not need it.
+    if name == "NMClassifier":
+        from .estimator import NMClassifier
+
+        return NMClassifier
+    raise AttributeError(f"module 'refimpl' has no attribute {name!r}")

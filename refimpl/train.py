@@ -88,7 +88,12 @@ class TrainConfig:
         Scale of the initial K (see :meth:`NMNetwork.random`).
     patience : int or None
         Early stopping: stop after this many epochs without a better
-        validation error (the best parameters are restored); None disables.
+        validation score (:meth:`Trainer.restore_best` puts the best
+        epoch's parameters back); None trains every epoch.
+    monitor : {"val_loss", "val_error"}
+        The validation score of early stopping and of the best epoch.  The
+        loss is the default: on small validation sets the error moves in
+        coarse steps and ties freeze the best epoch early.
     atol, rtol : float
         Module solve tolerance during training (1e-8: far below the
         gradient noise of a mini-batch; prediction uses the same).
@@ -118,6 +123,7 @@ class TrainConfig:
     output: str = "softmax"
     init_scale: float = 0.5
     patience: int | None = 10
+    monitor: str = "val_loss"
     atol: float = 1e-8
     rtol: float = 1e-8
     solver: str = "auto"
@@ -162,6 +168,8 @@ class TrainConfig:
                 and self.edges > self.nodes * (self.nodes - 1) // 2:
             raise ValueError(f"edges: a DAG on {self.nodes} nodes has at most "
                              f"{self.nodes * (self.nodes - 1) // 2} edges, got {self.edges}")
+        if self.monitor not in ("val_loss", "val_error"):
+            raise ValueError(f"monitor: expected 'val_loss' or 'val_error', got {self.monitor!r}")
         if self.reg_step not in ("proximal", "thm31"):
             raise ValueError(f"reg_step: expected 'proximal' or 'thm31', got {self.reg_step!r}")
 
@@ -271,6 +279,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None
         self.best_val = np.inf
+        self.best_epoch = 0
         self.stale = 0
         self.gamma = np.nan
         self._prev_mask = None
@@ -367,9 +376,11 @@ class Trainer:
                 gamma=float(graph.gamma), seconds=time.perf_counter() - t0)
             self.history.append(dataclasses.asdict(rec))
             stop = False
-            if val_err is not None:
-                if val_err < self.best_val:
-                    self.best_val = val_err
+            score = val_loss if c.monitor == "val_loss" else val_err
+            if score is not None:
+                if score < self.best_val:  # strictly better: ties keep the earlier epoch
+                    self.best_val = score
+                    self.best_epoch = self.epoch
                     self.best = {name: getattr(self.net, name).copy() for name in PARAMS}
                     self.best["gamma"] = np.array(self.gamma)
                     self.stale = 0
@@ -411,7 +422,7 @@ class Trainer:
             "n_in": self.n_in, "n_out": self.n_out,
             "epoch": self.epoch, "history": self.history,
             "best_val": None if not np.isfinite(self.best_val) else self.best_val,
-            "stale": self.stale, "gamma": None if np.isnan(self.gamma) else self.gamma,
+            "stale": self.stale, "best_epoch": self.best_epoch, "gamma": None if np.isnan(self.gamma) else self.gamma,
             "rng": self.rng.bit_generator.state,
             "opt_t": self.opt.t,
             "has_best": self.best is not None,
@@ -463,6 +474,7 @@ class Trainer:
             self.history = meta["history"]
             self.best_val = np.inf if meta["best_val"] is None else float(meta["best_val"])
             self.stale = int(meta["stale"])
+            self.best_epoch = int(meta["best_epoch"])
             self.gamma = np.nan if meta["gamma"] is None else float(meta["gamma"])
             if meta["has_best"]:
                 self.best = {k: data[f"best_{k}"] for k in (*PARAMS, "gamma")}

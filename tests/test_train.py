@@ -102,11 +102,26 @@ def test_proximal_step_matches_thm31_to_first_order():
     assert np.all(np.sign(K / (1 + eta * alpha * R)) == np.sign(K))
 
 
+def test_early_stopping_on_validation_loss_by_default():
+    X, y = toy_data(9)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 12, "patience": 3, "lr": 0.3}, seed=9), 5, 3)
+    hist = tr.fit(X[:90], y[:90], X[90:], y[90:])
+    losses = [h["val_loss"] for h in hist]
+    assert tr.best_epoch == int(np.argmin(losses)) + 1
+    assert tr.best_val == min(losses)
+    tr.restore_best()
+    P = predict_proba(tr.net, X[90:], tr.gamma)
+    np.testing.assert_allclose(-np.mean(np.log(P[np.arange(30), y[90:]])), min(losses),
+                               rtol=1e-6)
+
+
 def test_early_stopping_restores_best():
     X, y = toy_data(6)
-    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 30, "patience": 2, "lr": 0.3}, seed=6), 5, 3)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 30, "patience": 2, "lr": 0.3},
+                             monitor="val_error", seed=6), 5, 3)
     hist = tr.fit(X[:90], y[:90], X[90:], y[90:])
     best_epoch = int(np.argmin([h["val_error"] for h in hist])) + 1
+    assert tr.best_epoch == best_epoch
     assert len(hist) <= 30
     if len(hist) < 30:  # stopped exactly `patience` epochs after the (first) best one
         assert len(hist) == best_epoch + 2

@@ -118,7 +118,8 @@ def run(args) -> int:
     per_epoch = [h["seconds"] for h in trainer.history]
     summary = {
         "dataset": info["dataset"], "test_error": test_error,
-        "best_val_error": None if not np.isfinite(final.best_val) else final.best_val,
+        "monitor": final.config.monitor, "best_epoch": final.best_epoch,
+        "best_val": None if not np.isfinite(final.best_val) else final.best_val,
         "epochs": trainer.epoch, "seconds_per_epoch": float(np.mean(per_epoch)),
         "seconds": elapsed, "gamma": final.gamma, "config": trainer.config.to_dict(),
     }
