@@ -58,7 +58,7 @@ def plot(ctx, data_path):
     ax.set_xlabel("hidden nodes p")
     ax.set_ylabel("forward + backward time, batch 64 (s)")
     ax.plot([], [], ls="", label="n.nx = speed-up, sequential / batched")
-    ax.set_title(f"Paper Fig. 4b: running time vs node count,\n"
+    ax.set_title("Paper Fig. 4b: running time vs node count,\n"
                  "level-batched vs sequential neural modules", fontsize=9)
     ax.legend()
     fig.text(0.01, 0.01, f"modules of 1..{MAX_Q} nodes in {N_LEVELS} levels; "

@@ -34,7 +34,10 @@ def plot(ctx, data_path):
     a2 = a1.twinx()
     l3 = a2.plot(c["epoch"], c["synapses"], color="C1", label="synapses")
     a2.set_ylabel("synapses (count)", color="C1")
-    a1.legend(handles=l1 + l2 + l3, loc="upper right")
+    a1.set_ylim(0, 1.3 * max(c["n_grown"].max(), 1))  # head room for the legend
+    lo, hi = c["synapses"].min(), c["synapses"].max()
+    a2.set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.35 * (hi - lo + 1))
+    a2.legend(handles=l1 + l2 + l3, loc="upper center", ncol=2, fontsize=7)  # on top of both
     a1.set_title("(a) topology: |H| and synapses", fontsize=9)
     for key, label, style in (("train_loss", "train loss", "-"),
                               ("val_loss", "validation loss", "-"),

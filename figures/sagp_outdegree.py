@@ -3,7 +3,8 @@
 After the SAGP run of ``_sagp_run.py``, each pixel of the 8x8 digits is an input
 neuron; its out-degree (``refimpl.sagp.input_out_degree``: synapses of the assembled
 topology leaving it) is shown as an image, next to example digits with only the
-pixels of the top 50% out-degree kept, as in the supplement's Fig. 7.
+pixels of out-degree >= the median kept (the top half, ties kept), as in the
+supplement's Fig. 7 (which keeps the top 50% or 70%).
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def plot(ctx, data_path):
         img[c["row"].astype(int), c["col"].astype(int)] = c[f"example{i}"]
         ax.imshow(np.where(keep, img, np.nan), cmap="gray_r", vmin=0, vmax=16)
         ax.imshow(np.where(keep, np.nan, 1.0), cmap="Reds", vmin=0, vmax=2, alpha=0.5)
-        ax.set_title(f"digit {i}: top-50% pixels kept", fontsize=9)
+        ax.set_title(f"digit {i}: pixels of out-degree >= median", fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

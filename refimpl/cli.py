@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a neural-module network (Alg. 2) and write a checkpoint"),
     "predict": ("predict", "predict with a trained checkpoint (Alg. 3)"),
     "verify": ("verify", "check the papers' claims numerically and print a table"),
+    "table1": ("table1", "reproduce the structure of the paper's Table 1 (methods x nodes x seeds)"),
     "sagp": ("sagp", "train a self-assembling graph perceptron (the supplement)"),
     "bench": ("bench", "time the kernels against their peers (ratios)"),
 }

@@ -353,7 +353,7 @@ class Trainer:
                 params = {"K": self.net.K, "W1": self.net.W1, "Wm": self.net.Wm}
                 self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
                 if rho is not None and c.reg_step == "proximal":
-                    self.net.K /= 1.0 + c.lr * rho  # implicit form of Thm. 3.1
+                    self.net.K /= 1.0 + self.opt.lr * rho  # implicit form of Thm. 3.1
                 losses.append(loss * idx.size)
                 errs.append(float(np.sum(np.argmax(fwd.Z, axis=1) != y[idx])))
                 iters.append(fwd.iterations)

@@ -23,7 +23,8 @@ same loss (:func:`refimpl.model.output_loss`), the same optimizer
 (``refimpl.train._Optimizer`` is imported, not copied: SGD with momentum 0.5
 of the paper's Table 3, or Adam), the same seeding (``SeedSequence(seed)``
 spawned into an initialization seed and a batch-order RNG), the same early
-stopping on the validation error, and history rows with the fields of
+stopping on the validation score (``config.monitor``: loss or error),
+and history rows with the fields of
 :class:`refimpl.train.EpochRecord` (``edges`` = number of weights,
 ``levels`` = number of hidden layers; the module fields are 0).
 """
@@ -251,7 +252,9 @@ class MLPTrainer:
     net : MLP
     history : list of dict
         One :class:`refimpl.train.EpochRecord` (as a dict) per epoch.
-    best, best_val : the parameters and error of the best validation epoch.
+    best, best_val, best_epoch : the parameters, the score and the number of
+        the best validation epoch (the score is ``config.monitor``: the
+        validation loss or error, as in ``Trainer``).
     """
 
     def __init__(self, config: TrainConfig, n_in: int, n_out: int, widths=None):
@@ -273,6 +276,7 @@ class MLPTrainer:
         self.history: list[dict] = []
         self.best: MLP | None = None
         self.best_val = np.inf
+        self.best_epoch = 0
         self.stale = 0
 
     def before_batch(self):
@@ -283,7 +287,8 @@ class MLPTrainer:
         c = self.config
         params = self.net.params()
         g = grads.as_dict()
-        shrink = 1.0 + 2.0 * c.lr * c.alpha if c.reg == "l2" else None
+        # the optimizer's current rate (a schedule may have changed it)
+        shrink = 1.0 + 2.0 * self.opt.lr * c.alpha if c.reg == "l2" else None
         if shrink is not None and c.reg_step == "thm31":
             for l, W in enumerate(self.net.weights):  # explicit: + 2 alpha W (biases free)
                 g[f"W{l}"] = g[f"W{l}"] + 2.0 * c.alpha * W
@@ -329,9 +334,11 @@ class MLPTrainer:
                 seconds=time.perf_counter() - t0)
             self.history.append(dataclasses.asdict(rec))
             stop = False
-            if val_err is not None:
-                if val_err < self.best_val:
-                    self.best_val, self.best, self.stale = val_err, self.net.copy(), 0
+            score = val_loss if getattr(c, "monitor", "val_error") == "val_loss" else val_err
+            if score is not None:
+                if score < self.best_val:  # strictly better: ties keep the earlier epoch
+                    self.best_val, self.best, self.stale = score, self.net.copy(), 0
+                    self.best_epoch = self.epoch
                 else:
                     self.stale += 1
                     stop = c.patience is not None and self.stale >= c.patience

@@ -46,7 +46,8 @@ def register(subparsers, name="table1", help_text=None):
     p.add_argument("--jobs", type=int, default=None,
                    help="local worker processes (default: every CPU; 1 = in this process)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run on this Dask scheduler, e.g. tcp://host:8786 (the 'dist' extra)")
+                   help="run on this Dask scheduler, e.g. tcp://host:8786, instead of local "
+                        "processes (--jobs is then ignored; the 'dist' extra)")
     p.add_argument("--quick", action="store_true",
                    help="a reduced grid, under 5 minutes on 2 cores (iris, wine and digits, "
                         "nodes 20 40, 3 seeds, 20 epochs)")
