@@ -58,10 +58,13 @@ def modular_graph(p, n_levels, seed, max_q=32, edges_per_node=3.0, weight=0.35):
             continue
         src_mod = rng.choice(by_level[lv - 1])
         mask[rng.choice(mods[src_mod]), rng.choice(nodes)] = True
-    while mask.sum() < target:  # extra forward edges to later levels
+    n_edges = int(mask.sum())
+    while n_edges < target:  # extra forward edges to later levels
         a, b = np.sort(rng.choice(len(mods), 2, replace=False))
         if level[a] < level[b]:
-            mask[rng.choice(mods[a]), rng.choice(mods[b])] = True
+            j, i = rng.choice(mods[a]), rng.choice(mods[b])
+            n_edges += not mask[j, i]
+            mask[j, i] = True
     K = np.where(mask, weight * rng.standard_normal((p, p)), 0.0)
     np.fill_diagonal(K, 0.1 * rng.standard_normal(p))
     return K, mask

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "predict with a trained checkpoint (Alg. 3)"),
     "verify": ("verify", "check the papers' claims numerically and print a table"),
     "table1": ("table1", "reproduce the structure of the paper's Table 1 (methods x nodes x seeds)"),
+    "figures": ("figures", "regenerate the papers' figures (PNG + data) from the library"),
     "sagp": ("sagp", "train a self-assembling graph perceptron (the supplement)"),
     "bench": ("bench", "time the kernels against their peers (ratios)"),
 }
