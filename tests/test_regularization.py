@@ -24,7 +24,7 @@ from refimpl.regularization import (
     nm_repulsion,
     nm_update,
 )
-from tests.strategies import dense_K
+from strategies import dense_K
 
 EPS = np.finfo(np.float64).eps
 E = math.e
