@@ -95,8 +95,10 @@ def propagation_rows(p=3000, B=256, n_in=32, n_out=10, tol=1e-10, seed=0, repeat
         t_lev = best_time(time_fb(net, X0, G, g, **kw), repeat=repeat, min_total=1.0)
         t_seq = best_time(time_fb(net, X0, G, g, mode="sequential", **kw), repeat=repeat,
                           min_total=1.0)
-        t_whole = best_time(time_fb(net, X0, G, g, mode="whole", **kw), repeat=repeat,
-                            min_total=1.0)
+        t_whole = best_time(time_fb(net, X0, G, g, mode="whole", whole_method="fixed_point",
+                                    **kw), repeat=repeat, min_total=1.0)
+        t_anderson = best_time(time_fb(net, X0, G, g, mode="whole", **kw), repeat=repeat,
+                               min_total=1.0)
         AT = g.A.T.tocsr()
         FT = np.ascontiguousarray(fwd.F.T)
         t_floor = best_time(lambda: AT @ FT, repeat=5, min_total=0.5)
@@ -104,8 +106,11 @@ def propagation_rows(p=3000, B=256, n_in=32, n_out=10, tol=1e-10, seed=0, repeat
         rows.append(dict(
             regime=name, levels=S.n_levels, modules=int((sizes > 1).sum()),
             max_q=int(sizes.max()), edges=g.n_edges, newton=int(fwd.iterations),
-            t_fwd=t_fwd, t_lev=t_lev, t_seq=t_seq, t_whole=t_whole, t_floor=t_floor,
-            whole_iters=int(forward(net, X0, g, mode="whole", **kw).iterations)))
+            t_fwd=t_fwd, t_lev=t_lev, t_seq=t_seq, t_whole=t_whole, t_anderson=t_anderson,
+            t_floor=t_floor,
+            whole_iters=int(forward(net, X0, g, mode="whole", whole_method="fixed_point",
+                                    **kw).iterations),
+            anderson_iters=int(forward(net, X0, g, mode="whole", **kw).iterations)))
         if progress:
             progress(name)
     return rows
@@ -174,14 +179,16 @@ def main(argv=None):
     for r in rows:
         table.append([r["regime"], r["levels"], r["modules"], r["max_q"], r["edges"],
                       fmt_time(r["t_lev"]), fmt_time(r["t_whole"]), f"{r['t_whole'] / r['t_lev']:.1f}x",
+                      fmt_time(r["t_anderson"]), f"{r['t_anderson'] / r['t_lev']:.1f}x",
                       fmt_time(r["t_seq"]), f"{r['t_seq'] / r['t_lev']:.1f}x",
                       fmt_time(r["t_fwd"]), f"{r['t_fwd'] / r['t_floor']:.1f}x"])
     print(markdown_table(
         ["regime", "levels", "modules (q>1)", "max q", "edges", "NM fwd+bwd",
-         "(1) whole-graph FP", "(1)/NM", "(2) sequential", "(2)/NM", "NM fwd", "fwd/(3) floor"],
+         "(1) whole-graph FP", "(1)/NM", "(1') Anderson", "(1')/NM", "(2) sequential", "(2)/NM",
+         "NM fwd", "fwd/(3) floor"],
         table))
-    print("whole-graph fixed-point iterations: "
-          + ", ".join(f"{r['regime']}: {r['whole_iters']}" for r in rows))
+    print("whole-graph iterations (fixed point / Anderson): "
+          + ", ".join(f"{r['regime']}: {r['whole_iters']} / {r['anderson_iters']}" for r in rows))
     m = mlp_rows(B=args.batch)
     print()
     print(markdown_table(

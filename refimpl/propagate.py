@@ -24,7 +24,7 @@ from .equations import fixed_point_adjoint_group, fixed_point_group, level_produ
 from .solvers.newton import ACT_CODES, adjoint_group, newton_group
 from .solvers.result import ConvergenceError, SolveStatus
 from .solvers.anderson import anderson_fixed_point
-from .solvers.whole import whole_graph_adjoint
+from .solvers.whole import whole_graph_adjoint, whole_graph_fixed_point
 from .validation import as_float_array
 
 __all__ = ["forward", "backward", "ForwardResult", "Gradients", "check_input"]
@@ -211,7 +211,7 @@ def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter)
 
 
 def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=True,
-            solver="auto", mode="levels", compute_cond=False):
+            solver="auto", mode="levels", whole_method="anderson", compute_cond=False):
     """Solve Eq. (3) of the paper module by module (Alg. 1 lines 9-24).
 
     .. math:: X = 1 b^T + f(X) A + X^0 W_1^T, \\qquad Z = f(X) W_m^T, \\quad Y = g(Z)
@@ -246,6 +246,9 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         implicit system for all nodes, no modules (the DEQ baseline),
         solved by Anderson-accelerated fixed-point iteration
         (:func:`refimpl.solvers.anderson.anderson_fixed_point`, memory 5).
+    whole_method : {"anderson", "fixed_point"}
+        The solver of ``mode="whole"``: Anderson acceleration or the plain
+        fixed-point iteration (:func:`refimpl.solvers.whole.whole_graph_fixed_point`).
     compute_cond : bool
         Also record max cond_2(J) per module (costly: an SVD per sample).
 
@@ -257,6 +260,8 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    if whole_method not in ("anderson", "fixed_point"):
+        raise ValueError(f"whole_method: expected 'anderson' or 'fixed_point', got {whole_method!r}")
     for name, val in (("atol", atol), ("rtol", rtol)):
         if not (np.isfinite(val) and val >= 0):
             raise ValueError(f"{name}: must be finite and >= 0, got {val}")
@@ -296,18 +301,24 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     if mode == "whole":  # the DEQ baseline: one implicit layer, Anderson-accelerated
         Ao = graph.A.T.tocsr()[order][:, order]  # positions
         CT = XT.copy()
-        sol = anderson_fixed_point(lambda V: CT + Ao @ f(V), CT.copy(), m=5, atol=atol,
-                                   rtol=rtol, max_iter=20 * int(max_iter))  # Eq. (3)
-        XT[:] = sol.x
+        if whole_method == "anderson":
+            sol = anderson_fixed_point(lambda V: CT + Ao @ f(V), CT.copy(), m=5, atol=atol,
+                                       rtol=rtol, max_iter=20 * int(max_iter))  # Eq. (3)
+            x, ok, it, err, status = sol.x, sol.converged, sol.iterations, sol.residual, sol.status
+        else:
+            x, _, _, it, err, ok = whole_graph_fixed_point(Ao, CT, f, act.df, atol=atol,
+                                                          rtol=rtol, max_iter=20 * int(max_iter))
+            status = (SolveStatus.CONVERGED if ok else SolveStatus.NONFINITE
+                      if not np.isfinite(err) else SolveStatus.MAX_ITERATIONS)
+        XT[:] = x
         FT[:] = f(XT)
         DFT[:] = act.derivative(XT, FT)
-        res.whole_iterations = int(sol.iterations)
-        if not sol.converged:
-            res.status = SolveStatus(sol.status)
+        res.whole_iterations = int(it)
+        if not ok:
+            res.status = SolveStatus(status)
             res.failed_modules = list(range(n_mod))
             if throw:
-                raise ConvergenceError(-1, order, p, sol.residual, sol.iterations, sol.status,
-                                       res)
+                raise ConvergenceError(-1, order, p, err, it, status, res)
         return res
 
     in_w = data[S.in_edge]

@@ -95,12 +95,13 @@ def test_agrees_with_dense_whole_graph_newton(seed):
                                err_msg="Eq. (3): modules vs whole-graph Newton")
 
 
-@pytest.mark.parametrize("mode", ["sequential", "whole"])
-def test_modes_agree(mode):
+@pytest.mark.parametrize("mode, extra", [("sequential", {}), ("whole", {}),
+                                         ("whole", {"whole_method": "fixed_point"})])
+def test_modes_agree(mode, extra):
     net, X0, T = make_case(3, p=20, k=60, scale=0.4)
     g = net.prune()
     l0, g0, f0 = loss_and_grad(net, X0, T, g, **TIGHT)
-    l1, g1, f1 = loss_and_grad(net, X0, T, g, mode=mode, **TIGHT)
+    l1, g1, f1 = loss_and_grad(net, X0, T, g, mode=mode, **extra, **TIGHT)
     # sequential runs the same kernels module by module: identical results.
     tol = dict(rtol=0, atol=0) if mode == "sequential" else dict(rtol=1e-10, atol=1e-11)
     np.testing.assert_allclose(f1.X, f0.X, **tol)
