@@ -45,6 +45,7 @@ from .graph.prune import graph_from_mask, prune
 from .model import NMNetwork, loss_and_grad, output_loss
 from .propagate import check_input, forward
 from .regularization import nm_repulsion
+from .validation import json_default
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
            "FORMAT"]
@@ -223,6 +224,39 @@ class _Optimizer:
                 params[name] -= self.lr * mh / (np.sqrt(vh) + 1e-8)
 
 
+def check_labels(y, n, n_out, name):
+    """``y`` as ``n`` integer class labels in ``[0, n_out)``; ValueError naming ``name``."""
+    y = np.asarray(y)
+    if y.shape != (n,) or y.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} "
+                         f"dtype {y.dtype}")
+    if n and (y.min() < 0 or y.max() >= n_out):
+        raise ValueError(f"{name}: labels must lie in [0, {n_out})")
+    return y
+
+
+def early_stopping_step(trainer, score, snapshot):
+    """Early-stopping bookkeeping after an epoch (Alg. 2's validation split).
+
+    A strictly better ``score`` (ties keep the earlier epoch) records
+    ``trainer.best = snapshot()``, ``best_val`` and ``best_epoch`` and resets
+    ``stale``; otherwise ``stale`` grows.  Returns True when training should
+    stop (``config.patience`` epochs without improvement).  Shared by
+    :class:`Trainer` and the NN baseline.
+    """
+    if score is None:
+        return False
+    if score < trainer.best_val:
+        trainer.best_val = score
+        trainer.best_epoch = trainer.epoch
+        trainer.best = snapshot()
+        trainer.stale = 0
+        return False
+    trainer.stale += 1
+    patience = trainer.config.patience
+    return patience is not None and trainer.stale >= patience
+
+
 def _error(net, graph, X, y, atol, rtol, solver, mode="levels"):
     fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
     loss, _ = output_loss(fwd.Z, y, net.output)
@@ -328,10 +362,10 @@ class Trainer:
         each epoch; returning True stops training.  Returns the history."""
         c = self.config
         X = check_input(X, self.n_in, "X")
-        y = self._labels(y, X.shape[0], "y")
+        y = check_labels(y, X.shape[0], self.n_out, "y")
         if X_val is not None:
             X_val = check_input(X_val, self.n_in, "X_val")
-            y_val = self._labels(y_val, X_val.shape[0], "y_val")
+            y_val = check_labels(y_val, X_val.shape[0], self.n_out, "y_val")
         target = c.epochs if epochs is None else self.epoch + int(epochs)
         n = X.shape[0]
         while self.epoch < target:
@@ -375,18 +409,10 @@ class Trainer:
                 levels=graph.schedule.n_levels, newton_iterations=float(np.mean(iters)),
                 gamma=float(graph.gamma), seconds=time.perf_counter() - t0)
             self.history.append(dataclasses.asdict(rec))
-            stop = False
-            score = val_loss if c.monitor == "val_loss" else val_err
-            if score is not None:
-                if score < self.best_val:  # strictly better: ties keep the earlier epoch
-                    self.best_val = score
-                    self.best_epoch = self.epoch
-                    self.best = {name: getattr(self.net, name).copy() for name in PARAMS}
-                    self.best["gamma"] = np.array(self.gamma)
-                    self.stale = 0
-                else:
-                    self.stale += 1
-                    stop = c.patience is not None and self.stale >= c.patience
+            stop = early_stopping_step(
+                self, val_loss if c.monitor == "val_loss" else val_err,
+                lambda: {**{n: getattr(self.net, n).copy() for n in PARAMS},
+                         "gamma": np.array(self.gamma)})
             if callback is not None and callback(self, rec):
                 stop = True
             if stop:
@@ -399,15 +425,6 @@ class Trainer:
             for name in PARAMS:
                 setattr(self.net, name, self.best[name].copy())
             self.gamma = float(self.best["gamma"])
-
-    def _labels(self, y, n, name):
-        y = np.asarray(y)
-        if y.shape != (n,) or y.dtype.kind not in "iu":
-            raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} "
-                             f"dtype {y.dtype}")
-        if n and (y.min() < 0 or y.max() >= self.n_out):
-            raise ValueError(f"{name}: labels must lie in [0, {self.n_out})")
-        return y
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path, extra=None):
@@ -434,7 +451,7 @@ class Trainer:
             arrays.update({f"best_{k}": v for k, v in self.best.items()})
         if self._prev_mask is not None:
             arrays["prev_mask"] = self._prev_mask
-        arrays["__meta__"] = np.array(json.dumps(meta, default=_json_default))
+        arrays["__meta__"] = np.array(json.dumps(meta, default=json_default))
         path = str(path)
         with open(path, "wb") as fh:
             np.savez(fh, **arrays)
@@ -483,16 +500,6 @@ class Trainer:
         except KeyError as exc:
             raise CheckpointError(f"{path}: checkpoint is missing {exc}") from exc
         return self
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"cannot serialize {type(o).__name__}")
 
 
 def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto"):

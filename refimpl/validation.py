@@ -21,3 +21,15 @@ def as_float_array(a, name, shape=None):
     if not np.isfinite(a).all():
         raise ValueError(f"{name}: contains NaN or inf")
     return a
+
+
+def json_default(o):
+    """``json.dump(..., default=json_default)``: NumPy scalars and arrays as
+    plain numbers and lists."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

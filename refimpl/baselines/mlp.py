@@ -39,7 +39,7 @@ import numpy as np
 from ..activations import get_activation, get_output
 from ..model import output_loss
 from ..propagate import check_input
-from ..train import EpochRecord, TrainConfig, _Optimizer
+from ..train import EpochRecord, TrainConfig, _Optimizer, check_labels, early_stopping_step
 
 __all__ = ["MLP", "MLPCache", "MLPGradients", "mlp_forward", "mlp_backward",
            "mlp_loss_and_grad", "mlp_predict", "mlp_predict_proba", "MLPTrainer"]
@@ -303,10 +303,10 @@ class MLPTrainer:
         the history."""
         c = self.config
         X = check_input(X, self.n_in, "X")
-        y = self._labels(y, X.shape[0], "y")
+        y = check_labels(y, X.shape[0], self.n_out, "y")
         if X_val is not None:
             X_val = check_input(X_val, self.n_in, "X_val")
-            y_val = self._labels(y_val, X_val.shape[0], "y_val")
+            y_val = check_labels(y_val, X_val.shape[0], self.n_out, "y_val")
         target = c.epochs if epochs is None else self.epoch + int(epochs)
         n = X.shape[0]
         while self.epoch < target:
@@ -333,15 +333,8 @@ class MLPTrainer:
                 newton_iterations=0.0, gamma=float("nan"),
                 seconds=time.perf_counter() - t0)
             self.history.append(dataclasses.asdict(rec))
-            stop = False
-            score = val_loss if getattr(c, "monitor", "val_error") == "val_loss" else val_err
-            if score is not None:
-                if score < self.best_val:  # strictly better: ties keep the earlier epoch
-                    self.best_val, self.best, self.stale = score, self.net.copy(), 0
-                    self.best_epoch = self.epoch
-                else:
-                    self.stale += 1
-                    stop = c.patience is not None and self.stale >= c.patience
+            stop = early_stopping_step(self, val_loss if c.monitor == "val_loss" else val_err,
+                                       self.net.copy)
             if callback is not None and callback(self, rec):
                 stop = True
             if stop:
@@ -359,11 +352,3 @@ class MLPTrainer:
         """Class indices for X (the NN's Alg. 3 analogue)."""
         return mlp_predict(self.net, X)
 
-    def _labels(self, y, n, name):
-        y = np.asarray(y)
-        if y.shape != (n,) or y.dtype.kind not in "iu":
-            raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} "
-                             f"dtype {y.dtype}")
-        if n and (y.min() < 0 or y.max() >= self.n_out):
-            raise ValueError(f"{name}: labels must lie in [0, {self.n_out})")
-        return y

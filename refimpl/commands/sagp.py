@@ -25,6 +25,8 @@ import sys
 
 import numpy as np
 
+from ..validation import json_default
+
 DATASETS = ("digits", "wine", "breast_cancer", "iris")
 
 #: History columns written to the CSV (the id lists stay in the JSON file).
@@ -108,16 +110,6 @@ def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: floa
         "feature_names": list(d.feature_names) if d.feature_names is not None else None,
         "image_shape": (8, 8) if name == "digits" else None,
     }
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def _nan_to_none(rec: dict) -> dict:
@@ -247,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         "history": [_nan_to_none(r) for r in result.history],
     }
     with open(os.path.join(args.out, "history.json"), "w") as fh:
-        json.dump(doc, fh, indent=1, default=_json_default)
+        json.dump(doc, fh, indent=1, default=json_default)
     with open(os.path.join(args.out, "history.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
