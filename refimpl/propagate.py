@@ -155,10 +155,7 @@ class Gradients:
 #: solver="auto": modules of up to this many nodes go straight to Newton
 #: (a q x q LU per sample is cheap and Newton is robust); larger ones first
 #: try the fixed-point iteration (one batched matrix product per step).
-#: Measured on 2 cores, B = 256: on the benchmark's modules of 9..32 nodes
-#: the fixed-point attempts cost 3x the Newton solves; above ~32 nodes the
-#: q^3 factorizations make the fixed point the cheaper first try.
-AUTO_NEWTON_MAX_Q = 32
+AUTO_NEWTON_MAX_Q = 8
 #: ... for at most AUTO_FP_ITER_PER_Q * q steps (about the cost of Newton's
 #: ~6 dense q x q factorizations per sample, counting the BLAS product's
 #: higher speed), giving up early on a module whose observed rate predicts
