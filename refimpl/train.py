@@ -235,6 +235,17 @@ def check_labels(y, n, n_out, name):
     return y
 
 
+def check_fit_data(X, y, X_val, y_val, n_in, n_out):
+    """Training and (optional) validation data checked for a fit: float64
+    (B, n_in) inputs, integer labels in ``[0, n_out)``."""
+    X = check_input(X, n_in, "X")
+    y = check_labels(y, X.shape[0], n_out, "y")
+    if X_val is not None:
+        X_val = check_input(X_val, n_in, "X_val")
+        y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")
+    return X, y, X_val, y_val
+
+
 def early_stopping_step(trainer, score, snapshot):
     """Early-stopping bookkeeping after an epoch (Alg. 2's validation split).
 
@@ -361,11 +372,7 @@ class Trainer:
         ``epochs`` more).  ``callback(trainer, record)`` is called after
         each epoch; returning True stops training.  Returns the history."""
         c = self.config
-        X = check_input(X, self.n_in, "X")
-        y = check_labels(y, X.shape[0], self.n_out, "y")
-        if X_val is not None:
-            X_val = check_input(X_val, self.n_in, "X_val")
-            y_val = check_labels(y_val, X_val.shape[0], self.n_out, "y_val")
+        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
         target = c.epochs if epochs is None else self.epoch + int(epochs)
         n = X.shape[0]
         while self.epoch < target:

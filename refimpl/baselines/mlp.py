@@ -39,7 +39,7 @@ import numpy as np
 from ..activations import get_activation, get_output
 from ..model import output_loss
 from ..propagate import check_input
-from ..train import EpochRecord, TrainConfig, _Optimizer, check_labels, early_stopping_step
+from ..train import EpochRecord, TrainConfig, _Optimizer, check_fit_data, early_stopping_step
 
 __all__ = ["MLP", "MLPCache", "MLPGradients", "mlp_forward", "mlp_backward",
            "mlp_loss_and_grad", "mlp_predict", "mlp_predict_proba", "MLPTrainer"]
@@ -302,11 +302,7 @@ class MLPTrainer:
         ``callback(trainer, record)`` after each epoch, True stops.  Returns
         the history."""
         c = self.config
-        X = check_input(X, self.n_in, "X")
-        y = check_labels(y, X.shape[0], self.n_out, "y")
-        if X_val is not None:
-            X_val = check_input(X_val, self.n_in, "X_val")
-            y_val = check_labels(y_val, X_val.shape[0], self.n_out, "y_val")
+        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
         target = c.epochs if epochs is None else self.epoch + int(epochs)
         n = X.shape[0]
         while self.epoch < target:
