@@ -62,6 +62,8 @@ import numpy as np
 
 from .activations import get_activation
 from .baselines.mlp import MLPTrainer, mlp_forward
+from .datasets import BUILTIN_DATASETS, PAPER_DATASETS
+from .datasets import load as _load
 from .propagate import forward
 from .solvers.result import ConvergenceError
 from .train import Trainer, TrainConfig
@@ -77,10 +79,6 @@ METHODS = ("NN", "DEQ", "DAG", "OPTNET", "NMs", "NMs&L2", "NMs&NM")
 OPEN_METHODS = ("OPTNET",)
 #: The hidden-node counts of Table 1.
 PAPER_NODES = (80, 100, 200, 300, 500, 1000, 3000)
-#: The paper's data sets (local copies only, DESIGN.md sec. 11).
-PAPER_DATASETS = ("codon", "daily_sports", "facebook", "gas_drift")
-#: scikit-learn's bundled data sets, the default.
-BUILTIN_DATASETS = ("digits", "wine", "breast_cancer", "iris")
 #: Table 3's "scaling learningRate": the per-epoch factor of the learning rate.
 LR_SCALE = {"NN": 1.0, "DEQ": 0.1, "DAG": 0.1, "OPTNET": 0.1,
             "NMs": 1.0, "NMs&L2": 1.0, "NMs&NM": 1.0}
@@ -209,12 +207,8 @@ def load_dataset(name, seed=0, path=None):
     """A :class:`refimpl.datasets.Dataset` by name: a built-in one, or a
     paper data set read from its local copy ``path`` (or its environment
     variable, see :mod:`refimpl.datasets`).  Cached per process."""
-    from . import datasets
-
-    if name in BUILTIN_DATASETS:
-        return datasets.load_builtin(name, seed=seed)
-    if name in PAPER_DATASETS:
-        return getattr(datasets, f"load_{name}")(path, seed=seed)
+    if name in BUILTIN_DATASETS + PAPER_DATASETS:
+        return _load(name, path, seed=seed)
     raise ValueError(f"dataset: expected one of {BUILTIN_DATASETS + PAPER_DATASETS}, "
                      f"got {name!r}")
 
