@@ -14,13 +14,13 @@ __all__ = ["DataQualityWarning", "Dataset", "split_standardize", "stratified_spl
 
 
 class DataQualityWarning(UserWarning):
-    """A loader dropped malformed rows of a published file (it says which)."""
+    """A loader dropped malformed rows of a published file (it says which; DESIGN.md sec. 11)."""
 
 
 # --------------------------------------------------------------------------- container
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """A classification dataset split into train, validation and test parts.
+    """A classification dataset split into train, validation and test parts (DESIGN.md sec. 11).
 
     Attributes
     ----------
@@ -72,7 +72,7 @@ class Dataset:
 
 # --------------------------------------------------------------------------- splitting
 def stratified_split(y, *, seed=0, val_size=0.15, test_size=0.15):
-    r"""Seeded stratified train / validation / test index split (numpy only).
+    r"""Seeded stratified train / validation / test index split (numpy only; DESIGN.md sec. 11).
 
     Per class c with :math:`n_c` rows (shuffled with ``rng``), the test part takes
     :math:`t_c = \lfloor n_c\,\mathrm{test\_size} + 1/2 \rfloor` rows and the validation

@@ -63,7 +63,7 @@ _CODON_RE = re.compile(r"^[ACGU]{3}$")
 
 def load_codon(path=None, *, seed=0, val_size=0.15, test_size=0.15, standardize=True,
                bad_rows="drop") -> Dataset:
-    """UCI "Codon usage" (the paper's Codon dataset), from a local ``codon_usage.csv``.
+    """UCI "Codon usage" (the paper's Codon dataset, Table 1), from a local ``codon_usage.csv``.
 
     Published format: a CSV with header ``Kingdom, DNAtype, SpeciesID, Ncodons,
     SpeciesName`` followed by the 64 codon columns (``UUU, UUC, ...``), one row per
@@ -163,7 +163,7 @@ def _read_libsvm_batch(f: Path) -> tuple[list[int], list[dict[int, float]]]:
 
 def load_gas_drift(path=None, *, batches=range(1, 11), seed=0, val_size=0.15,
                    test_size=0.15, standardize=True) -> Dataset:
-    """UCI "Gas sensor array drift" (the paper's Gas dataset), from local ``batchN.dat``.
+    """UCI "Gas sensor array drift" (the paper's Gas dataset, Table 1), from local ``batchN.dat``.
 
     Published format: ten files ``batch1.dat .. batch10.dat`` in libsvm format, one
     measurement per line, ``label;concentration 1:v1 2:v2 ... 128:v128`` (16 sensors x 8
@@ -219,7 +219,7 @@ _DSA_FILE = re.compile(r"^a(\d+)$"), re.compile(r"^p(\d+)$"), re.compile(r"^s(\d
 
 def load_daily_sports(path=None, *, features="stats", seed=0, val_size=0.15,
                       test_size=0.15, standardize=True) -> Dataset:
-    """UCI "Daily and Sports Activities" (the paper's Activity dataset), from a local copy.
+    """UCI "Daily and Sports Activities" (the paper's Activity dataset, Table 1), from a local copy.
 
     Published format: a folder ``data/a01/p1/s01.txt .. data/a19/p8/s60.txt`` (19
     activities x 8 subjects x 60 five-second segments); each file holds 125 rows (25 Hz)
@@ -290,7 +290,7 @@ _FB_FILES = ("musae_facebook_edges.csv", "musae_facebook_target.csv",
 
 def load_facebook(path=None, *, n_features=None, degree=True, seed=0, val_size=0.15,
                   test_size=0.15, standardize=True) -> Dataset:
-    """Facebook Large Page-Page network (MUSAE), node classification from a local copy.
+    """Facebook Large Page-Page network (MUSAE; the paper's Table 1), node classification from a local copy.
 
     Published format (three files in one folder):
 
