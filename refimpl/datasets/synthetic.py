@@ -11,7 +11,7 @@ __all__ = ["teacher_data"]
 # --------------------------------------------------------------------------- teachers
 def teacher_data(n_samples, n_in, n_classes, *, seed=0, p=32, k=4, noise=0.0,
                  val_size=0.15, test_size=0.15, standardize=True) -> Dataset:
-    r"""Synthetic classification data labelled by a random sparse acyclic teacher network (DESIGN.md sec. 11).
+    r"""Synthetic data labelled by a random sparse acyclic teacher network (DESIGN.md sec. 11).
 
     The teacher is a random DAG on ``n_in`` inputs and ``p`` hidden nodes (tanh), kept
     inside this module so that the data does not depend on the code it tests.  Hidden

@@ -290,7 +290,7 @@ _FB_FILES = ("musae_facebook_edges.csv", "musae_facebook_target.csv",
 
 def load_facebook(path=None, *, n_features=None, degree=True, seed=0, val_size=0.15,
                   test_size=0.15, standardize=True) -> Dataset:
-    """Facebook Large Page-Page network (MUSAE; the paper's Table 1), node classification from a local copy.
+    """Facebook Large Page-Page network (MUSAE; the paper's Table 1), from a local copy.
 
     Published format (three files in one folder):
 
