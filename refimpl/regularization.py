@@ -12,6 +12,8 @@ biases are not edges and are not penalized.
 - :func:`nm_update`: the update of Thm. 3.1 (Eq. 12) exactly as stated.
 - :func:`l2_penalty`, :func:`l2_gradient`: plain L2 (the "NMs&L2" rows of
   Table 1).
+- :func:`nm_proximal`, :func:`l2_proximal`: the implicit (backward-Euler) form of
+  the shrinkage, stable for every step size (the trainers' default).
 
 Two errata (``proofs/thm3_1.md``, ``proofs/errata.md``): the gradient of
 :math:`\alpha \sum r w^2` is :math:`2 \alpha r w`, not :math:`\alpha r w`
@@ -37,6 +39,8 @@ __all__ = [
     "nm_update",
     "l2_penalty",
     "l2_gradient",
+    "nm_proximal",
+    "l2_proximal",
 ]
 
 
@@ -304,6 +308,42 @@ def nm_update(K, grad, graph, alpha, eta, *, out=None):
     return out
 
 
+def nm_proximal(K, graph, alpha, eta, *, out=None):
+    r"""The implicit (backward-Euler) form of Thm. 3.1's shrinkage.
+
+    Implements, off the diagonal,
+
+    .. math::
+
+        w_{ij} \leftarrow \frac{w_{ij}}{1 + \eta \alpha r_{ij}} \qquad (i \ne j),
+
+    the proximal step of :math:`(\alpha/2)\sum r w^2` (Thm. 3.1's objective, see
+    :func:`nm_update`): equal to Thm. 3.1's factor :math:`1 - \eta\alpha r_{ij}` to
+    first order in eta, and stable for every :math:`\eta\alpha r_{ij}`.  Applied after
+    an optimizer's step on dJ/dw.  Biases (the diagonal) are left as they are.
+
+    Parameters
+    ----------
+    K : (p, p) array
+    graph : PrunedGraph or NMRepulsion
+    alpha : float, ``>= 0``
+    eta : float, ``> 0``
+    out : (p, p) float64 array, optional
+        Where to write the result; may be ``K`` itself (in place).
+
+    Returns
+    -------
+    (p, p) array
+    """
+    rep = _repulsion_of(graph)
+    K = _check_K(K, rep.p)
+    alpha = _scalar(alpha, "alpha", strict=False)
+    eta = _scalar(eta, "eta", strict=True)
+    rho = alpha * rep.R  # Thm. 3.1: alpha r_ij
+    np.fill_diagonal(rho, 0.0)  # biases are not penalized
+    return np.divide(K, 1.0 + eta * rho, out=out)
+
+
 # ----------------------------------------------------------------------------
 # plain L2 ("NMs&L2" rows of Table 1)
 # ----------------------------------------------------------------------------
@@ -335,21 +375,56 @@ def l2_penalty(K, alpha):
     return float(alpha * (K2.sum() - np.trace(K2)))
 
 
-def l2_gradient(K, alpha):
+def l2_gradient(K, alpha, *, biases_on_diagonal=True):
     r"""Gradient of :func:`l2_penalty` (the "NMs&L2" rows of Table 1):
     :math:`2\alpha w_{ij}` off the diagonal, 0 on it.
 
     Parameters
     ----------
     K : (p, p) array
+        Or any weight matrix when ``biases_on_diagonal`` is False.
     alpha : float, ``>= 0``
+    biases_on_diagonal : bool
+        True (``K``): the diagonal holds biases, not penalized.  False (e.g. a weight
+        matrix of the NN baseline): every entry is a weight.
 
     Returns
     -------
-    (p, p) array
+    array
     """
-    K = check_square_finite(K, "K")
+    K = check_square_finite(K, "K") if biases_on_diagonal else as_float_array(K, "K")
     alpha = _scalar(alpha, "alpha", strict=False)
     G = (2.0 * alpha) * K
-    np.fill_diagonal(G, 0.0)
+    if biases_on_diagonal:
+        np.fill_diagonal(G, 0.0)
     return G
+
+
+def l2_proximal(K, alpha, eta, *, biases_on_diagonal=True, out=None):
+    r"""The implicit (backward-Euler) form of the L2 shrinkage (the "NMs&L2" rows of Table 1).
+
+    Implements :math:`w_{ij} \leftarrow w_{ij} / (1 + 2\eta\alpha)`, the proximal step
+    of :func:`l2_penalty`; the diagonal (biases) is left as it is unless
+    ``biases_on_diagonal`` is False.
+
+    Parameters
+    ----------
+    K : (p, p) array
+        Or any weight matrix when ``biases_on_diagonal`` is False.
+    alpha : float, ``>= 0``
+    eta : float, ``> 0``
+    biases_on_diagonal : bool
+    out : float64 array, optional
+        Where to write the result; may be ``K`` itself (in place).
+
+    Returns
+    -------
+    array
+    """
+    K = check_square_finite(K, "K") if biases_on_diagonal else as_float_array(K, "K")
+    alpha = _scalar(alpha, "alpha", strict=False)
+    eta = _scalar(eta, "eta", strict=True)
+    rho = np.full(K.shape, 2.0 * alpha)  # d/dw of alpha w^2 is 2 alpha w
+    if biases_on_diagonal:
+        np.fill_diagonal(rho, 0.0)
+    return np.divide(K, 1.0 + eta * rho, out=out)

@@ -5,11 +5,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..activations import softmax
+from ..model import output_loss
 from ..perceptron import gp_backward, gp_trace
 from .masks import ste as _ste
 from .model import SAGPModel, _masked
 from .norm import SAGPStepTransform
+
+
+def _softmax_cross_entropy(z, y):
+    """Mean softmax cross-entropy and dL/dz (the package's one: :func:`refimpl.model.output_loss`)."""
+    return output_loss(z, y, "softmax")
 
 __all__ = ["SAGPGradients", "evaluate", "sagp_loss_and_grad", "sagp_predict"]
 
@@ -65,17 +70,6 @@ def sagp_predict(model: SAGPModel, X) -> np.ndarray:
     return trace.z
 
 
-def _cross_entropy(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean softmax cross-entropy and its gradient dL/dz."""
-    B = z.shape[0]
-    zs = z - z.max(axis=1, keepdims=True)
-    logp = zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
-    loss = -logp[np.arange(B), y].mean()
-    G = softmax(z)
-    G[np.arange(B), y] -= 1.0
-    return float(loss), G / B
-
-
 def evaluate(model: SAGPModel, X, y, *, batch_size: int = 4096) -> tuple[float, float]:
     """Mean cross-entropy and error rate of S-Alg. 2 on a data set (S-Alg. 2 line 10).
 
@@ -96,7 +90,7 @@ def evaluate(model: SAGPModel, X, y, *, batch_size: int = 4096) -> tuple[float, 
     total, wrong = 0.0, 0
     for s in range(0, X.shape[0], batch_size):
         z = sagp_predict(model, X[s : s + batch_size])
-        loss, _ = _cross_entropy(z, y[s : s + batch_size])
+        loss, _ = _softmax_cross_entropy(z, y[s : s + batch_size])
         total += loss * z.shape[0]
         wrong += int((z.argmax(axis=1) != y[s : s + batch_size]).sum())
     return total / X.shape[0], wrong / X.shape[0]
@@ -181,7 +175,7 @@ def sagp_loss_and_grad(
                            dropout_where=m.is_hidden, rng=rng)
     trace = gp_trace(m.A_eff, b, X, model.steps, model.activation, n_out=lay.n_out,
                      transform=tf)
-    task, G = _cross_entropy(trace.z, y)  # S-Alg. 1 line 18
+    task, G = _softmax_cross_entropy(trace.z, y)  # S-Alg. 1 line 18
     g = gp_backward(m.A_eff, trace, G)  # S-Alg. 1 line 21
 
     # Through A_eff = fixed + m^H_j m^H_ji A_ji (the fixed identity blocks are constants).

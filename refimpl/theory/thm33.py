@@ -15,6 +15,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.special import expit
 
+from ..graph.prune import top_k_mask
 from ..validation import check_count as _count
 from ..validation import check_positive_scalar as _positive_scalar
 
@@ -156,14 +157,9 @@ class _Logistic:
 
 
 def _top_k_mask(W, k):
-    """Magnitude pruning of each row to its k largest |w| (Alg. 2 line 13)."""
-    mask = np.zeros(W.shape, dtype=bool)
-    if k >= W.shape[-1]:
-        mask[...] = True
-        return mask
-    idx = np.argpartition(-np.abs(W), k - 1, axis=-1)[..., :k]
-    np.put_along_axis(mask, idx, True, axis=-1)
-    return mask
+    """Magnitude pruning of each row to its k largest |w| (Alg. 2 line 13; ties keep the
+    smaller index), with the pruning's own top-k."""
+    return top_k_mask(np.abs(W), k)[0]
 
 
 def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
