@@ -23,13 +23,12 @@ and the module sizes z), so the update treats R as a stop-gradient.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .graph.prune import PrunedGraph, check_square_finite
-from .validation import as_float_array
+from .validation import as_float_array, check_scalar
 
 __all__ = [
     "NMRepulsion",
@@ -84,15 +83,7 @@ class NMRepulsion:
 
 def _scalar(value, name, *, strict):
     """``value`` as a finite float, ``> 0`` if ``strict`` else ``>= 0``."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected a real number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a real number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0.0 or (strict and v == 0.0):
-        raise ValueError(f"{name}: must be finite and {'> 0' if strict else '>= 0'}, got {v!r}")
-    return v
+    return check_scalar(value, name, minimum=0.0, strict=strict)
 
 
 def _repulsion_of(graph):

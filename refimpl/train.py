@@ -38,29 +38,25 @@ it bit for bit.  Progress is reported through callbacks; nothing prints.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .graph.prune import prune
+from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import CallbackHook, EarlyStopping, run_epochs
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
-from .propagate import check_input, forward
+from .propagate import forward
 from .regularization import l2_gradient, l2_proximal, nm_gradient, nm_proximal
-from .validation import json_default
+from .validation import check_fit_data, check_int, check_rows, check_scalar
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
            "FORMAT"]
 
 #: Tag and version written into every checkpoint.
 FORMAT = "refimpl-nm-checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is truncated, foreign or of another version."""
 
 
 @dataclass(frozen=True)
@@ -138,30 +134,22 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        def positive_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-
         for name in ("nodes", "epochs", "batch_size"):
-            positive_int(name)
+            check_int(getattr(self, name), name, 1)
         if self.edges is not None:
-            positive_int("edges")
+            check_int(self.edges, "edges", 1)
             if self.edges > self.nodes * (self.nodes - 1):
                 raise ValueError(f"edges: at most nodes*(nodes-1) = "
                                  f"{self.nodes * (self.nodes - 1)}, got {self.edges}")
         if self.patience is not None:
-            positive_int("patience")
+            check_int(self.patience, "patience", 1)
         for name in ("lr", "atol", "rtol", "init_scale"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name}: expected a finite number > 0, got {v!r}")
+            check_scalar(getattr(self, name), name, minimum=0.0, strict=True)
         if not (0.0 <= self.momentum < 1.0):
             raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
-        if not (np.isfinite(self.alpha) and self.alpha >= 0):
-            raise ValueError(f"alpha: expected a finite number >= 0, got {self.alpha!r}")
-        if self.gamma is not None and not (np.isfinite(self.gamma) and self.gamma >= 0):
-            raise ValueError(f"gamma: expected a finite number >= 0, got {self.gamma!r}")
+        check_scalar(self.alpha, "alpha", minimum=0.0)
+        if self.gamma is not None:
+            check_scalar(self.gamma, "gamma", minimum=0.0)
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
         if self.reg not in ("none", "l2", "nm"):
@@ -194,28 +182,6 @@ class TrainConfig:
 
 
 PARAMS = ("K", "W1", "Wm")
-
-
-def check_labels(y, n, n_out, name):
-    """``y`` as ``n`` integer class labels in ``[0, n_out)``; ValueError naming ``name``."""
-    y = np.asarray(y)
-    if y.shape != (n,) or y.dtype.kind not in "iu":
-        raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} "
-                         f"dtype {y.dtype}")
-    if n and (y.min() < 0 or y.max() >= n_out):
-        raise ValueError(f"{name}: labels must lie in [0, {n_out})")
-    return y
-
-
-def check_fit_data(X, y, X_val, y_val, n_in, n_out):
-    """Training and (optional) validation data checked for a fit: float64
-    (B, n_in) inputs, integer labels in ``[0, n_out)``."""
-    X = check_input(X, n_in, "X")
-    y = check_labels(y, X.shape[0], n_out, "y")
-    if X_val is not None:
-        X_val = check_input(X_val, n_in, "X_val")
-        y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")
-    return X, y, X_val, y_val
 
 
 def _error(net, graph, X, y, atol, rtol, solver, mode="levels"):
@@ -404,7 +370,6 @@ class Trainer:
         set and split), returned by :meth:`load` as ``trainer.extra``."""
         meta = {
             "extra": extra or {},
-            "format": FORMAT,
             "config": self.config.to_dict(),
             "n_in": self.n_in, "n_out": self.n_out,
             "epoch": self.epoch, "history": self.history,
@@ -421,11 +386,7 @@ class Trainer:
             arrays.update({f"best_{k}": v for k, v in self.best.items()})
         if self._prev_mask is not None:
             arrays["prev_mask"] = self._prev_mask
-        arrays["__meta__"] = np.array(json.dumps(meta, default=json_default))
-        path = str(path)
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
-        return path
+        return save_checkpoint(path, arrays, meta, FORMAT)
 
     @classmethod
     def load(cls, path):
@@ -436,18 +397,7 @@ class Trainer:
         CheckpointError
             The file is truncated, not a refimpl checkpoint, or of another version.
         """
-        try:
-            with np.load(str(path), allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, OSError
-            raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
-        if "__meta__" not in data:
-            raise CheckpointError(f"{path}: not a refimpl checkpoint (no metadata)")
-        meta = json.loads(str(data["__meta__"]))
-        if meta.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        data, meta = load_checkpoint(path, FORMAT)
         try:
             self = cls(TrainConfig(**meta["config"]), meta["n_in"], meta["n_out"])
             for name in PARAMS:
@@ -475,9 +425,8 @@ class Trainer:
 def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto"):
     """Alg. 3 of the paper: prune K with the trained ``gamma``, solve Eq. (3),
     return ``Y = g(Z)`` (class probabilities for a softmax output)."""
-    X = check_input(X, net.n_in, "X")
-    if not (np.isfinite(gamma) and gamma >= 0):
-        raise ValueError(f"gamma: expected a finite number >= 0, got {gamma!r}")
+    X = check_rows(X, net.n_in, "X")
+    gamma = check_scalar(gamma, "gamma", minimum=0.0)
     graph = prune(net.K, gamma=gamma)
     return forward(net, X, graph, atol=atol, rtol=rtol, solver=solver).Y
 

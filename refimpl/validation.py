@@ -1,9 +1,18 @@
-"""Input checks shared by every layer: clear errors naming the argument."""
+"""Input checks shared by every layer: clear errors naming the argument (DESIGN.md sec. 14).
+
+The single home of the package's argument checks, in the manner of scikit-learn's
+``utils/validation.py``: each function returns the checked value in canonical form
+(a Python number, a contiguous float64 array, int64 labels) or raises ValueError
+whose message starts with the argument's name and says what was expected.
+"""
 from __future__ import annotations
 
 import operator
 
 import numpy as np
+
+__all__ = ["as_float_array", "check_fit_data", "check_finite_array", "check_int",
+           "check_labels", "check_rows", "check_scalar", "check_samples"]
 
 
 def as_float_array(a, name, shape=None):
@@ -25,45 +34,84 @@ def as_float_array(a, name, shape=None):
     return a
 
 
-def check_positive_scalar(value, name):
-    """``value`` as a float, finite and > 0; ValueError naming ``name``."""
+def check_int(value, name, minimum=0):
+    """``value`` as a Python int >= ``minimum`` (any integer type; not a bool)."""
+    what = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}")
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name}: expected {what}, got {value!r}") from None
+    if v < minimum:
+        raise ValueError(f"{name}: expected {what}, got {v}")
+    return v
+
+
+def check_scalar(value, name, *, minimum=None, strict=False):
+    """``value`` as a finite float; ``> minimum`` if ``strict`` else ``>= minimum``
+    (no bound when ``minimum`` is None)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected a real number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real scalar, got {value!r}") from None
-    if not np.isfinite(v) or v <= 0.0:
-        raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+        raise ValueError(f"{name}: expected a real number, got {value!r}") from None
+    bad = minimum is not None and (v < minimum or (strict and v == minimum))
+    if not np.isfinite(v) or bad:
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name}: expected a finite number{bound}, got {v!r}")
     return v
 
 
 def check_finite_array(value, name, ndim):
-    """``value`` as a finite float64 array of ``ndim`` dimensions; ValueError naming ``name``."""
+    """``value`` as a finite float64 array of ``ndim`` dimensions."""
     a = np.asarray(value, dtype=np.float64)
     if a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite")
+        raise ValueError(f"{name}: contains NaN or inf")
     return a
 
 
-def check_count(value, name, minimum=0):
-    """``value`` as a Python int (``operator.index``) >= ``minimum``; ValueError naming ``name``."""
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return v
+def check_samples(X, n_features, name="X"):
+    """``X`` as a finite float64 (B, n_features) batch of at least one row."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"{name}: expected shape (B, {n_features}), got {X.shape}")
+    if X.shape[0] < 1:
+        raise ValueError(f"{name}: expected at least one sample")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name}: entries must be finite")
+    return X
 
 
-def json_default(o):
-    """``json.dump(..., default=json_default)``: NumPy scalars and arrays as
-    plain numbers and lists."""
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+def check_rows(X, n_features, name="X0"):
+    """``X`` as a float64 (B, n_features) array; a single sample (n_features,) becomes
+    one row."""
+    X = np.asarray(X)
+    return as_float_array(X[None, :] if X.ndim == 1 else X, name, (None, n_features))
+
+
+def check_labels(y, n, n_classes, name="y"):
+    """``y`` as ``n`` int64 class labels in ``[0, n_classes)``."""
+    y = np.asarray(y)
+    if y.shape != (n,) or y.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} "
+                         f"dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{name}: labels must lie in [0, {n_classes}), got "
+                         f"[{y.min()}, {y.max()}]")
+    return y.astype(np.int64, copy=False)
+
+
+def check_fit_data(X, y, X_val, y_val, n_in, n_out):
+    """Training and (optional) validation data checked for a fit: float64
+    (B, n_in) inputs, integer labels in ``[0, n_out)``."""
+    X = check_rows(X, n_in, "X")
+    y = check_labels(y, X.shape[0], n_out, "y")
+    if X_val is not None:
+        X_val = check_rows(X_val, n_in, "X_val")
+        y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")
+    return X, y, X_val, y_val

@@ -228,3 +228,21 @@ def test_dag_structure_and_whole_graph_mode():
     np.testing.assert_allclose(b.net.K, a.net.K, rtol=1e-8, atol=1e-10)
     with pytest.raises(ValueError, match="a DAG on 4 nodes has at most 6"):
         TrainConfig(nodes=4, edges=7, structure="dag")
+
+
+def test_checkpoint_io_round_trip_and_errors(tmp_path):
+    """refimpl.io: arrays and metadata come back as written; foreign files are named."""
+    from refimpl.io import CheckpointError as IOCheckpointError
+    from refimpl.io import load_checkpoint, save_checkpoint
+
+    assert IOCheckpointError is CheckpointError
+    arrays = {"a": np.arange(6.0).reshape(2, 3), "m": np.array([True, False])}
+    path = save_checkpoint(tmp_path / "c.npz", arrays, {"x": np.float64(1.5), "n": 3}, "fmt/1")
+    data, meta = load_checkpoint(path, "fmt/1")
+    assert set(data) == {"a", "m"} and meta == {"x": 1.5, "n": 3, "format": "fmt/1"}
+    np.testing.assert_array_equal(data["a"], arrays["a"])
+    with pytest.raises(CheckpointError, match="format 'fmt/1', expected 'fmt/2'"):
+        load_checkpoint(path, "fmt/2")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.npz", "fmt/1")

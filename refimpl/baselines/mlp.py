@@ -40,11 +40,11 @@ import numpy as np
 
 from ..activations import get_activation, get_output
 from ..model import output_loss
-from ..propagate import check_input
 from ..loop import CallbackHook, EarlyStopping, run_epochs
 from ..optim import Optimizer
 from ..regularization import l2_gradient, l2_proximal
-from ..train import EpochRecord, TrainConfig, check_fit_data
+from ..train import EpochRecord, TrainConfig
+from ..validation import check_fit_data, check_int, check_rows
 
 __all__ = ["MLP", "MLPCache", "MLPGradients", "mlp_forward", "mlp_backward",
            "mlp_loss_and_grad", "mlp_predict", "mlp_predict_proba", "MLPTrainer"]
@@ -108,10 +108,7 @@ class MLP:
 
         ``widths`` is one hidden width (the Table 1 "nodes") or a sequence.
         """
-        for name, v in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        sizes = (int(n_in), *_widths(widths), int(n_out))
+        sizes = (check_int(n_in, "n_in", 1), *_widths(widths), check_int(n_out, "n_out", 1))
         rng = np.random.default_rng(seed)
         weights = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in zip(sizes, sizes[1:])]
         biases = [np.zeros(b) for b in sizes[1:-1]]
@@ -174,7 +171,7 @@ def mlp_forward(mlp, X0):
 
     .. math:: h^{l+1} = x^l W_l + b_l,\\quad x^{l+1} = f(h^{l+1}),\\quad Z = x^L W_L
     """
-    X0 = check_input(X0, mlp.n_in)
+    X0 = check_rows(X0, mlp.n_in)
     f = get_activation(mlp.activation).f
     xs, hs = [X0], []
     for W, c in zip(mlp.weights[:-1], mlp.biases):

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 
 import numpy as np
 
 from ..datasets import BUILTIN_DATASETS as DATASETS
-from ..validation import json_default
+from ..io import write_json
 
 #: History columns written to the CSV (the id lists stay in the JSON file).
 CSV_COLUMNS = (
@@ -237,8 +236,7 @@ def run(args: argparse.Namespace) -> int:
         "feature_names": data["feature_names"],
         "history": [_nan_to_none(r) for r in result.history],
     }
-    with open(os.path.join(args.out, "history.json"), "w") as fh:
-        json.dump(doc, fh, indent=1, default=json_default)
+    write_json(os.path.join(args.out, "history.json"), doc)
     with open(os.path.join(args.out, "history.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model import output_loss
+from ..validation import check_labels as _check_y
+from ..validation import check_samples as _check_X
 from ..perceptron import gp_backward, gp_trace
 from .masks import ste as _ste
 from .model import SAGPModel, _masked
@@ -17,26 +19,6 @@ def _softmax_cross_entropy(z, y):
     return output_loss(z, y, "softmax")
 
 __all__ = ["SAGPGradients", "evaluate", "sagp_loss_and_grad", "sagp_predict"]
-
-
-def _check_X(X, n_in: int, name: str = "X") -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != n_in:
-        raise ValueError(f"{name}: expected shape (B, {n_in}), got {X.shape}")
-    if X.shape[0] < 1:
-        raise ValueError(f"{name}: expected at least one sample")
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name}: entries must be finite")
-    return X
-
-
-def _check_y(y, n: int, n_out: int, name: str = "y") -> np.ndarray:
-    y = np.asarray(y)
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= n_out):
-        raise ValueError(f"{name}: labels must lie in [0, {n_out}), got [{y.min()}, {y.max()}]")
-    return y.astype(np.int64)
 
 
 def sagp_predict(model: SAGPModel, X) -> np.ndarray:

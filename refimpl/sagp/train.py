@@ -9,7 +9,8 @@ import numpy as np
 from ..loop import CallbackHook, EarlyStopping, run_epochs
 from ..optim import Optimizer
 from .config import SAGPConfig
-from .loss import _check_X, _check_y, evaluate, sagp_loss_and_grad
+from ..validation import check_int, check_labels, check_samples
+from .loss import evaluate, sagp_loss_and_grad
 from .model import SAGPModel, init_sagp, synapse_count
 from .rules import apply_rules
 
@@ -92,8 +93,7 @@ def train_sagp(
     config = SAGPConfig() if config is None else config
     if not isinstance(config, SAGPConfig):
         raise ValueError(f"config: expected a SAGPConfig, got {type(config).__name__}")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs: expected an integer >= 0, got {epochs!r}")
+    epochs = check_int(epochs, "epochs")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X: expected a 2-D (n, features) array, got shape {X.shape}")
@@ -102,13 +102,13 @@ def train_sagp(
         if yy.size == 0 or not np.issubdtype(yy.dtype, np.integer):
             raise ValueError("y: expected non-empty integer class labels")
         n_classes = int(yy.max()) + 1
-    X = _check_X(X, X.shape[1])
-    y = _check_y(yy, X.shape[0], n_classes)
+    X = check_samples(X, X.shape[1])
+    y = check_labels(yy, X.shape[0], n_classes)
     splits = {}
     for name, split in (("val", validation), ("test", test)):
         if split is not None:
-            Xs = _check_X(split[0], X.shape[1], name=f"{name} X")
-            splits[name] = (Xs, _check_y(split[1], Xs.shape[0], n_classes, name=f"{name} y"))
+            Xs = check_samples(split[0], X.shape[1], name=f"{name} X")
+            splits[name] = (Xs, check_labels(split[1], Xs.shape[0], n_classes, name=f"{name} y"))
 
     learner = _SAGPLearner(X, y, n_classes, config, seed, splits)
     hooks = [] if callback is None else [CallbackHook(lambda _, rec: callback(rec))]
