@@ -113,7 +113,8 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
     reg : {"none", "l2", "nm"}, default "none"
         Regularizer of K; "nm" is the NM regularization of Thm. 3.1.
     alpha : float, default 1e-3
-        Regularization strength (the paper's Table 3).
+        Regularization strength (the paper's Table 3); L2 uses the same rate as NM
+        regularization with R = 1 (see :mod:`refimpl.regularization`).
     reg_step : {"proximal", "thm31"}, default "proximal"
         How the regularizer enters the step (see :mod:`refimpl.train`).
     activation : str, default "tanh"

@@ -20,6 +20,18 @@ Two errata (``proofs/thm3_1.md``, ``proofs/errata.md``): the gradient of
 (Eq. 17), so the update of Thm. 3.1 is gradient descent on
 :math:`J + (\alpha/2) \sum r w^2`; and R depends on the weights (through W~
 and the module sizes z), so the update treats R as a stop-gradient.
+
+Rate convention of training (DESIGN.md sec. 5): the trainers use Thm. 3.1's rate
+for both regularizers, so that NM regularization with R = 1 (no kept edges: every
+module a singleton, W~ = 0) is exactly L2 at the same alpha.  The shrinkage term of
+an update is :math:`\alpha r_{ij} w_{ij}` (NM) and :math:`\alpha w_{ij}` (L2), i.e.
+gradient descent on :math:`J + (\alpha/2)\sum r w^2` and :math:`J + (\alpha/2)\sum
+w^2`; :func:`nm_proximal` and :func:`l2_proximal` are their implicit forms.  It is
+also DeepLearnToolbox's ``weightPenaltyL2`` convention (``dW + alpha W``), whose
+parameter names the paper's Table 3 uses.  The penalties :func:`nm_penalty` (Eq. 11)
+and :func:`l2_penalty` keep the stated :math:`\alpha\sum r w^2` and
+:math:`\alpha\sum w^2`: their gradients are twice the training terms, which the
+trainers obtain as ``nm_gradient(K, graph, alpha / 2)`` and ``l2_gradient(K, alpha / 2)``.
 """
 from __future__ import annotations
 
@@ -394,9 +406,10 @@ def l2_gradient(K, alpha, *, biases_on_diagonal=True):
 def l2_proximal(K, alpha, eta, *, biases_on_diagonal=True, out=None):
     r"""The implicit (backward-Euler) form of the L2 shrinkage (the "NMs&L2" rows of Table 1).
 
-    Implements :math:`w_{ij} \leftarrow w_{ij} / (1 + 2\eta\alpha)`, the proximal step
-    of :func:`l2_penalty`; the diagonal (biases) is left as it is unless
-    ``biases_on_diagonal`` is False.
+    Implements :math:`w_{ij} \leftarrow w_{ij} / (1 + \eta\alpha)`, the proximal step
+    of :math:`(\alpha/2)\sum w^2` (``l2_penalty`` at alpha / 2): the training rate
+    convention of the module docstring, :func:`nm_proximal` with R = 1.  The diagonal
+    (biases) is left as it is unless ``biases_on_diagonal`` is False.
 
     Parameters
     ----------
@@ -415,7 +428,7 @@ def l2_proximal(K, alpha, eta, *, biases_on_diagonal=True, out=None):
     K = check_square_finite(K, "K") if biases_on_diagonal else as_float_array(K, "K")
     alpha = _scalar(alpha, "alpha", strict=False)
     eta = _scalar(eta, "eta", strict=True)
-    rho = np.full(K.shape, 2.0 * alpha)  # d/dw of alpha w^2 is 2 alpha w
+    rho = np.full(K.shape, alpha)  # the training rate: Thm. 3.1's alpha r_ij with r = 1
     if biases_on_diagonal:
         np.fill_diagonal(rho, 0.0)
     return np.divide(K, 1.0 + eta * rho, out=out)

@@ -12,13 +12,16 @@ Regularizers (on the off-diagonal of K; biases are not penalized):
 - ``"nm"``: NM regularization, Thm. 3.1: ``w <- w (1 - eta alpha r) -
   eta dJ/dw`` (R of Eq. 10 held constant for the step; see
   proofs/thm3_1.md for the factor 2 and the stop-gradient).
-- ``"l2"``: plain L2 ``alpha sum K^2`` (gradient ``2 alpha K``).
+- ``"l2"``: plain L2 at the same rate: ``w <- w (1 - eta alpha) - eta dJ/dw``,
+  i.e. NM regularization with R = 1 (the rate convention of
+  :mod:`refimpl.regularization`: gradient descent on ``J + (alpha/2) sum K^2``, so
+  Table 1's NMs&L2 and NMs&NM rows compare equal strengths at a shared alpha).
 - ``"none"``.
 
 How the regularizer enters the step (``reg_step``):
 
 - ``"proximal"`` (default): after the optimizer's step on dJ/dw, shrink
-  ``w <- w / (1 + eta alpha r)`` (L2: ``/ (1 + 2 eta alpha)``).  This is the
+  ``w <- w / (1 + eta alpha r)`` (L2: ``/ (1 + eta alpha)``).  This is the
   implicit (backward-Euler) form of Thm. 3.1's update: equal to it to first
   order in eta, and stable for every ``eta alpha r``
   (:func:`refimpl.regularization.nm_proximal` / ``l2_proximal``).
@@ -80,7 +83,8 @@ class TrainConfig:
     optimizer : {"sgd", "adam"}
     reg : {"none", "l2", "nm"}
     alpha : float
-        Regularization strength (Table 3: 1e-3).
+        Regularization strength (Table 3: 1e-3), one rate for both regularizers:
+        NM shrinks by ``eta alpha r``, L2 by ``eta alpha`` (NM with R = 1).
     reg_step : {"proximal", "thm31"}
         How the regularizer enters the step (see the module docstring).
     activation, output : str
@@ -268,11 +272,11 @@ class Trainer:
     def _reg_gradient(self, graph):
         """The regularizer's term added to dJ/dK by ``reg_step="thm31"``: Thm. 3.1's
         ``alpha r w`` (the gradient of Eq. 11 at alpha / 2, proofs/thm3_1.md), or
-        L2's ``2 alpha w``."""
+        L2's ``alpha w`` (R = 1: the rate convention of :mod:`refimpl.regularization`)."""
         c = self.config
         if c.reg == "nm":
             return nm_gradient(self.net.K, graph, c.alpha / 2)  # Thm. 3.1: alpha r_ij w_ij
-        return l2_gradient(self.net.K, c.alpha)
+        return l2_gradient(self.net.K, c.alpha / 2)  # alpha w_ij: Thm. 3.1 with r = 1
 
     def _reg_shrink(self, graph):
         """The implicit form of the same shrinkage, in place (``reg_step="proximal"``)."""

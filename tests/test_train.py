@@ -246,3 +246,22 @@ def test_checkpoint_io_round_trip_and_errors(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.npz", "fmt/1")
+
+
+@pytest.mark.parametrize("reg_step", ["proximal", "thm31"])
+def test_nm_with_unit_repulsion_trains_exactly_as_l2(reg_step):
+    """One rate convention (DESIGN.md sec. 5): with a threshold that keeps no edge, R = 1,
+    and NM-regularized training is L2-regularized training at the same alpha, bit for bit."""
+    X, y = toy_data()
+    runs = {}
+    for reg in ("nm", "l2"):
+        tr = Trainer(TrainConfig(nodes=6, gamma=1e300, epochs=2, batch_size=16, reg=reg,
+                                 alpha=0.05, reg_step=reg_step, patience=None, seed=3), 5, 3)
+        tr.fit(X[:90], y[:90])
+        runs[reg] = tr
+    assert runs["nm"].history[-1]["edges"] == 0
+    np.testing.assert_array_equal(runs["nm"].net.K, runs["l2"].net.K)
+    plain = Trainer(TrainConfig(nodes=6, gamma=1e300, epochs=2, batch_size=16, reg="none",
+                                patience=None, seed=3), 5, 3)
+    plain.fit(X[:90], y[:90])
+    assert not np.array_equal(plain.net.K, runs["l2"].net.K), "the regularizer acts"

@@ -290,8 +290,8 @@ class MLPTrainer:
         params = self.net.params()
         g = grads.as_dict()
         if c.reg == "l2" and c.reg_step == "thm31":
-            for l, W in enumerate(self.net.weights):  # explicit: + 2 alpha W (biases free)
-                g[f"W{l}"] = g[f"W{l}"] + l2_gradient(W, c.alpha, biases_on_diagonal=False)
+            for l, W in enumerate(self.net.weights):  # explicit: + alpha W (biases free)
+                g[f"W{l}"] = g[f"W{l}"] + l2_gradient(W, c.alpha / 2, biases_on_diagonal=False)
         self.opt.step(params, g)
         if c.reg == "l2" and c.reg_step == "proximal":
             for W in self.net.weights:  # implicit form, as Trainer's "proximal"
