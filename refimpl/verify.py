@@ -39,6 +39,7 @@ from .propagate import backward, forward
 from .regularization import nm_gradient, nm_penalty, nm_repulsion, nm_update
 from .theory import max_edges_dag, max_edges_graph, merge_probability, merge_probability_mc
 from .theory import posterior, thm33_study
+from .testing import central_difference, eq3_residual, plain_mlp, random_case, rel_error
 
 __all__ = ["Measurement", "Claim", "ClaimResult", "CLAIMS", "run_claim", "run_claims"]
 
@@ -131,16 +132,9 @@ def run_claims(claims=None) -> list:
 # ----------------------------------------------------------------------------
 
 
-def _case(seed, p=10, n_in=4, n_out=3, B=5, k=30, scale=0.6, activation="tanh",
-          output="softmax"):
-    """A random network with non-zero biases, a batch and targets."""
-    net = NMNetwork.random(n_in, p, n_out, seed=seed, k=k, scale=scale,
-                           activation=activation, output=output)
-    rng = np.random.default_rng(seed + 1)
-    net.K[np.diag_indices(p)] = 0.3 * rng.standard_normal(p)
-    X0 = rng.standard_normal((B, n_in))
-    T = rng.integers(0, n_out, size=B)
-    return net, X0, T
+def _case(seed, **kw):
+    """A random network with non-zero biases, a batch and targets (:func:`random_case`)."""
+    return random_case(seed, **kw)
 
 
 def _need_module(graph):
@@ -148,18 +142,8 @@ def _need_module(graph):
         raise RuntimeError("the case has no neural module of size > 1; change its seed")
 
 
-def _plain_mlp(X0, Ws, bs, f):
-    """Oracle: x^{l+1} = f(x^l W_l + b_l), z = x^L W_L (S-Eq. 1, activated readout)."""
-    H = X0
-    for W, c in zip(Ws[:-1], bs):
-        H = f(H @ W + c)
-    return H @ Ws[-1]
-
-
-def _rel(a, b):
-    """max |a - b| / max |b| (1 when b is 0)."""
-    scale = float(np.abs(b).max()) if np.size(b) else 0.0
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / (scale if scale > 0 else 1.0))
+_plain_mlp = plain_mlp
+_rel = rel_error
 
 
 # ----------------------------------------------------------------------------
@@ -174,8 +158,7 @@ def check_eq3_residual() -> Measurement:
     _need_module(g)
     atol = rtol = 1e-12
     fwd = forward(net, X0, g, atol=atol, rtol=rtol)
-    f = get_activation(net.activation).f
-    R = fwd.X - (g.b + f(fwd.X) @ g.A.toarray() + X0 @ net.W1.T)  # Eq. (3)
+    R = eq3_residual(net, g, X0, fwd.X)  # Eq. (3)
     err = float(np.abs(R).max() / (1.0 + np.abs(fwd.X).max()))
     # Per-module stop test ||r|| <= atol + rtol ||x|| (<= 1e-12 relative to
     # 1 + ||x||) plus rounding of the upstream sums: 10x margin.
@@ -195,14 +178,10 @@ def check_eq4_8_finite_differences() -> Measurement:
     _, grads, _ = loss_and_grad(net, X0, T, g, **TIGHT)
     M = g.mask()
     rng = np.random.default_rng(0)
-    h = 1e-6
     pairs = []  # (analytic, finite difference, what)
 
     def fd(fun, x, idx):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        return (fun(xp) - fun(xm)) / (2 * h)
+        return central_difference(fun, x, 1e-6, index=tuple(idx))
 
     kept = np.argwhere(M)
     pruned = np.argwhere(~M & ~np.eye(net.p, dtype=bool))
@@ -253,14 +232,8 @@ def check_eq4_v_is_gradient_wrt_activation() -> Measurement:
     r4 = _rel(V, G @ net.Wm + (dF * V) @ g.A.toarray().T)  # Eq. (4)
     ru = _rel(U, dF * V)
     # dL/db_i = sum_b dL/dx_i: the bias gradient is sum U, which differs from sum V.
-    h = 1e-6
-    fd = np.empty(net.p)
-    for i in range(net.p):
-        Kp, Km = net.K.copy(), net.K.copy()
-        Kp[i, i] += h
-        Km[i, i] -= h
-        fd[i] = (_loss(net, X0, T, g.with_weights(Kp))
-                 - _loss(net, X0, T, g.with_weights(Km))) / (2 * h)
+    fd = central_difference(lambda K: _loss(net, X0, T, g.with_weights(K)), net.K, 1e-6,
+                            index=[(i, i) for i in range(net.p)])
     ru_fd = float(np.abs(U.sum(0) - fd).max())
     v_gap = float(np.abs(V.sum(0) - fd).max())
     if v_gap < 1e-4:
@@ -386,13 +359,7 @@ def _thm31_case():
 
 
 def _central_all(fun, K, h):
-    G = np.zeros_like(K)
-    for idx in np.ndindex(*K.shape):
-        Kp, Km = K.copy(), K.copy()
-        Kp[idx] += h
-        Km[idx] -= h
-        G[idx] = (fun(Kp) - fun(Km)) / (2 * h)
-    return G
+    return central_difference(fun, K, h)
 
 
 def check_thm31_update() -> Measurement:
@@ -459,11 +426,10 @@ def check_thm32_stationary() -> Measurement:
         return -(res @ res) / (2 * delta**2) - (w @ (r * w)) / (2 * tau**2)
 
     h = 1e-4
-    E = np.eye(r.size)
-    grad = np.array([(logp(mean + h * e) - logp(mean - h * e)) / (2 * h) for e in E])
+    grad = central_difference(logp, mean, h)
     # Quadratic: no truncation error; rounding ~ eps * |terms| / h (x100).
     size = (y @ y + np.sum((X @ mean) ** 2)) / delta**2 + mean @ (r * mean) / tau**2 + 1.0
-    g_off = np.array([(logp(mean + 0.5 + h * e) - logp(mean + 0.5 - h * e)) / (2 * h) for e in E])
+    g_off = central_difference(logp, mean + 0.5, h)
     return Measurement(float(np.abs(grad).max()), 100 * EPS * size / h,
                        f"|grad| at mean + 0.5: {np.abs(g_off).max():.2f}")
 
