@@ -52,7 +52,7 @@ from .loop import CallbackHook, EarlyStopping, run_epochs
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
 from .propagate import forward
-from .regularization import l2_gradient, l2_proximal, nm_gradient, nm_proximal
+from .regularization import l2_gradient, l2_proximal, nm_gradient, nm_proximal, nm_repulsion
 from .validation import check_fit_data, check_int, check_rows, check_scalar
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
@@ -275,14 +275,16 @@ class Trainer:
         L2's ``alpha w`` (R = 1: the rate convention of :mod:`refimpl.regularization`)."""
         c = self.config
         if c.reg == "nm":
-            return nm_gradient(self.net.K, graph, c.alpha / 2)  # Thm. 3.1: alpha r_ij w_ij
+            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
+            return nm_gradient(self.net.K, rep, c.alpha / 2)  # Thm. 3.1: alpha r_ij w_ij
         return l2_gradient(self.net.K, c.alpha / 2)  # alpha w_ij: Thm. 3.1 with r = 1
 
     def _reg_shrink(self, graph):
         """The implicit form of the same shrinkage, in place (``reg_step="proximal"``)."""
         c = self.config
         if c.reg == "nm":
-            nm_proximal(self.net.K, graph, c.alpha, self.opt.lr, out=self.net.K)
+            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
+            nm_proximal(self.net.K, rep, c.alpha, self.opt.lr, out=self.net.K)
         else:
             l2_proximal(self.net.K, c.alpha, self.opt.lr, out=self.net.K)
 
