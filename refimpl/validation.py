@@ -8,11 +8,12 @@ whose message starts with the argument's name and says what was expected.
 from __future__ import annotations
 
 import operator
+import warnings
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_fit_data", "check_finite_array", "check_int",
-           "check_labels", "check_rows", "check_scalar", "check_samples"]
+__all__ = ["as_float_array", "check_array", "check_fit_data", "check_finite_array", "check_int",
+           "check_labels", "check_rows", "check_scalar", "check_samples", "encode_class_labels"]
 
 
 def as_float_array(a, name, shape=None):
@@ -115,3 +116,77 @@ def check_fit_data(X, y, X_val, y_val, n_in, n_out):
         X_val = check_rows(X_val, n_in, "X_val")
         y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")
     return X, y, X_val, y_val
+
+
+def check_array(X, n_features=None, *, estimator="NMClassifier"):
+    """``X`` as a finite float64 (n_samples, n_features) array for a scikit-learn-style
+    estimator (scikit-learn's ``check_array`` messages, which its checks match);
+    ValueError naming X."""
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise ValueError("X: sparse input is not supported; pass a dense array "
+                         "(X.toarray())")
+    X = np.asarray(X)
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except TypeError as exc:  # TypeError as numpy and scikit-learn raise it
+            raise TypeError(f"X: expected numeric values: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"X: expected numeric values: {exc}") from None
+    if X.ndim != 2:
+        hint = ("; Reshape your data with X.reshape(-1, 1) for one feature or "
+                "X.reshape(1, -1) for one sample") if X.ndim == 1 else ""
+        raise ValueError(f"X: expected a 2-D array (n_samples, n_features), got shape "
+                         f"{X.shape}{hint}")
+    if X.dtype.kind == "c":
+        raise ValueError("X: Complex data not supported")
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"X: expected a real numeric array, got dtype {X.dtype}")
+    # The next two messages are scikit-learn's (check_array), which its checks match.
+    if X.shape[0] == 0:
+        raise ValueError(f"X: Found array with 0 sample(s) (shape={X.shape}) while a "
+                         "minimum of 1 is required.")
+    if X.shape[1] == 0:
+        raise ValueError(f"X: Found array with 0 feature(s) (shape={X.shape}) while a "
+                         "minimum of 1 is required.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but {estimator} is expecting "
+                         f"{n_features} features as input.")
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError("X: contains NaN or infinity")
+    return X
+
+
+def encode_class_labels(y, n_samples, *, estimator="NMClassifier", conversion_warning=UserWarning):
+    """The sorted distinct labels of ``y`` and the code (0..n_classes-1) of each row, for a
+    classifier (at least 2 classes; a column vector is raveled with ``conversion_warning``)."""
+    if y is None:
+        raise ValueError(f"y: {estimator} requires y to be passed, but the target y is None")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # a column vector: scikit-learn warns and ravels
+        warnings.warn("A column-vector y was passed when a 1d array was expected; "
+                      "y.ravel() is used", conversion_warning, stacklevel=3)
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y: expected a 1-D array of labels, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"y: has {y.shape[0]} labels but X has {n_samples} samples")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError("y: contains NaN or infinity")
+        if np.any(y != np.round(y)):  # scikit-learn's type_of_target says "continuous"
+            raise ValueError("y: Unknown label type: continuous (non-integer floats); a "
+                             "classifier needs discrete labels")
+    if y.dtype.kind == "c":
+        raise ValueError("y: Unknown label type: complex")
+    if y.dtype.kind == "O" and any(v is None for v in y):
+        raise ValueError("y: contains None")
+    try:
+        classes, codes = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(f"y: labels must be mutually comparable ({exc})") from None
+    if classes.size < 2:
+        raise ValueError(f"y: a classifier needs at least 2 classes, got 1 class "
+                         f"({classes[0]!r})")
+    return classes, codes.reshape(-1).astype(np.int64)

@@ -58,10 +58,9 @@ def _widths(widths):
     except TypeError:
         raise ValueError(f"widths: expected a positive integer or a sequence of them, "
                          f"got {widths!r}") from None
-    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1
-                         for w in widths):
+    if not widths:
         raise ValueError(f"widths: expected one or more positive integers, got {widths!r}")
-    return tuple(int(w) for w in widths)
+    return tuple(check_int(w, "widths", 1) for w in widths)
 
 
 @dataclass
