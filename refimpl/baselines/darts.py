@@ -230,7 +230,8 @@ def darts_predict(cell: DartsCell, X, weights=None):
 
 
 class DartsSearch:
-    """First-order DARTS search, discretization and retraining (module docstring).
+    """First-order DARTS search, discretization and retraining (Sec. 4.2's baseline;
+    module docstring).
 
     Parameters
     ----------
