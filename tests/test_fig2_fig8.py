@@ -49,3 +49,27 @@ def test_fig8_names_its_stand_in_graph(tmp_path, monkeypatch):
     assert meta["graph"] == "sbm" and meta["n_nodes"] == 80 and meta["n_edges"] > 0
     assert list(cols["method"]) == list(fig8.METHODS)
     assert np.all((cols["test_error"] >= 0) & (cols["test_error"] <= 1))
+
+
+FIGURES = Path(__file__).resolve().parents[1] / "figures"
+
+
+def test_committed_fig2_data_hold_the_caption():
+    """figures/README.md: bundled stand-ins, every method 0-8 % test error, on digits cyclic
+    FF and DARTS ahead of the NMs."""
+    cols, meta = _figlib.read_csv(FIGURES / "fig2.csv")
+    assert meta["quick"] is True and set(cols["source"]) == {"bundled"}
+    assert np.all(cols["test_error"] <= 0.085)
+    err = {(d, m): e for d, m, e in zip(cols["dataset"], cols["method"], cols["test_error"])}
+    assert err["digits", "Cyclic FF"] < err["digits", "NMs&NM"]
+    assert err["digits", "DARTS"] < err["digits", "NMs&NM"]
+
+
+def test_committed_fig8_data_hold_the_caption():
+    """figures/README.md: SBM stand-in of 400 nodes; the neighbour mean more than halves the
+    NMs' error and the GCN is lower still."""
+    cols, meta = _figlib.read_csv(FIGURES / "fig8.csv")
+    assert meta["graph"] == "sbm" and meta["n_nodes"] == 400
+    err = dict(zip(cols["method"], cols["test_error"]))
+    assert err["NMs (features + neighbour mean)"] < 0.5 * err["NMs (features)"]
+    assert err["GCN"] < err["NMs (features + neighbour mean)"]
