@@ -4,7 +4,7 @@ construction, and learning a separable toy task."""
 import numpy as np
 import pytest
 
-from numdiff import central_gradient
+from refimpl.testing import central_gradient
 from refimpl.baselines.binary import binary_class_split, binary_task
 from refimpl.baselines.cff import (CFFTrainer, CyclicFF, cff_embed, cff_graph,
                                    cff_local_grads, cff_propagate, cff_readout_features,

@@ -3,7 +3,7 @@ its candidates, discretization picks the argmax, gradients (weights and alpha) a
 central differences, and the search + retraining learns a separable toy task."""
 import numpy as np
 
-from numdiff import central_gradient
+from refimpl.testing import central_gradient
 from refimpl.baselines.darts import (OPS, DartsCell, DartsSearch, darts_forward,
                                      darts_loss_and_grad, discretize, mixing_weights)
 

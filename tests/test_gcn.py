@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from numdiff import central_gradient
+from refimpl.testing import central_gradient
 from refimpl.baselines.gcn import (GCN, GCNTrainer, gcn_forward, gcn_loss_and_grad,
                                    normalized_adjacency)
 from refimpl.baselines.graph_data import (load_facebook_graph, neighbour_mean, node_dataset,
