@@ -6,7 +6,7 @@ Every dataset is turned into a binary task by ``refimpl.baselines.binary.binary_
 ``refimpl.train.Trainer`` with NM regularization, best validation epoch (Alg. 2, 3).
 Cyclic FF: ``refimpl.baselines.cff.CFFTrainer``; DARTS: ``refimpl.baselines.darts.
 DartsSearch`` (search, discretize, retrain).  The paper's UCI datasets are read when a
-local copy is found (``refimpl.datasets`` loaders); otherwise scikit-learn's bundled
+local copy is found (``refimpl.datasets.load``); otherwise scikit-learn's bundled
 digits, wine, breast cancer and iris stand in, and the title says so.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ from _figlib import maker, pyplot, read_csv, save, write_csv
 NAME = "fig2"
 TITLE = "test error on binary tasks: NMs vs cyclic Forward-Forward vs DARTS"
 METHODS = ("NMs&NM", "Cyclic FF", "DARTS")
-#: (UCI loader name in refimpl.datasets, bundled stand-in)
-PAIRS = (("load_codon", "digits"), ("load_gas_drift", "wine"),
-         ("load_facebook", "breast_cancer"), ("load_daily_sports", "iris"))
+#: (the paper's dataset, its bundled stand-in), names of ``refimpl.datasets.load``
+PAIRS = (("codon", "digits"), ("gas_drift", "wine"), ("facebook", "breast_cancer"),
+         ("daily_sports", "iris"))
 
 
 def settings(quick):
@@ -33,14 +33,14 @@ def settings(quick):
 
 def datasets(seed):
     """The four tasks: the UCI copy where found, else the bundled stand-in."""
-    import refimpl.datasets as ds
+    from refimpl.datasets import load
 
     out = []
-    for loader, bundled in PAIRS:
+    for paper, bundled in PAIRS:
         try:
-            out.append((getattr(ds, loader)(seed=seed), "uci"))
+            out.append((load(paper, seed=seed), "uci"))
         except FileNotFoundError:
-            out.append((ds.load_builtin(bundled, seed=seed), "bundled"))
+            out.append((load(bundled, seed=seed), "bundled"))
     return out
 
 
