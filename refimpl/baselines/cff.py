@@ -1,7 +1,8 @@
 r"""Cyclic Forward-Forward (Yang et al. 2024), the comparison of the paper's Sec. 4.2 / Fig. 2.
 
 A *cyclic neural network* (Yang et al., "Beyond directed acyclic computation graph with
-cyclic neural network"; "Cyclic Neural Network", arXiv:2402.03332) is a predefined directed
+cyclic neural network", arXiv:2402.13041 as the paper cites it; also "Cyclic Neural
+Network", arXiv:2402.03332) is a predefined directed
 graph whose nodes are small computational neurons (here, as in the authors' ``mlp`` model,
 one fully connected layer with ReLU) and whose edges, cycles included, pass a neuron's
 output to its successors.  Activations go around the graph for a fixed number of
@@ -139,9 +140,9 @@ class CyclicFF:
     @classmethod
     def random(cls, n_in, n_classes, *, n_neurons=4, width=32, steps=3, graph="cycle",
                theta=1.0, seed=0):
-        """Random network on a predefined graph (Sec. 4.2's comparison model): weights
-        ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (the default of a linear layer in the
-        authors' framework), zero biases, zero readout."""
+        """Random network on a predefined graph (Sec. 4.2's comparison model): weights and
+        biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (the default of a linear layer in the
+        authors' framework), zero readout (a choice: it starts from uniform predictions)."""
         rng = np.random.default_rng(seed)
         G = graph if isinstance(graph, np.ndarray) else cff_graph(graph, n_neurons)
         G = np.asarray(G, dtype=bool)
