@@ -46,7 +46,7 @@ def test_fig8_names_its_stand_in_graph(tmp_path, monkeypatch):
         n_nodes=80, nodes=6, edges_per_node=2, alpha=1e-3, epochs=2, seeds=(0,)))
     paths = fig8.make(tmp_path, quick=True)
     cols, meta = _figlib.read_csv(paths[0])
-    assert meta["graph"] == "sbm" and meta["n_nodes"] == 80 and meta["n_edges"] > 0
+    assert meta["graph"] == "sbm" and meta["n_nodes"] == 80 and np.all(cols["n_edges"] > 0)
     assert list(cols["method"]) == list(fig8.METHODS)
     assert np.all((cols["test_error"] >= 0) & (cols["test_error"] <= 1))
 
@@ -54,22 +54,43 @@ def test_fig8_names_its_stand_in_graph(tmp_path, monkeypatch):
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 
 
+def _means(cols, key):
+    return {k: cols["test_error"][cols[key] == k].mean() for k in np.unique(cols[key])}
+
+
 def test_committed_fig2_data_hold_the_caption():
-    """figures/README.md: bundled stand-ins, every method 0-8 % test error, on digits cyclic
-    FF and DARTS ahead of the NMs."""
+    """figures/README.md: bundled stand-ins, 3 seeds, every mean error below 6 %; on digits
+    cyclic FF and DARTS ahead of the NMs in every seed; on the small sets the method
+    means differ by less than the largest spread across seeds."""
     cols, meta = _figlib.read_csv(FIGURES / "fig2.csv")
     assert meta["quick"] is True and set(cols["source"]) == {"bundled"}
-    assert np.all(cols["test_error"] <= 0.085)
-    err = {(d, m): e for d, m, e in zip(cols["dataset"], cols["method"], cols["test_error"])}
-    assert err["digits", "Cyclic FF"] < err["digits", "NMs&NM"]
-    assert err["digits", "DARTS"] < err["digits", "NMs&NM"]
+    assert np.unique(cols["seed"]).size == 3
+    for d in ("digits", "wine", "breast_cancer", "iris"):
+        sel = cols["dataset"] == d
+        means = {m: cols["test_error"][sel & (cols["method"] == m)].mean()
+                 for m in fig2.METHODS}
+        assert max(means.values()) < 0.06
+        if d == "digits":
+            for s in range(3):
+                e = {m: cols["test_error"][sel & (cols["method"] == m) & (cols["seed"] == s)][0]
+                     for m in fig2.METHODS}
+                assert e["Cyclic FF"] < e["NMs&NM"] and e["DARTS"] < e["NMs&NM"]
+        else:
+            spread = max(np.ptp(cols["test_error"][sel & (cols["method"] == m)])
+                         for m in fig2.METHODS)
+            assert max(means.values()) - min(means.values()) <= spread
 
 
 def test_committed_fig8_data_hold_the_caption():
-    """figures/README.md: SBM stand-in of 400 nodes; the neighbour mean more than halves the
-    NMs' error and the GCN is lower still."""
+    """figures/README.md: SBM stand-in of 400 nodes, 3 seeds; the neighbour mean lowers
+    the NMs' error in every seed (0.43 -> 0.26 on average), and the GCN is lower still in
+    every seed."""
     cols, meta = _figlib.read_csv(FIGURES / "fig8.csv")
     assert meta["graph"] == "sbm" and meta["n_nodes"] == 400
-    err = dict(zip(cols["method"], cols["test_error"]))
-    assert err["NMs (features + neighbour mean)"] < 0.5 * err["NMs (features)"]
-    assert err["GCN"] < err["NMs (features + neighbour mean)"]
+    for s in np.unique(cols["seed"]):
+        e = dict(zip(cols["method"][cols["seed"] == s], cols["test_error"][cols["seed"] == s]))
+        assert e["GCN"] < e["NMs (features + neighbour mean)"] < e["NMs (features)"]
+    m = _means(cols, "method")
+    assert round(m["NMs (features)"], 2) == 0.43
+    assert round(m["NMs (features + neighbour mean)"], 2) == 0.26
+    assert round(m["GCN"], 2) == 0.13
