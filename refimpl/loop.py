@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-__all__ = ["CallbackHook", "EarlyStopping", "Hook", "run_epochs"]
+__all__ = ["CallbackHook", "EarlyStopping", "EarlyStoppingAttributes", "Hook", "run_epochs"]
 
 
 class EarlyStopping:
@@ -63,6 +63,21 @@ class EarlyStopping:
             return False
         self.stale += 1
         return self.patience is not None and self.stale >= self.patience
+
+
+class EarlyStoppingAttributes:
+    """A trainer's early-stopping state under the names checkpoints and callers use
+    (``best``, ``best_val``, ``best_epoch``, ``stale``), kept in ``self.stopping``, an
+    :class:`EarlyStopping` (Alg. 2's validation split, DESIGN.md sec. 6)."""
+
+    best = property(lambda self: self.stopping.best,
+                    lambda self, v: setattr(self.stopping, "best", v))
+    best_val = property(lambda self: self.stopping.best_score,
+                        lambda self, v: setattr(self.stopping, "best_score", v))
+    best_epoch = property(lambda self: self.stopping.best_epoch,
+                          lambda self, v: setattr(self.stopping, "best_epoch", v))
+    stale = property(lambda self: self.stopping.stale,
+                     lambda self, v: setattr(self.stopping, "stale", v))
 
 
 class Hook:

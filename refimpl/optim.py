@@ -67,6 +67,12 @@ class Optimizer:
         for name, shape in (shapes or {}).items():
             self._allocate(name, shape)
 
+    @classmethod
+    def from_config(cls, config, shapes=None):
+        """The optimizer of a config with ``optimizer``, ``lr`` and ``momentum`` fields
+        (:class:`refimpl.train.TrainConfig`, or a baseline's namespace; DESIGN.md sec. 6)."""
+        return cls(config.optimizer, config.lr, momentum=config.momentum, shapes=shapes)
+
     def _allocate(self, name, shape):
         self.state[f"m_{name}"] = np.zeros(shape)
         if self.kind == "adam":

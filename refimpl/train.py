@@ -48,7 +48,7 @@ import numpy as np
 
 from .graph.prune import prune
 from .io import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import CallbackHook, EarlyStopping, run_epochs
+from .loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
 from .propagate import forward
@@ -213,7 +213,7 @@ class EpochRecord:
     seconds: float
 
 
-class Trainer:
+class Trainer(EarlyStoppingAttributes):
     """Alg. 2 of the paper: train a neural-module network on (X, y).
 
     Parameters
@@ -241,24 +241,13 @@ class Trainer:
             self._eligible, self._lower = upper, np.tril(~upper, -1)
             self.net.K[self._lower] = 0.0
         self.rng = np.random.default_rng(seeds[1])
-        self.opt = Optimizer(config.optimizer, config.lr, momentum=config.momentum,
-                             shapes={n: getattr(self.net, n).shape for n in PARAMS})
+        self.opt = Optimizer.from_config(config, {n: getattr(self.net, n).shape for n in PARAMS})
         self.epoch = 0
         self.history: list[dict] = []
         self.stopping = EarlyStopping(config.patience)
         self.gamma = np.nan
         self._prev_mask = None
         self.extra: dict = {}
-
-    # The early-stopping state, under the names the checkpoints and callers use.
-    best = property(lambda self: self.stopping.best,
-                    lambda self, v: setattr(self.stopping, "best", v))
-    best_val = property(lambda self: self.stopping.best_score,
-                        lambda self, v: setattr(self.stopping, "best_score", v))
-    best_epoch = property(lambda self: self.stopping.best_epoch,
-                          lambda self, v: setattr(self.stopping, "best_epoch", v))
-    stale = property(lambda self: self.stopping.stale,
-                     lambda self, v: setattr(self.stopping, "stale", v))
 
     # ------------------------------------------------------------ pruning
     def prune(self):

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..activations import get_activation, get_output
 from ..model import output_loss
-from ..loop import CallbackHook, EarlyStopping, run_epochs
+from ..loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
 from ..optim import Optimizer
 from ..regularization import l2_gradient, l2_proximal
 from ..train import EpochRecord, TrainConfig
@@ -236,7 +236,7 @@ def mlp_predict(mlp, X):
     return np.argmax(mlp_forward(mlp, X).Z, axis=1)
 
 
-class MLPTrainer:
+class MLPTrainer(EarlyStoppingAttributes):
     """Train the NN baseline of Table 1 with the semantics of
     :class:`refimpl.train.Trainer` (see the module docstring).
 
@@ -272,17 +272,11 @@ class MLPTrainer:
                               self.n_out, seed=init_seed, activation=config.activation,
                               output=config.output)
         self.rng = np.random.default_rng(seeds[1])
-        self.opt = Optimizer(config.optimizer, config.lr, momentum=config.momentum,
-                             shapes={k: v.shape for k, v in self.net.params().items()})
+        self.opt = Optimizer.from_config(config,
+                                         {k: v.shape for k, v in self.net.params().items()})
         self.epoch = 0
         self.history: list[dict] = []
         self.stopping = EarlyStopping(config.patience)
-
-    # The early-stopping state, under the names Trainer uses.
-    best = property(lambda self: self.stopping.best)
-    best_val = property(lambda self: self.stopping.best_score)
-    best_epoch = property(lambda self: self.stopping.best_epoch)
-    stale = property(lambda self: self.stopping.stale)
 
     def _step(self, grads):
         c = self.config
