@@ -500,3 +500,12 @@ def test_alpha_sweep_rows_and_markdown():
     assert f"| last: #Synapse | {rows[0]['last_synapses']} | {r['last_synapses']} |" in md
     with pytest.raises(ValueError, match="alphas"):
         alpha_sweep(X, y, alphas=(0.2, -1.0), config=cfg, epochs=1)
+
+
+def test_erratum_sec46_synapse_ratio_is_25_not_254():
+    """Sec. 4.6 says Computers has 254 times more synapses at alpha = 0.5 than at 0.2;
+    Table 10's own numbers give 25.4 (best epoch) and 29.1 (last epoch)."""
+    best = 111252 / 4376  # Table 10, Computers, best epoch, #Synapse at alpha = 0.5 and 0.2
+    last = 110891 / 3810  # last epoch
+    assert best == pytest.approx(25.42, abs=0.01) and last == pytest.approx(29.10, abs=0.01)
+    assert not 200 < best < 300 and not 200 < last < 300
