@@ -500,6 +500,8 @@ def test_alpha_sweep_rows_and_markdown():
     assert f"| last: #Synapse | {rows[0]['last_synapses']} | {r['last_synapses']} |" in md
     with pytest.raises(ValueError, match="alphas"):
         alpha_sweep(X, y, alphas=(0.2, -1.0), config=cfg, epochs=1)
+    with pytest.raises(ValueError, match="epochs"):
+        alpha_sweep(X, y, alphas=(0.2,), config=cfg, epochs=0)
 
 
 def test_erratum_sec46_synapse_ratio_is_25_not_254():

@@ -69,7 +69,8 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
     p.add_argument("--test-fraction", type=float, default=0.2)
     g = p.add_argument_group("SAGP hyper-parameters (supplement Table 2)")
     g.add_argument("--steps", type=int, default=d.steps, help="L, message-passing steps")
-    g.add_argument("--alpha", type=float, default=d.alpha, help="mask temperature")
+    g.add_argument("--alpha", type=float, default=d.alpha,
+                   help="temperature of the competition in SparseLoss (ignored by --sweep-alpha)")
     g.add_argument("--gamma1", type=float, default=d.gamma1, help="AuxLoss scale of neuron masks")
     g.add_argument("--gamma2", type=float, default=d.gamma2, help="AuxLoss scale of synapse masks")
     g.add_argument("--beta", type=float, default=d.beta, help="apoptosis threshold")

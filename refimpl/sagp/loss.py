@@ -141,7 +141,8 @@ def sagp_loss_and_grad(
     r"""Loss and gradients of one mini-batch (S-Alg. 1 lines 5-6 and 12-21).
 
     Forward with hard masks (lines 12-17), TaskLoss = mean softmax cross-entropy of z
-    (line 18), AuxLoss (line 19, the project's choice, see the module docstring), Loss =
+    (line 18), AuxLoss (line 19: gamma1 and gamma2 times :func:`~refimpl.sagp.masks.sparse_loss` of the
+    soft neuron and synapse masks, the project's choice, see the package docstring), Loss =
     TaskLoss + AuxLoss (line 20), and the explicit backward (line 21): through the
     unrolled message passing (:func:`refimpl.perceptron.gp_backward`), then through the
     masked adjacency :math:`A^{eff}_{ji} = m^H_j m^H_{ji} A_{ji}` with the

@@ -60,7 +60,8 @@ def alpha_sweep(
     Raises
     ------
     ValueError
-        If ``alphas`` is empty or holds a value that is not a finite number > 0.
+        If ``alphas`` is empty or holds a value that is not a finite number > 0, or
+        ``epochs`` is 0 (no epoch to report).
     """
     config = SAGPConfig() if config is None else config
     alphas = [float(a) for a in np.atleast_1d(np.asarray(alphas, dtype=np.float64))]
@@ -69,6 +70,8 @@ def alpha_sweep(
     for a in alphas:
         if not (np.isfinite(a) and a > 0):
             raise ValueError(f"alphas: expected finite numbers > 0, got {a!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs: expected an integer >= 1, got {epochs!r}")
     key = "test_error" if test is not None else "val_error"
     rows = []
     for a in alphas:
@@ -76,8 +79,6 @@ def alpha_sweep(
         res = train_sagp(X, y, config=replace(config, alpha=a), epochs=epochs, seed=seed,
                          n_classes=n_classes, validation=validation, test=test, callback=cb)
         h = res.history
-        if not h:
-            raise ValueError("epochs: expected at least one epoch")
         best, last = h[max(res.best_epoch, 1) - 1], h[-1]
         rows.append({
             "alpha": a,
