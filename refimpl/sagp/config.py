@@ -24,7 +24,8 @@ class SAGPConfig:
     steps : int
         L, the number of message-passing steps.
     alpha : float
-        Temperature of the soft masks.
+        Temperature of the competition, in SparseLoss (S-Table 2; a smaller alpha makes
+        the competition more intense, :func:`refimpl.sagp.masks.sparse_loss`).
     gamma1, gamma2 : float
         Scales of the neuron and synapse terms of AuxLoss.
     beta : float

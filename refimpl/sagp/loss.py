@@ -9,7 +9,7 @@ from ..model import output_loss
 from ..validation import check_labels as _check_y
 from ..validation import check_samples as _check_X
 from ..perceptron import gp_backward, gp_trace
-from .masks import ste as _ste
+from .masks import sparse_loss, ste as _ste
 from .model import SAGPModel, _masked
 from .norm import SAGPStepTransform
 
@@ -117,7 +117,8 @@ def sagp_loss_and_grad(
     r"""Loss and gradients of one mini-batch (S-Alg. 1 lines 5-6 and 12-21).
 
     Forward with hard masks (lines 12-17), TaskLoss = mean softmax cross-entropy of z
-    (line 18), AuxLoss (line 19, the project's choice, see the module docstring), Loss =
+    (line 18), AuxLoss (line 19: gamma1 and gamma2 times :func:`~refimpl.sagp.masks.sparse_loss` of the
+    soft neuron and synapse masks, the project's choice, see the package docstring), Loss =
     TaskLoss + AuxLoss (line 20), and the explicit backward (line 21): through the
     unrolled message passing (:func:`refimpl.perceptron.gp_backward`), then through the
     masked adjacency :math:`A^{eff}_{ji} = m^H_j m^H_{ji} A_{ji}` with the
@@ -166,21 +167,20 @@ def sagp_loss_and_grad(
     d_hard_syn = dAeff * m.hard_neuron[:, None] * m.Ac
     d_hard_neuron = (dAeff * m.hard_syn * m.Ac).sum(axis=1)
     # Straight-through: d m^H / d m^ := d m^S / d m^.
-    d_syn_logit = d_hard_syn * _ste(m.soft_syn, model.alpha) * m.S
-    d_neuron_logit = np.where(m.is_hidden, d_hard_neuron * _ste(m.soft_neuron, model.alpha), 0.0)
+    d_syn_logit = d_hard_syn * _ste(m.soft_syn) * m.S
+    d_neuron_logit = np.where(m.is_hidden, d_hard_neuron * _ste(m.soft_neuron), 0.0)
 
     aux = 0.0
-    if competition:  # S-Alg. 1 line 19 (AuxLoss, main-text Eq. 14; DESIGN.md section 8)
-        n_h = int(m.is_hidden.sum())
-        n_s = float(m.S.sum())
-        if n_h > 0:
-            aux += gamma1 * m.soft_neuron[m.is_hidden].mean()
-            d_neuron_logit += np.where(
-                m.is_hidden, gamma1 / n_h * _ste(m.soft_neuron, model.alpha), 0.0
-            )
-        if n_s > 0:
-            aux += gamma2 * m.soft_syn.sum() / n_s
-            d_syn_logit += gamma2 / n_s * _ste(m.soft_syn, model.alpha) * m.S
+    if competition:  # S-Alg. 1 line 19: AuxLoss = gamma1 SparseLoss(m^S_i) + gamma2 SparseLoss(m^S_ij)
+        if m.is_hidden.any():
+            v, dv = sparse_loss(m.soft_neuron[m.is_hidden], model.alpha)
+            aux += gamma1 * v
+            d_neuron_logit[m.is_hidden] += gamma1 * dv * _ste(m.soft_neuron[m.is_hidden])
+        on = m.S > 0
+        if on.any():
+            v, dv = sparse_loss(m.soft_syn[on], model.alpha)
+            aux += gamma2 * v
+            d_syn_logit[on] += gamma2 * dv * _ste(m.soft_syn[on])
 
     N = lay.N
     dA = np.zeros((N, N))
