@@ -340,8 +340,7 @@ def _run_alpha_sweep(args: argparse.Namespace, config, data: dict) -> int:
     doc = {"command": "refimpl sagp --sweep-alpha", "dataset": args.dataset, "seed": args.seed,
            "epochs": args.epochs, "ablation": args.ablation, "config": config_dict(config),
            "seconds": seconds, "rows": rows}
-    with open(os.path.join(args.out, "alpha_sweep.json"), "w") as fh:
-        json.dump(doc, fh, indent=1, default=json_default)
+    write_json(os.path.join(args.out, "alpha_sweep.json"), doc)
     print(alpha_sweep_markdown(rows), end="")
     print(f"wrote {os.path.join(args.out, 'alpha_sweep.md')}")
     return 0
