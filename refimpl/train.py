@@ -53,10 +53,19 @@ from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
 from .propagate import forward
 from .regularization import l2_gradient, l2_proximal, nm_gradient, nm_proximal, nm_repulsion
+from .solvers.result import ConvergenceError
 from .validation import check_fit_data, check_int, check_rows, check_scalar
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
-           "FORMAT"]
+           "TrainingDivergedError", "FORMAT"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or a parameter became NaN or infinite during training (Alg. 2).
+
+    The message names the epoch and what to change; the trainer's state is that
+    of the failing mini-batch (the last checkpoint of a command-line run is intact).
+    """
 
 #: Tag and version written into every checkpoint.
 FORMAT = "refimpl-nm-checkpoint/1"
@@ -140,6 +149,9 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("nodes", "epochs", "batch_size"):
             check_int(getattr(self, name), name, 1)
+        if self.nodes < 2:  # no off-diagonal entry: nothing to prune, gamma undefined
+            raise ValueError(f"nodes: a graph needs at least 2 hidden nodes to have an edge, "
+                             f"got {self.nodes}")
         if self.edges is not None:
             check_int(self.edges, "edges", 1)
             if self.edges > self.nodes * (self.nodes - 1):
@@ -303,8 +315,18 @@ class Trainer(EarlyStoppingAttributes):
         the dense K, W1, Wm with the optimizer and the regularizer."""
         c = self.config
         graph = self.prune()
-        loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
-                                         solver=c.solver, mode=c.mode)
+        try:
+            loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
+                                             solver=c.solver, mode=c.mode)
+        except ConvergenceError as exc:
+            self._check_finite(exc)  # a diverged run, said as such (checked on failure only)
+            raise
+        except ValueError as exc:
+            # X and y were checked by fit and the rest is computed here, so a ValueError
+            # from the solve means non-finite values (e.g. G = dL/dZ): the run diverged.
+            raise TrainingDivergedError(
+                f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
+                f"({exc}); try a lower learning rate (--lr) or standardized inputs") from exc
         gK = grads.K
         if c.structure == "dag":
             gK[self._lower] = 0.0  # the lower triangle stays 0
@@ -314,14 +336,28 @@ class Trainer(EarlyStoppingAttributes):
         self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
         if c.reg != "none" and c.reg_step == "proximal":
             self._reg_shrink(graph)  # implicit form of Thm. 3.1
+        if not np.isfinite(loss):
+            raise TrainingDivergedError(
+                f"epoch {self.epoch + 1}: the training loss became {loss} (not finite); "
+                "try a lower learning rate (--lr) or standardized inputs")
         self._loss_sum += loss * y.shape[0]
         self._err_sum += float(np.sum(np.argmax(fwd.Z, axis=1) != y))
         self._iters.append(fwd.iterations)
         return loss
 
+    def _check_finite(self, cause=None):
+        """Raise :class:`TrainingDivergedError` naming the epoch when a parameter is
+        NaN or infinite (``cause``: the error that revealed it)."""
+        for name in PARAMS:
+            if not np.isfinite(getattr(self.net, name)).all():
+                raise TrainingDivergedError(
+                    f"epoch {self.epoch + 1}: the parameters {name} became non-finite; "
+                    "try a lower learning rate (--lr) or standardized inputs") from cause
+
     def end_epoch(self, t0):
         """Close an epoch: gamma (Alg. 2 line 13), the record, the validation score."""
         c = self.config
+        self._check_finite()
         self.epoch += 1
         graph = self.prune()
         self.gamma = graph.gamma  # Alg. 2 line 13

@@ -109,9 +109,14 @@ def check_labels(y, n, n_classes, name="y"):
 
 def check_fit_data(X, y, X_val, y_val, n_in, n_out):
     """Training and (optional) validation data checked for a fit: float64
-    (B, n_in) inputs, integer labels in ``[0, n_out)``."""
+    (B, n_in) inputs, integer labels in ``[0, n_out)``, at least two classes present
+    in the training labels."""
     X = check_rows(X, n_in, "X")
     y = check_labels(y, X.shape[0], n_out, "y")
+    present = np.unique(y)
+    if present.size < 2:
+        raise ValueError(f"y: the training labels hold a single class ({present.tolist()}); "
+                         "a classifier needs at least two classes to learn anything")
     if X_val is not None:
         X_val = check_rows(X_val, n_in, "X_val")
         y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")
