@@ -13,10 +13,13 @@ Methods (the rows of Table 1, DESIGN.md sec. 10):
 ======== ==============================================================
 NN       an MLP with one hidden layer of ``nodes`` tanh units
          (:class:`refimpl.baselines.MLPTrainer`)
-DEQ      the whole hidden graph as one implicit layer: ``Trainer`` with
-         ``mode="whole"`` (fixed-point forward, implicit adjoint)
+DEQ      a deep equilibrium model: one implicit layer over a dense p x p W
+         (no pruning, no modules), Anderson forward, implicit adjoint
+         (:class:`refimpl.baselines.DEQTrainer`)
 DAG      ``Trainer`` with ``structure="dag"`` (K strictly upper triangular)
-OPTNET   a QP layer: out of scope, an open row (never run)
+OPTNET   a QP layer of p variables and p inequalities (batched interior
+         point, KKT backward) and a linear output layer
+         (:class:`refimpl.baselines.OptNetTrainer`)
 NMs      ``Trainer``, no regularization
 NMs&L2   ``Trainer``, ``reg="l2"``, alpha = 1e-3
 NMs&NM   ``Trainer``, ``reg="nm"`` (Thm. 3.1), alpha = 1e-3
@@ -34,7 +37,9 @@ the paper, chosen here: base learning rate 0.05 (Table 3 says only
 early stopping after 10 epochs without a better validation loss (the
 epoch of the lowest validation loss is evaluated), k = 10
 edges per hidden node (top-k pruning, Alg. 2 line 5; at most p(p-1), or
-p(p-1)/2 for the DAG), initial K scale 0.5, solver tolerance 1e-8, a time
+p(p-1)/2 for the DAG), initial K scale 0.5 (the DEQ's W: spectral radius
+about 0.5; the OPTNET's Q starts at I), solver tolerance 1e-8 (the DEQ's
+Anderson solves, the OPTNET's interior point), a time
 budget of 1800 s per run (a run past it stops and is marked "over time",
 as Table 1 does), split 70/15/15 stratified and standardized with the
 training statistics, the split and the initialization both seeded by the
@@ -61,20 +66,23 @@ from typing import Callable, Iterable, NamedTuple
 import numpy as np
 
 from .activations import get_activation
+from .baselines.deq import DEQTrainer, deq_forward
 from .baselines.mlp import MLPTrainer, mlp_forward
+from .baselines.optnet import OptNetTrainer
 from .propagate import forward
 from .solvers.result import ConvergenceError
 from .train import Trainer, TrainConfig
 
 __all__ = ["METHODS", "OPEN_METHODS", "PAPER_NODES", "PAPER_DATASETS", "BUILTIN_DATASETS",
-           "LR_SCALE", "COLUMNS", "Cell", "Settings", "QUICK", "method_config", "load_dataset",
+           "LR_SCALE", "COLUMNS", "Cell", "Settings", "QUICK", "method_config", "make_trainer",
+           "load_dataset",
            "run_cell", "grid", "read_runs", "run_sweep", "SweepResult", "SweepError",
            "summarize", "markdown_table", "TimeBudgetExceeded"]
 
 #: The rows of Table 1, in the paper's order.
 METHODS = ("NN", "DEQ", "DAG", "OPTNET", "NMs", "NMs&L2", "NMs&NM")
-#: Rows kept open (shown, never run): OPTNET needs a QP layer (out of scope).
-OPEN_METHODS = ("OPTNET",)
+#: Rows kept open (shown, never run): none since OPTNET has its QP layer.
+OPEN_METHODS = ()
 #: The hidden-node counts of Table 1.
 PAPER_NODES = (80, 100, 200, 300, 500, 1000, 3000)
 #: The paper's data sets (local copies only, DESIGN.md sec. 11).
@@ -180,7 +188,8 @@ QUICK = {
 
 def method_config(method, nodes, seed, settings=Settings()) -> TrainConfig:
     """The :class:`refimpl.train.TrainConfig` of one Table 1 method
-    (``nodes`` and ``structure`` also size the NN's hidden layer)."""
+    (``nodes`` also sizes the NN's hidden layer, the DEQ's W and the OPTNET's
+    QP; the graph fields do not apply to those)."""
     _check_method(method, runnable=True)
     p = int(nodes)
     dag = method == "DAG"
@@ -192,8 +201,7 @@ def method_config(method, nodes, seed, settings=Settings()) -> TrainConfig:
         momentum=settings.momentum, optimizer="sgd", reg=reg, alpha=settings.alpha,
         init_scale=settings.init_scale, patience=settings.patience,
         monitor=settings.monitor, atol=settings.atol,
-        rtol=settings.rtol, mode="whole" if method == "DEQ" else "levels",
-        structure="dag" if dag else "graph", seed=int(seed))
+        rtol=settings.rtol, structure="dag" if dag else "graph", seed=int(seed))
 
 
 def _check_method(method, runnable=False):
@@ -243,6 +251,29 @@ class _BudgetMLP(MLPTrainer):
             raise TimeBudgetExceeded
 
 
+class _BudgetDEQ(DEQTrainer):
+    deadline = math.inf
+    before_batch = _BudgetMLP.before_batch
+
+
+class _BudgetOptNet(OptNetTrainer):
+    deadline = math.inf
+    before_batch = _BudgetMLP.before_batch
+
+
+#: The trainer class of each method (``Trainer`` otherwise).
+_TRAINERS = {"NN": _BudgetMLP, "DEQ": _BudgetDEQ, "OPTNET": _BudgetOptNet}
+
+
+def make_trainer(method, nodes, seed, n_in, n_out, settings=Settings()):
+    """The untrained trainer of one Table 1 method (Sec. 4.1, Table 3 settings via
+    :func:`method_config`): ``MLPTrainer``, ``DEQTrainer``, ``OptNetTrainer`` or
+    ``Trainer``, stopping at the next mini-batch once ``trainer.deadline``
+    (``time.perf_counter()`` seconds; default never) has passed."""
+    config = method_config(method, nodes, seed, settings)
+    return _TRAINERS.get(method, _BudgetTrainer)(config, int(n_in), int(n_out))
+
+
 def _eq3_residual(net, graph, X0, X):
     """``||X - (1 b^T + f(X) A + X0 W1^T)||_inf``, the residual of Eq. (3)."""
     f = get_activation(net.activation).f
@@ -276,17 +307,16 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
         rate of the best validation epoch (NaN when no epoch finished),
         ``iterations`` the mean solver iterations per mini-batch (the
         whole-graph fixed point for DEQ, the largest module's Newton /
-        fixed-point iterations otherwise, 0 for NN and DAG), ``residual``
-        the Eq. (3) residual on the test set.
+        fixed-point iterations otherwise, 0 for NN and DAG; the Anderson
+        iterations of the DEQ, the interior-point iterations of the
+        OPTNET), ``residual`` the Eq. (3) residual on the test set (the
+        OPTNET's: its KKT residual).
     """
     config = method_config(method, nodes, seed, settings)
     if data is None:
         data = load_dataset(dataset, int(seed), data_path)
     t0 = time.perf_counter()
-    if method == "NN":
-        trainer = _BudgetMLP(config, data.n_features, data.n_classes)
-    else:
-        trainer = _BudgetTrainer(config, data.n_features, data.n_classes)
+    trainer = make_trainer(method, nodes, seed, data.n_features, data.n_classes, settings)
     trainer.deadline = t0 + settings.time_budget
     scale = LR_SCALE[method] if settings.lr_scaling else 1.0
     lr0 = trainer.opt.lr
@@ -319,6 +349,19 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
             Z = mlp_forward(trainer.net, data.X_test).Z
             edges = trainer.net.n_weights
             residual = 0.0
+        elif method in ("DEQ", "OPTNET"):
+            edges, modules, largest = trainer.net.n_weights, 1, trainer.net.p
+            Z = np.full((1, 1), np.nan)
+            try:
+                if method == "DEQ":
+                    fwd = deq_forward(trainer.net, data.X_test)
+                    Z, residual = fwd.Z, fwd.residual
+                else:
+                    _, Z, sol = trainer.net.forward(data.X_test)
+                    residual = sol.residual
+            except ConvergenceError as exc:
+                if status == "ok":
+                    status, message = "diverged", f"test-set solve: {exc}"
         else:
             graph = Trainer.prune(trainer)  # the trained graph, past the deadline check
             fwd = forward(trainer.net, data.X_test, graph, atol=config.atol, rtol=config.rtol,

@@ -110,8 +110,25 @@ def _factor(Q, G, d):
                          "definite); Q must be positive definite") from None
 
 
+def _scipy_batches_triangular():
+    """Whether ``scipy.linalg.solve_triangular`` takes stacks of matrices (SciPy >= 1.15)."""
+    try:
+        scipy.linalg.solve_triangular(np.ones((2, 1, 1)), np.ones((2, 1, 1)), lower=True)
+    except ValueError:
+        return False
+    return True
+
+
+_BATCHED = _scipy_batches_triangular()
+
+
 def _cho_solve(L, R):
-    """Solve ``(L_b L_b^T) x_b = r_b`` for each sample (R: (B, n))."""
+    """Solve ``(L_b L_b^T) x_b = r_b`` for each sample (R: (B, n)) with the
+    Cholesky factors L (B, n, n): two triangular solves."""
+    if _BATCHED:
+        Y = scipy.linalg.solve_triangular(L, R[..., None], lower=True, check_finite=False)
+        return scipy.linalg.solve_triangular(L, Y, lower=True, trans="T",
+                                             check_finite=False)[..., 0]
     out = np.empty_like(R)
     for b in range(R.shape[0]):
         out[b] = scipy.linalg.cho_solve((L[b], True), R[b], check_finite=False)
