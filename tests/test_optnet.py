@@ -7,6 +7,7 @@ for the batched solver.
 """
 import numpy as np
 import pytest
+from hypothesis import given, settings
 from scipy.optimize import minimize
 
 from numdiff import central_gradient
@@ -14,6 +15,7 @@ from refimpl import ConvergenceError
 from refimpl.baselines.optnet import (OptNetLayer, OptNetTrainer, qp_solve, qp_solve_full,
                                       qp_solve_grad)
 from refimpl.train import TrainConfig
+from strategies import convex_qps
 
 #: Interior-point tolerance of the tests: KKT residuals <= TOL * (1 + max(|q|, |h|)).
 TOL = 1e-12
@@ -169,3 +171,24 @@ def test_bad_input_and_failure():
     G2[0, 0], G2[1, 0] = 1.0, -1.0
     with pytest.raises(ConvergenceError, match="QP layer"):
         qp_solve(Q, q, G2, -np.ones(2), max_iter=30)
+
+
+@settings(max_examples=15)
+@given(convex_qps())
+def test_ipm_solution_is_feasible_and_beats_feasible_points(qp):
+    """Invariants of the QP solution: feasibility, lam >= 0, and an objective no
+    larger than at any feasible point (z = 0 and random points pulled into the
+    feasible set); slack 1e-9 covers the KKT tolerance."""
+    Q, q, G, h = qp
+    sol = qp_solve_full(Q, q, G, h, tol=TOL)
+    z = sol.z
+    assert np.all(z @ G.T <= h + 1e-9) and np.all(sol.lam >= 0)
+    rng = np.random.default_rng(0)
+    cand = rng.standard_normal((8, Q.shape[0]))
+    viol = np.max(cand @ G.T / h, axis=1)  # G c <= h  iff  viol <= 1 (h > 0)
+    cand /= np.maximum(viol, 1.0)[:, None]
+    cand = np.vstack([np.zeros(Q.shape[0]), cand])
+    for b in range(q.shape[0]):
+        fz = 0.5 * z[b] @ Q @ z[b] + q[b] @ z[b]
+        fc = 0.5 * np.einsum("ki,ij,kj->k", cand, Q, cand) + cand @ q[b]
+        assert np.all(fz <= fc + 1e-9 * (1 + np.abs(fc))), "not the minimum (Eq. 2)"

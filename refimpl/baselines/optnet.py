@@ -152,6 +152,22 @@ def _newton_step(L, G, s, lam, rx, rp, rc):
     return dz, ds, dlam
 
 
+def _refined_step(L, Q, G, s, lam, rx, rp, rc):
+    """:func:`_newton_step` and, once ``lam / s`` spans more than ten orders of
+    magnitude (near the solution), one round of iterative refinement against
+    the unreduced system with the same factorization: there the reduced solve
+    alone loses the dual residual's last digits (and the iteration stalls)."""
+    dz, ds, dl = _newton_step(L, G, s, lam, rx, rp, rc)
+    d = lam / s
+    if d.max() <= 1e10 * d.min():  # well scaled: the reduced solve is accurate enough
+        return dz, ds, dl
+    e1 = rx + dz @ Q + dl @ G  # residuals of the three block rows
+    e2 = rp + dz @ G.T + ds
+    e3 = rc + lam * ds + s * dl
+    cz, cs, cl = _newton_step(L, G, s, lam, e1, e2, e3)
+    return dz + cz, ds + cs, dl + cl
+
+
 def _max_step(v, dv):
     """Largest ``a <= 1`` with ``v + a dv >= 0``, per sample (rows)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -249,13 +265,13 @@ def qp_solve_full(Q, q, G, h, *, tol=1e-11, max_iter=50, throw=True) -> QPSoluti
             rxt, rpt, mut = rx[todo], rp[todo], mu[todo]
             L = _factor(Q, G, lt / st)
             # predictor (affine scaling): r_c = s * lam
-            dz, ds, dl = _newton_step(L, G, st, lt, rxt, rpt, st * lt)
+            dz, ds, dl = _refined_step(L, Q, G, st, lt, rxt, rpt, st * lt)
             a = np.minimum(_max_step(st, ds), _max_step(lt, dl))[:, None]
             mu_aff = ((st + a * ds) * (lt + a * dl)).mean(axis=1)
             sigma = (mu_aff / mut) ** 3
             # corrector: r_c = s * lam + ds_aff * dlam_aff - sigma mu (same factorization)
             rc = st * lt + ds * dl - (sigma * mut)[:, None]
-            dz, ds, dl = _newton_step(L, G, st, lt, rxt, rpt, rc)
+            dz, ds, dl = _refined_step(L, Q, G, st, lt, rxt, rpt, rc)
             a = np.minimum(1.0, 0.99 * np.minimum(_max_step(st, ds), _max_step(lt, dl)))[:, None]
             z[todo] = zt + a * dz
             s[todo] = st + a * ds
@@ -279,7 +295,7 @@ def qp_solve(Q, q, G, h, **options):
     return z[0] if single else z
 
 
-def qp_backward(sol, Q, G, w, *, refine=2):
+def qp_backward(sol, Q, G, w, *, refine=20, rtol=1e-13):
     r"""Gradients of ``sum(w * z)`` by differentiating the KKT conditions at
     the solution (Amos & Kolter 2017, Eq. 7-8, inequality constraints).
 
@@ -294,8 +310,9 @@ def qp_backward(sol, Q, G, w, *, refine=2):
         \;\Rightarrow\;
         (Q + G^T S^{-1}\Lambda G)\, d_z = -w,\quad y = S^{-1}\Lambda G d_z
 
-    with the factorization of the last KKT matrix (``sol.chol``), plus
-    ``refine`` rounds of iterative refinement on the unreduced system; then
+    with the factorization of the last KKT matrix (``sol.chol``), plus at
+    most ``refine`` rounds of iterative refinement on the unreduced system
+    (until a round changes ``d_z`` by less than ``rtol`` relative); then
 
     .. math::
 
@@ -316,12 +333,16 @@ def qp_backward(sol, Q, G, w, *, refine=2):
     w = as_float_array(w, "w", z.shape)
     dz = _cho_solve(L, -w)
     y = lam * (dz @ G.T) / s
+    # Iterative refinement: lam / s spans ~1e-13 .. 1e14 at a solution to 1e-12, and each
+    # round with the reduced factorization gains about two digits (measured).
     for _ in range(refine):
         r1 = -w - dz @ Q - y @ G
         r2 = -(lam * (dz @ G.T) - s * y)
         ddz = _cho_solve(L, r1 + (r2 / s) @ G)
         dz += ddz
         y += (lam * (ddz @ G.T) - r2) / s
+        if np.abs(ddz).max(initial=0.0) <= rtol * (1.0 + np.abs(dz).max(initial=0.0)):
+            break
     dQ = 0.5 * (dz.T @ z + z.T @ dz)  # Eq. 8
     return {"Q": dQ, "q": dz, "G": y.T @ z + lam.T @ dz, "h": -y.sum(axis=0)}
 
