@@ -182,7 +182,7 @@ QUICK = {
     "datasets": ("iris", "wine", "digits"),
     "nodes": (20, 40),
     "seeds": (0, 1, 2),
-    "settings": Settings(epochs=20, patience=None, time_budget=60.0),
+    "settings": Settings(epochs=20, patience=None, time_budget=300.0),
 }
 
 

@@ -156,6 +156,8 @@ def test_bad_input_and_failure():
         qp_solve(Q[:, :3], q, G, h)
     with pytest.raises(ValueError, match="symmetric"):
         qp_solve(Q + np.triu(np.ones_like(Q), 1), q, G, h)
+    with pytest.raises(ValueError, match="Q: must be positive definite"):
+        qp_solve(-Q, q, G, h)
     with pytest.raises(ValueError, match="q"):
         qp_solve(Q, q[:, :2], G, h)
     with pytest.raises(ValueError, match="G"):

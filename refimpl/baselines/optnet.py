@@ -35,8 +35,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-import scipy.linalg
 
 from ..activations import get_output
 from ..model import output_loss
@@ -101,37 +101,34 @@ def _check_qp(Q, q, G, h):
 
 def _factor(Q, G, d):
     """Lower Cholesky factors of ``Q + G^T diag(d_b) G`` for each sample b
-    (the reduced KKT matrix of the Newton step)."""
-    H = Q + np.matmul(G.T, d[:, :, None] * G)
-    try:
-        return np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        raise ValueError("Q: the QP is not strictly convex (Q + G^T D G is not positive "
-                         "definite); Q must be positive definite") from None
+    (the reduced KKT matrix of the Newton step); LinAlgError when rounding
+    made one of them indefinite."""
+    return np.linalg.cholesky(Q + np.matmul(G.T, d[:, :, None] * G))
 
 
-def _scipy_batches_triangular():
-    """Whether ``scipy.linalg.solve_triangular`` takes stacks of matrices (SciPy >= 1.15)."""
-    try:
-        scipy.linalg.solve_triangular(np.ones((2, 1, 1)), np.ones((2, 1, 1)), lower=True)
-    except ValueError:
-        return False
-    return True
-
-
-_BATCHED = _scipy_batches_triangular()
+@numba.njit(cache=True)
+def _cho_solve_kernel(L, R, out):  # pragma: no cover - compiled
+    """Forward then backward substitution with L (B, n, n) lower: out_b = (L_b L_b^T)^-1 r_b."""
+    B, n = R.shape
+    for b in range(B):
+        for i in range(n):  # L y = r
+            acc = R[b, i]
+            for k in range(i):
+                acc -= L[b, i, k] * out[b, k]
+            out[b, i] = acc / L[b, i, i]
+        for i in range(n - 1, -1, -1):  # L^T x = y
+            acc = out[b, i]
+            for k in range(i + 1, n):
+                acc -= L[b, k, i] * out[b, k]
+            out[b, i] = acc / L[b, i, i]
 
 
 def _cho_solve(L, R):
     """Solve ``(L_b L_b^T) x_b = r_b`` for each sample (R: (B, n)) with the
-    Cholesky factors L (B, n, n): two triangular solves."""
-    if _BATCHED:
-        Y = scipy.linalg.solve_triangular(L, R[..., None], lower=True, check_finite=False)
-        return scipy.linalg.solve_triangular(L, Y, lower=True, trans="T",
-                                             check_finite=False)[..., 0]
-    out = np.empty_like(R)
-    for b in range(R.shape[0]):
-        out[b] = scipy.linalg.cho_solve((L[b], True), R[b], check_finite=False)
+    Cholesky factors L (B, n, n): two triangular solves (a numba kernel; a
+    SciPy call per sample costs more than the arithmetic at these sizes)."""
+    out = np.empty(R.shape)
+    _cho_solve_kernel(np.ascontiguousarray(L), np.ascontiguousarray(R, dtype=np.float64), out)
     return out
 
 
@@ -223,6 +220,10 @@ def qp_solve_full(Q, q, G, h, *, tol=1e-11, max_iter=50, throw=True) -> QPSoluti
         raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
     B, n = q.shape
     m = G.shape[0]
+    try:
+        np.linalg.cholesky(Q)
+    except np.linalg.LinAlgError:
+        raise ValueError("Q: must be positive definite (a strictly convex QP)") from None
     # State arrays (rows = samples):
     #   z (B, n): primal iterate; s (B, m) > 0: slacks; lam (B, m) > 0: multipliers
     #   todo: samples still iterating
@@ -263,7 +264,11 @@ def qp_solve_full(Q, q, G, h, *, tol=1e-11, max_iter=50, throw=True) -> QPSoluti
             iters = it + 1
             zt, st, lt = z[todo], s[todo], lam[todo]
             rxt, rpt, mut = rx[todo], rp[todo], mu[todo]
-            L = _factor(Q, G, lt / st)
+            try:
+                L = _factor(Q, G, lt / st)
+            except np.linalg.LinAlgError:  # rounding at extreme lam / s: no progress possible
+                status = SolveStatus.NO_DECREASE
+                break
             # predictor (affine scaling): r_c = s * lam
             dz, ds, dl = _refined_step(L, Q, G, st, lt, rxt, rpt, st * lt)
             a = np.minimum(_max_step(st, ds), _max_step(lt, dl))[:, None]
@@ -276,7 +281,10 @@ def qp_solve_full(Q, q, G, h, *, tol=1e-11, max_iter=50, throw=True) -> QPSoluti
             z[todo] = zt + a * dz
             s[todo] = st + a * ds
             lam[todo] = lt + a * dl
-    chol = _factor(Q, G, lam / s) if status != SolveStatus.NONFINITE else None
+    try:
+        chol = _factor(Q, G, lam / s) if status != SolveStatus.NONFINITE else None
+    except np.linalg.LinAlgError:
+        chol, status = None, SolveStatus.NO_DECREASE
     residual = float(res.max(initial=0.0))
     converged = status == SolveStatus.CONVERGED
     sol = QPSolution(z, lam, s, chol, iters, residual, converged, status)

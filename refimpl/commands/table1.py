@@ -53,7 +53,8 @@ def register(subparsers, name="table1", help_text=None):
                         "nodes 20 40, 3 seeds, 20 epochs)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="per run; a run past it is stopped and shown as 'over time' "
-                        "(default 1800, --quick 60)")
+                        "(default 1800, --quick 300: an OPTNET run on digits can take "
+                        "a minute on a busy machine)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 50, --quick 20)")
     p.add_argument("--lr", type=float, default=None, help="base learning rate (default 0.05)")
     p.add_argument("--no-lr-scaling", action="store_true",
