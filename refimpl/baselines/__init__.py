@@ -9,6 +9,12 @@
 - OPTNET: :class:`OptNetTrainer` (:mod:`refimpl.baselines.optnet`), a QP layer
   (batched interior point, KKT backward) and a linear output layer.
 
+The other comparisons of the paper live in their own modules (import them from there):
+:mod:`~refimpl.baselines.cff` (cyclic Forward-Forward, Sec. 4.2), :mod:`~refimpl.baselines.
+darts` (first-order DARTS, Sec. 4.2), :mod:`~refimpl.baselines.binary` (the binary tasks
+of Fig. 2), :mod:`~refimpl.baselines.gcn` and :mod:`~refimpl.baselines.graph_data` (the
+GCN and the graphs of Appendix G.2, Fig. 8).
+
 :mod:`refimpl.experiments` maps the Table 1 method names onto these.
 """
 from .deq import DEQNetwork, DEQTrainer
