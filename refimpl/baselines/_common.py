@@ -1,4 +1,4 @@
-"""What the DEQ and OPTNET baselines of Table 1 share: their error type and their epoch loop.
+"""What the DEQ and OPTNET baselines of Table 1 share: their error type and their trainer.
 
 :class:`LayerTrainer` trains a *layer model* with the semantics of
 :class:`refimpl.train.Trainer` (Alg. 2 without pruning): the same
@@ -6,11 +6,12 @@
 ``lr``, ``momentum``, ``optimizer``, ``activation``, ``output``,
 ``init_scale``, ``patience``, ``monitor``, ``atol``, ``rtol``, ``seed``; the
 graph fields do not apply, and ``reg`` must be "none": Table 3 gives these
-baselines no weight penalty), the same optimizer (``refimpl.train._Optimizer``,
-imported: SGD with momentum 0.5 of Table 3, or Adam), the same seeding
-(``SeedSequence(seed)`` spawned into an initialization seed and a batch-order
-RNG), the same early stopping (:func:`refimpl.train.early_stopping_step`) and
-history rows with the fields of :class:`refimpl.train.EpochRecord`.
+baselines no weight penalty), the same optimizer (:class:`refimpl.optim.Optimizer`:
+SGD with momentum 0.5 of Table 3, or Adam), the same epoch loop
+(:func:`refimpl.loop.run_epochs`, whose hooks carry Table 1's time budget), the
+same seeding (``SeedSequence(seed)`` spawned into an initialization seed and a
+batch-order RNG), the same early stopping (:class:`refimpl.loop.EarlyStopping`)
+and history rows with the fields of :class:`refimpl.train.EpochRecord`.
 
 A layer model has ``params()`` (name -> array, updated in place),
 ``loss_and_grad(X0, y) -> (loss, grads, Z, iterations)``, ``outputs(X0) -> Z``,
@@ -23,9 +24,12 @@ import time
 
 import numpy as np
 
+from ..loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
 from ..model import output_loss
+from ..optim import Optimizer
 from ..solvers.result import ConvergenceError, SolveStatus
-from ..train import EpochRecord, TrainConfig, _Optimizer, check_fit_data, early_stopping_step
+from ..train import EpochRecord, TrainConfig
+from ..validation import check_fit_data
 
 __all__ = ["LayerConvergenceError", "LayerTrainer"]
 
@@ -46,14 +50,16 @@ class LayerConvergenceError(ConvergenceError):
                   f"{self.iterations} iterations")
 
 
-class LayerTrainer:
-    """Epoch loop of a Table 1 baseline layer (see the module docstring).
+class LayerTrainer(EarlyStoppingAttributes):
+    """Trainer of a Table 1 baseline layer (see the module docstring), a learner of
+    :func:`refimpl.loop.run_epochs` (Alg. 2's loop without pruning).
 
     Subclasses set ``make_model(config, n_in, n_out, seed)``.
 
     Attributes
     ----------
     net : the layer model
+    opt : refimpl.optim.Optimizer
     history : list of dict
         One :class:`refimpl.train.EpochRecord` (as a dict) per epoch.
     best, best_val, best_epoch : the model copy, the score and the number of
@@ -75,66 +81,69 @@ class LayerTrainer:
         init_seed = int(seeds[0].generate_state(1)[0])
         self.net = self.make_model(config, self.n_in, self.n_out, init_seed)
         self.rng = np.random.default_rng(seeds[1])
-        self.opt = _Optimizer(config, {k: v.shape for k, v in self.net.params().items()})
+        self.opt = Optimizer.from_config(config,
+                                         {k: v.shape for k, v in self.net.params().items()})
         self.epoch = 0
         self.history: list[dict] = []
-        self.best = None
-        self.best_val = np.inf
-        self.best_epoch = 0
-        self.stale = 0
+        self.stopping = EarlyStopping(config.patience)
 
     def make_model(self, config, n_in, n_out, seed):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def before_batch(self):
-        """Hook called before every mini-batch (no-op; Table 1 stops on a time budget here)."""
-
-    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None):
-        """Run epochs (until ``config.epochs`` in total, or ``epochs`` more) of
-        mini-batch training (Alg. 2's loop without pruning);
-        ``callback(trainer, record)`` after each epoch, True stops.  Returns
-        the history."""
+    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
+        """Run epochs (until ``config.epochs`` in total, or ``epochs`` more) with
+        :func:`refimpl.loop.run_epochs` (Alg. 2's loop without pruning);
+        ``callback(trainer, record)`` after each epoch, True stops; ``hooks``: more
+        :class:`refimpl.loop.Hook` objects (Table 1's time budget).  Returns the history."""
         c = self.config
         X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
         target = c.epochs if epochs is None else self.epoch + int(epochs)
-        n = X.shape[0]
-        while self.epoch < target:
-            t0 = time.perf_counter()
-            order = self.rng.permutation(n)
-            loss_sum = err_sum = 0.0
-            iters = []
-            for s in range(0, n, c.batch_size):
-                self.before_batch()
-                idx = order[s:s + c.batch_size]
-                loss, grads, Z, it = self.net.loss_and_grad(X[idx], y[idx])
-                self.opt.step(self.net.params(), grads)
-                loss_sum += loss * idx.size
-                err_sum += float(np.sum(np.argmax(Z, axis=1) != y[idx]))
-                iters.append(it)
-            self.epoch += 1
-            val_loss = val_err = None
-            if X_val is not None:
-                Z = self.net.outputs(X_val)
-                val_loss, _ = output_loss(Z, y_val, c.output)
-                val_err = float(np.mean(np.argmax(Z, axis=1) != y_val))
-            rec = EpochRecord(
-                epoch=self.epoch, loss=loss_sum / n, train_error=err_sum / n,
-                val_loss=val_loss, val_error=val_err, edges=self.net.n_weights, regrown=0,
-                modules=1, largest_module=self.net.p, levels=1,
-                newton_iterations=float(np.mean(iters)), gamma=float("nan"),
-                seconds=time.perf_counter() - t0)
-            self.history.append(dataclasses.asdict(rec))
-            stop = early_stopping_step(self, val_loss if c.monitor == "val_loss" else val_err,
-                                       self.net.copy)
-            if callback is not None and callback(self, rec):
-                stop = True
-            if stop:
-                break
+        self._n, self._val = X.shape[0], (X_val, y_val)
+        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
+        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
+                   hooks=hooks)
         return self.history
+
+    def begin_epoch(self):
+        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
+        self._loss_sum = self._err_sum = 0.0
+        self._iters = []
+
+    def train_batch(self, X, y):
+        """One mini-batch: the layer's loss and gradients (its forward and implicit
+        backward) and the optimizer step (Alg. 2 lines 6-11)."""
+        loss, grads, Z, it = self.net.loss_and_grad(X, y)
+        self.opt.step(self.net.params(), grads)
+        self._loss_sum += loss * y.shape[0]
+        self._err_sum += float(np.sum(np.argmax(Z, axis=1) != y))
+        self._iters.append(it)
+        return loss
+
+    def end_epoch(self, t0):
+        """Close an epoch: validation and the record (fields of ``EpochRecord``)."""
+        c = self.config
+        self.epoch += 1
+        val_loss = val_err = None
+        X_val, y_val = self._val
+        if X_val is not None:
+            Z = self.net.outputs(X_val)
+            val_loss, _ = output_loss(Z, y_val, c.output)
+            val_err = float(np.mean(np.argmax(Z, axis=1) != y_val))
+        n = self._n
+        rec = EpochRecord(
+            epoch=self.epoch, loss=self._loss_sum / n, train_error=self._err_sum / n,
+            val_loss=val_loss, val_error=val_err, edges=self.net.n_weights, regrown=0,
+            modules=1, largest_module=self.net.p, levels=1,
+            newton_iterations=float(np.mean(self._iters)), gamma=float("nan"),
+            seconds=time.perf_counter() - t0)
+        self.history.append(dataclasses.asdict(rec))
+        return rec, (val_loss if c.monitor == "val_loss" else val_err), self.net.copy
 
     def restore_best(self):
         """Put back the parameters of the best validation epoch (early stopping)."""
         if self.best is not None:
+            # The optimizer's buffers are keyed by name and the parameters are
+            # re-read every step, so a later fit continues from these.
             self.net = self.best.copy()
 
     def predict(self, X):

@@ -43,9 +43,8 @@ import numpy as np
 
 from ..activations import get_activation, get_output
 from ..model import output_loss
-from ..propagate import check_input
 from ..solvers.anderson import anderson_fixed_point
-from ..validation import as_float_array
+from ..validation import as_float_array, check_int, check_rows
 from ._common import LayerConvergenceError, LayerTrainer
 
 __all__ = ["DEQResult", "DEQNetwork", "deq_forward", "deq_backward", "deq_loss_and_grad",
@@ -92,9 +91,8 @@ class DEQNetwork:
         deviation ``scale / sqrt(p)`` (spectral radius about ``scale``: the map
         starts contractive for ``scale < 1``), ``b = 0``, ``W1`` and ``Wm`` with
         1 / sqrt(fan-in) (as :meth:`refimpl.NMNetwork.random`)."""
-        for name, v in (("n_in", n_in), ("p", p), ("n_out", n_out)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        n_in, p, n_out = (check_int(v, name, 1) for name, v in
+                          (("n_in", n_in), ("p", p), ("n_out", n_out)))
         rng = np.random.default_rng(seed)
         return cls(W=rng.standard_normal((p, p)) * (scale / np.sqrt(p)), b=np.zeros(p),
                    W1=rng.standard_normal((p, n_in)) / np.sqrt(n_in),
@@ -158,7 +156,7 @@ def deq_forward(net, X0):
     LayerConvergenceError
         (a :class:`refimpl.ConvergenceError`) when Anderson does not converge.
     """
-    X0 = check_input(X0, net.n_in)
+    X0 = check_rows(X0, net.n_in)
     act = get_activation(net.activation)
     CT = net.b[:, None] + net.W1 @ X0.T  # (p, B): the constant term of Eq. (3)
     WT = net.W.T

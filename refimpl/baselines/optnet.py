@@ -40,9 +40,8 @@ import numpy as np
 
 from ..activations import get_output
 from ..model import output_loss
-from ..propagate import check_input
 from ..solvers.result import SolveStatus
-from ..validation import as_float_array
+from ..validation import as_float_array, check_int, check_rows, check_scalar
 from ._common import LayerConvergenceError, LayerTrainer
 
 __all__ = ["QPSolution", "qp_solve", "qp_solve_full", "qp_solve_grad", "qp_backward",
@@ -214,10 +213,8 @@ def qp_solve_full(Q, q, G, h, *, tol=1e-11, max_iter=50, throw=True) -> QPSoluti
         Batched even for a 1-D ``q`` (B = 1).
     """
     Q, q, G, h, _ = _check_qp(Q, q, G, h)
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol: expected a finite number > 0, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
+    tol = check_scalar(tol, "tol", minimum=0.0, strict=True)
+    max_iter = check_int(max_iter, "max_iter", 1)
     B, n = q.shape
     m = G.shape[0]
     try:
@@ -414,8 +411,7 @@ class OptNetLayer:
                             ("z0", (p,)), ("sigma", (self.G.shape[0],)),
                             ("Wm", (None, p))):
             as_float_array(getattr(self, name), name, shape)
-        if not (np.isfinite(self.eps) and self.eps > 0):
-            raise ValueError(f"eps: expected a finite number > 0, got {self.eps!r}")
+        self.eps = check_scalar(self.eps, "eps", minimum=0.0, strict=True)
         get_output(self.output)
 
     @classmethod
@@ -425,12 +421,9 @@ class OptNetLayer:
         1 / sqrt(fan-in) (``W1``, ``Wm`` as :meth:`refimpl.NMNetwork.random`),
         ``L = scale * I``, ``b1 = z0 = 0``, ``sigma = 0`` (``h = 1``).
         ``m`` inequalities, default ``p`` (as OptNet's MNIST layer)."""
-        for name, v in (("n_in", n_in), ("p", p), ("n_out", n_out)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        m = p if m is None else m
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 0:
-            raise ValueError(f"m: expected an integer >= 0, got {m!r}")
+        n_in, p, n_out = (check_int(v, name, 1) for name, v in
+                          (("n_in", n_in), ("p", p), ("n_out", n_out)))
+        m = p if m is None else check_int(m, "m", 0)
         rng = np.random.default_rng(seed)
         return cls(W1=rng.standard_normal((p, n_in)) / np.sqrt(n_in), b1=np.zeros(p),
                    L=scale * np.eye(p), G=rng.standard_normal((m, p)) / np.sqrt(p),
@@ -468,7 +461,7 @@ class OptNetLayer:
 
     def forward(self, X0):
         """``(z*, Z, QPSolution)`` for a batch (rows)."""
-        X0 = check_input(X0, self.n_in)
+        X0 = check_rows(X0, self.n_in)
         Q, q, G, h = self.qp(X0)
         sol = qp_solve_full(Q, q, G, h, tol=self.tol)
         return sol.z, sol.z @ self.Wm.T, sol
@@ -488,7 +481,7 @@ class OptNetLayer:
 
         Returns ``(loss, grads, Z, iterations)``.
         """
-        X0 = check_input(X0, self.n_in)
+        X0 = check_rows(X0, self.n_in)
         Q, q, G, h = self.qp(X0)
         sol = qp_solve_full(Q, q, G, h, tol=self.tol)
         z = sol.z

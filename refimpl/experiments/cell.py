@@ -11,59 +11,52 @@ from ..activations import get_activation
 from ..baselines.deq import DEQTrainer, deq_forward
 from ..baselines.mlp import MLPTrainer, mlp_forward
 from ..baselines.optnet import OptNetTrainer
+from ..loop import Hook
 from ..propagate import forward
 from ..solvers.result import ConvergenceError
 from ..train import Trainer
 from .domain import LR_SCALE, Settings, load_dataset, method_config
 
-__all__ = ["TimeBudgetExceeded", "make_trainer", "run_cell"]
+__all__ = ["TimeBudget", "TimeBudgetExceeded", "make_trainer", "run_cell"]
 
 
 class TimeBudgetExceeded(Exception):
     """Raised inside training when a run passes its time budget (Table 1's "over time")."""
 
 
-class _BudgetTrainer(Trainer):
-    """Trainer that stops at the next mini-batch once the deadline passes
-    (``Trainer.prune`` runs once per mini-batch, Alg. 2 line 5)."""
+class TimeBudget(Hook):
+    """Table 1's time budget and Table 3's per-epoch learning-rate scaling, as hooks
+    of the epoch loop (:func:`refimpl.loop.run_epochs`).
 
-    deadline = math.inf
+    Before every mini-batch past the ``deadline`` (a ``time.perf_counter()`` value) it
+    raises :class:`TimeBudgetExceeded`; after every epoch it multiplies the optimizer's
+    rate by ``lr_scale`` ("scaling learningRate") and stops training past the deadline.
+    """
 
-    def prune(self):
+    def __init__(self, deadline, lr_scale=1.0):
+        self.deadline = deadline
+        self.lr_scale = lr_scale
+
+    def before_batch(self, learner):
         if time.perf_counter() > self.deadline:
             raise TimeBudgetExceeded
-        return super().prune()
 
-
-class _BudgetMLP(MLPTrainer):
-    deadline = math.inf
-
-    def before_batch(self):
-        if time.perf_counter() > self.deadline:
-            raise TimeBudgetExceeded
-
-
-class _BudgetDEQ(DEQTrainer):
-    deadline = math.inf
-    before_batch = _BudgetMLP.before_batch
-
-
-class _BudgetOptNet(OptNetTrainer):
-    deadline = math.inf
-    before_batch = _BudgetMLP.before_batch
+    def after_epoch(self, learner, record) -> bool:
+        learner.opt.lr *= self.lr_scale  # Table 3: "scaling learningRate", per epoch
+        return time.perf_counter() > self.deadline
 
 
 #: The trainer class of each method (``Trainer`` otherwise).
-_TRAINERS = {"NN": _BudgetMLP, "DEQ": _BudgetDEQ, "OPTNET": _BudgetOptNet}
+_TRAINERS = {"NN": MLPTrainer, "DEQ": DEQTrainer, "OPTNET": OptNetTrainer}
 
 
 def make_trainer(method, nodes, seed, n_in, n_out, settings=Settings()):
     """The untrained trainer of one Table 1 method (Sec. 4.1, Table 3 settings via
     :func:`method_config`): ``MLPTrainer``, ``DEQTrainer``, ``OptNetTrainer`` or
-    ``Trainer``, stopping at the next mini-batch once ``trainer.deadline``
-    (``time.perf_counter()`` seconds; default never) has passed."""
+    ``Trainer``; each trains with :func:`refimpl.loop.run_epochs` and takes the
+    :class:`TimeBudget` hook in ``fit(..., hooks=...)``."""
     config = method_config(method, nodes, seed, settings)
-    return _TRAINERS.get(method, _BudgetTrainer)(config, int(n_in), int(n_out))
+    return _TRAINERS.get(method, Trainer)(config, int(n_in), int(n_out))
 
 
 def _eq3_residual(net, graph, X0, X):
@@ -98,10 +91,10 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
         One row with the keys :data:`COLUMNS`: ``error`` is the test error
         rate of the best validation epoch (NaN when no epoch finished),
         ``iterations`` the mean solver iterations per mini-batch (the
-        whole-graph fixed point for DEQ, the largest module's Newton /
-        fixed-point iterations otherwise, 0 for NN and DAG; the Anderson
-        iterations of the DEQ, the interior-point iterations of the
-        OPTNET), ``residual`` the Eq. (3) residual on the test set (the
+        largest module's Newton / fixed-point iterations for the NM rows,
+        0 for NN and DAG; the Anderson iterations of the DEQ, the
+        interior-point iterations of the OPTNET), ``residual`` the Eq. (3)
+        residual on the test set (the DEQ's: its dense Eq. (3); the
         OPTNET's: its KKT residual).
     """
     config = method_config(method, nodes, seed, settings)
@@ -109,18 +102,13 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
         data = load_dataset(dataset, int(seed), data_path)
     t0 = time.perf_counter()
     trainer = make_trainer(method, nodes, seed, data.n_features, data.n_classes, settings)
-    trainer.deadline = t0 + settings.time_budget
-    scale = LR_SCALE[method] if settings.lr_scaling else 1.0
+    budget = TimeBudget(t0 + settings.time_budget,
+                        LR_SCALE[method] if settings.lr_scaling else 1.0)
     lr0 = trainer.opt.lr
-
-    def callback(tr, rec):
-        tr.opt.lr *= scale  # Table 3: "scaling learningRate", per epoch
-        return time.perf_counter() > tr.deadline
-
     status, message = "ok", ""
     try:
-        trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, callback=callback)
-        if time.perf_counter() > trainer.deadline:
+        trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, hooks=[budget])
+        if time.perf_counter() > budget.deadline:
             status = "over time"
     except TimeBudgetExceeded:
         status = "over time"
@@ -155,7 +143,7 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
                 if status == "ok":
                     status, message = "diverged", f"test-set solve: {exc}"
         else:
-            graph = Trainer.prune(trainer)  # the trained graph, past the deadline check
+            graph = trainer.prune()  # the trained graph
             fwd = forward(trainer.net, data.X_test, graph, atol=config.atol, rtol=config.rtol,
                           solver=config.solver, mode=config.mode, throw=False)
             Z = fwd.Z
