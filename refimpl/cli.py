@@ -38,6 +38,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         mod = importlib.import_module(f"refimpl.commands.{module}")
         mod.register(sub, name, help_text)
+        if "--threads" not in sub.choices[name]._option_string_actions:  # refimpl.threads
+            sub.choices[name].add_argument("--threads", type=int, default=None,
+                                           help="numba and BLAS threads (default 1)")
     return parser
 
 
@@ -52,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    return int(args.func(args) or 0)
+    from .threads import threads_policy
+
+    with threads_policy(getattr(args, "threads", None)):
+        return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,7 @@ from .graph.prune import graph_from_mask, prune
 from .model import NMNetwork, loss_and_grad, output_loss
 from .propagate import check_input, forward
 from .regularization import nm_repulsion
+from .threads import check_threads, with_threads
 from .validation import json_default
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
@@ -107,6 +108,8 @@ class TrainConfig:
         "dag": K restricted to its strict upper triangle (node order 0..p-1),
         the DAG baseline of Table 1: every module is a singleton.
     seed : int
+    threads : int or None
+        numba and BLAS threads while training (:mod:`refimpl.threads`).
     """
 
     nodes: int = 100
@@ -131,8 +134,11 @@ class TrainConfig:
     mode: str = "levels"
     structure: str = "graph"
     seed: int = 0
+    threads: int | None = None
 
     def __post_init__(self):
+        check_threads(self.threads)
+
         def positive_int(name):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -367,6 +373,7 @@ class Trainer:
         return rho
 
     # ------------------------------------------------------------ training
+    @with_threads(get=lambda self: self.config.threads)
     def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None):
         """Run epochs of Alg. 2 (until ``config.epochs`` in total, or
         ``epochs`` more).  ``callback(trainer, record)`` is called after
@@ -509,6 +516,7 @@ class Trainer:
         return self
 
 
+@with_threads  # threads=: refimpl.threads.threads_policy
 def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto"):
     """Alg. 3 of the paper: prune K with the trained ``gamma``, solve Eq. (3),
     return ``Y = g(Z)`` (class probabilities for a softmax output)."""

@@ -98,3 +98,29 @@ def test_passive_openmp_waiting_is_the_default():
 
     assert "OMP_WAIT_POLICY" in os.environ  # set by `import refimpl` unless the user did
     assert refimpl.threads is not None
+
+
+def test_entry_points_take_threads():
+    from refimpl.train import TrainConfig
+
+    net = refimpl.NMNetwork.random(3, 8, 2, seed=0, k=20)
+    X0 = np.random.default_rng(0).standard_normal((4, 3))
+    ref = refimpl.forward(net, X0)
+    one = refimpl.forward(net, X0, threads=1)
+    np.testing.assert_allclose(one.X, ref.X, rtol=1e-12, atol=1e-12)
+    assert current_threads() is None
+    for call in (lambda: refimpl.forward(net, X0, threads=0),
+                 lambda: refimpl.backward(net, ref, np.ones((4, 2)), threads=-1),
+                 lambda: refimpl.loss_and_grad(net, X0, np.array([0, 1, 0, 1]), threads=2.5),
+                 lambda: TrainConfig(threads=0)):
+        with pytest.raises(ValueError, match="threads"):
+            call()
+
+
+def test_cli_commands_have_threads():
+    from refimpl.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in COMMANDS:
+        assert "--threads" in sub.choices[name]._option_string_actions, name
