@@ -12,6 +12,13 @@ biases are not edges and are not penalized.
 - :func:`nm_update`: the update of Thm. 3.1 (Eq. 12) exactly as stated.
 - :func:`l2_penalty`, :func:`l2_gradient`: plain L2 (the "NMs&L2" rows of
   Table 1).
+- :func:`nm_rate_times`, :func:`nm_proximal`: what training needs per
+  mini-batch (the regularizer's ``alpha R * K`` and the proximal shrink
+  ``K / (1 + eta alpha R)``) without any dense p x p intermediate: off the
+  kept edges W~ = 0 and D = 1, so R = z z^T (rank one), and only the kept
+  edges carry the correction ``exp(W~)`` (DESIGN.md section 5).  One pass
+  over K plus O(edges + p) work; the dense :func:`nm_repulsion` route is the
+  documented reference that the tests compare against.
 
 Two errata (``proofs/thm3_1.md``, ``proofs/errata.md``): the gradient of
 :math:`\alpha \sum r w^2` is :math:`2 \alpha r w`, not :math:`\alpha r w`
@@ -24,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .graph.prune import PrunedGraph, check_square_finite
@@ -37,6 +45,8 @@ __all__ = [
     "nm_update",
     "l2_penalty",
     "l2_gradient",
+    "nm_rate_times",
+    "nm_proximal",
 ]
 
 
@@ -353,3 +363,128 @@ def l2_gradient(K, alpha):
     G = (2.0 * alpha) * K
     np.fill_diagonal(G, 0.0)
     return G
+
+
+# ----------------------------------------------------------------------------
+# per mini-batch, without dense p x p intermediates (rank one + kept edges)
+# ----------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, out):
+    """``out = alpha R * K`` (``proximal`` False) or ``K / (1 + eta alpha R)``
+    (True) off the diagonal, ``out = 0`` resp. ``K`` on it, with
+    ``R[j, i] = z_j z_i / d`` (Eq. 10) where ``d`` is the kept edge's
+    ``exp(-W~)`` (Eq. 9) and 1 elsewhere.  ``out`` may be ``K``."""
+    # ptr : position in row j's kept columns (CSR, sorted) of the next edge
+    p = K.shape[0]
+    for j in range(p):
+        ptr = indptr[j]
+        end = indptr[j + 1]
+        zj = z[j]
+        for i in range(p):
+            if ptr < end and indices[ptr] == i:
+                r = zj * z[i] / d[ptr]  # Eq. (10) on a kept edge
+                ptr += 1
+            else:
+                r = zj * z[i]  # Eq. (10) off the kept edges: d = 1, rank one
+            if i == j:
+                out[j, i] = K[j, i] if proximal else 0.0  # biases: not penalized
+            elif proximal:
+                out[j, i] = K[j, i] / (1.0 + eta * (alpha * r))
+            else:
+                out[j, i] = (alpha * r) * K[j, i]
+
+
+def _sparse_repulsion(graph):
+    """z (Eq. 10 text) and D on the kept edges only (Eq. 9), in CSR order."""
+    if not isinstance(graph, PrunedGraph):
+        raise ValueError(f"graph: expected a PrunedGraph, got {type(graph).__name__}")
+    A = graph.A
+    absA = np.abs(np.asarray(A.data, dtype=np.float64))
+    scale = float(absA.max()) if absA.size else 0.0
+    d = np.exp(-(absA / scale)) if scale > 0.0 else np.ones_like(absA)  # Eq. (9)
+    sizes = np.asarray(graph.schedule.module_sizes, dtype=np.float64)
+    z = sizes[graph.labels]  # Eq. (10) text
+    return z, A.indptr, A.indices, d
+
+
+def _rate_out(K, out, p):
+    if out is None:
+        return np.empty((p, p))
+    if not isinstance(out, np.ndarray) or out.shape != (p, p) or out.dtype != np.float64 \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous float64 array of shape ({p}, {p})")
+    return out
+
+
+def nm_rate_times(K, graph, alpha, *, out=None):
+    r"""The regularizer's term :math:`\alpha r_{ij} w_{ij}` of Thm. 3.1, per mini-batch.
+
+    Implements the term :math:`\alpha r_{ij} w_{ij}` of Thm. 3.1 / Eq. (12)
+    (half of :func:`nm_gradient`), with R of Eq. (10), computed as
+    ``alpha * nm_repulsion(graph).R * K`` with a zero diagonal but without a
+    dense p x p intermediate: off the kept edges
+    :math:`r_{ij} = z_i z_j` (rank one), on them
+    :math:`r_{ij} = z_i z_j / e^{-\tilde w_{ij}}`.
+
+    Parameters
+    ----------
+    K : (p, p) array
+    graph : PrunedGraph
+    alpha : float, ``>= 0``
+    out : (p, p) float64 C-contiguous array, optional
+        Where to write (may be ``K``).
+
+    Returns
+    -------
+    (p, p) array
+    """
+    if not isinstance(graph, PrunedGraph):
+        raise ValueError(f"graph: expected a PrunedGraph, got {type(graph).__name__}")
+    K = _check_K(K, graph.p)
+    alpha = _scalar(alpha, "alpha", strict=False)
+    out = _rate_out(K, out, graph.p)
+    z, indptr, indices, d = _sparse_repulsion(graph)
+    _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, 0.0, False, out)
+    return out
+
+
+def nm_proximal(K, graph, alpha, eta, *, out=None):
+    r"""Proximal (implicit) step of the NM regularizer, per mini-batch.
+
+    Implements the implicit (backward-Euler) form of Thm. 3.1's update
+    (Eq. 12) that training uses by default (``reg_step="proximal"``,
+    :mod:`refimpl.train`):
+
+    .. math::
+
+        w_{ij} \leftarrow \frac{w_{ij}}{1 + \eta \alpha r_{ij}} \quad (i \ne j),
+        \qquad w_{ii} \text{ unchanged},
+
+    i.e. ``K / (1 + eta * alpha * nm_repulsion(graph).R)`` off the diagonal,
+    computed without dense p x p intermediates (R = z z^T off the kept edges,
+    Eq. 10 with D = 1; the kept edges carry ``1 / exp(-W~)``, Eq. 9).
+
+    Parameters
+    ----------
+    K : (p, p) array
+    graph : PrunedGraph
+    alpha : float, ``>= 0``
+    eta : float, ``> 0``
+    out : (p, p) float64 C-contiguous array, optional
+        Where to write; ``out=K`` updates in place.
+
+    Returns
+    -------
+    (p, p) array
+    """
+    if not isinstance(graph, PrunedGraph):
+        raise ValueError(f"graph: expected a PrunedGraph, got {type(graph).__name__}")
+    K = _check_K(K, graph.p)
+    alpha = _scalar(alpha, "alpha", strict=False)
+    eta = _scalar(eta, "eta", strict=True)
+    out = _rate_out(K, out, graph.p)
+    z, indptr, indices, d = _sparse_repulsion(graph)
+    _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, eta, True, out)
+    return out

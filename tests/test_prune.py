@@ -98,3 +98,56 @@ def test_with_weights_keeps_structure():
 def test_bad_input_raises(K, kwargs, match):
     with pytest.raises(ValueError, match=match):
         prune(K, **kwargs)
+
+
+# ---------------------------------------------------------------- incremental top-k
+from refimpl.graph import prune_top_k_incremental  # noqa: E402
+from refimpl.graph.prune import _select_top_k, _select_top_k_incremental  # noqa: E402
+
+
+def _full(K, k):
+    absK = np.abs(K)
+    np.fill_diagonal(absK, -1.0)
+    return _select_top_k(absK, k)
+
+
+@given(p=st.integers(2, 9), seed=st.integers(0, 2**16), data=st.data())
+def test_incremental_top_k_is_bit_identical(p, seed, data):
+    rng = np.random.default_rng(seed)
+    # small integer magnitudes: many ties at the threshold
+    K = rng.integers(-4, 5, (p, p)).astype(float) * data.draw(st.sampled_from([1.0, 0.37]))
+    k = data.draw(st.integers(0, p * (p - 1)))
+    keep_ref, gamma_ref = _full(K, k)
+    g = gamma_ref if np.isfinite(gamma_ref) else 1.0
+    gamma_prev = data.draw(st.one_of(
+        st.floats(0.5 * g, 2.0 * g), st.sampled_from([0.0, np.nan, np.inf, 1e-300, 1e300])))
+    keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev)
+    np.testing.assert_array_equal(keep, keep_ref)
+    assert gamma == gamma_ref or (np.isinf(gamma) and np.isinf(gamma_ref))
+    G = prune_top_k_incremental(K, k, gamma_prev)
+    R = prune(K, k=k)
+    assert (G.A != R.A).nnz == 0 and np.array_equal(G.A.indices, R.A.indices)
+    assert G.gamma == R.gamma and np.array_equal(G.labels, R.labels)
+
+
+def test_incremental_top_k_paths():
+    rng = np.random.default_rng(3)
+    p, k = 60, 200
+    K = np.round(rng.standard_normal((p, p)), 1)  # rounded: ties
+    keep_ref, gamma_ref = _full(K, k)
+    # gamma_prev near the truth: the incremental path, same answer
+    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 1.05)
+    assert not fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    # gamma moved down a lot (fewer than k candidates): exact fallback
+    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 3)
+    assert fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    # far too many candidates (capacity exceeded): exact fallback
+    keep, gamma, fallback = _select_top_k_incremental(K, k, 1e-6)
+    assert fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    with pytest.raises(ValueError, match="k"):
+        prune_top_k_incremental(K, -1, 1.0)
+    with pytest.raises(ValueError, match="gamma_prev"):
+        prune_top_k_incremental(K, 3, "x")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -16,7 +17,8 @@ from ..validation import as_float_array
 from .schedule import Schedule
 from .tarjan import strongly_connected_components
 
-__all__ = ["PrunedGraph", "prune", "graph_from_mask", "check_square_finite"]
+__all__ = ["PrunedGraph", "prune", "prune_top_k_incremental", "graph_from_mask",
+           "check_square_finite"]
 
 
 def check_square_finite(K, name="K"):
@@ -188,4 +190,95 @@ def prune(K, k=None, gamma=None):
         if not np.isfinite(gamma) and gamma != np.inf or gamma < 0:
             raise ValueError(f"gamma: must be a number >= 0, got {gamma}")
         keep = np.flatnonzero(absK.ravel() >= gamma)
+    return _build(K, keep, gamma)
+
+
+# ----------------------------------------------------------------------------
+# incremental top-k (training: gamma moves little from one batch to the next)
+# ----------------------------------------------------------------------------
+
+#: Entries scanned: those with ``|K| > INCREMENTAL_FRACTION * gamma_prev``.
+INCREMENTAL_FRACTION = 0.9
+
+
+@numba.njit(cache=True)
+def _collect_above(K, t, idx):
+    """Flat (row-major) indices of the off-diagonal entries with ``|K| > t``
+    into ``idx`` (preallocated, in increasing order); returns their count, or
+    -1 when more than ``idx.size`` qualify."""
+    # idx[:count] : the candidates found so far (flat index j * p + i)
+    p = K.shape[0]
+    cap = idx.shape[0]
+    count = 0
+    for j in range(p):
+        for i in range(p):
+            if i != j and abs(K[j, i]) > t:
+                if count == cap:
+                    return -1
+                idx[count] = j * p + i
+                count += 1
+    return count
+
+
+def _select_top_k_incremental(K, k, gamma_prev, fraction=INCREMENTAL_FRACTION):
+    """:func:`_select_top_k` of ``|K|`` (diagonal excluded) scanning only the
+    entries above ``fraction * gamma_prev``.
+
+    Exact: when at least ``k`` (and at most ``max(4 k, k + 1024)``) entries
+    exceed ``t = fraction * gamma_prev > 0``, the k-th largest magnitude is
+    one of them and exceeds t, so every entry above it and every tie with it
+    is a candidate, found in increasing flat order: the same ``keep`` and
+    ``gamma`` as the full selection, tie rule included.  Otherwise (too few
+    or too many candidates, or ``gamma_prev`` not a finite number > 0) it
+    falls back to the full selection.  Returns ``(keep, gamma, fallback)``.
+    """
+    t = fraction * float(gamma_prev)
+    if 0 < k and np.isfinite(t) and t > 0.0:
+        idx = np.empty(max(4 * k, k + 1024), dtype=np.int64)
+        count = _collect_above(K, t, idx)
+        if count >= k:
+            cand = idx[:count]
+            vals = np.abs(K.ravel()[cand])
+            gamma = float(np.partition(vals, count - k)[count - k])  # Alg. 2 line 13
+            above = cand[vals > gamma]
+            ties = cand[vals == gamma][: k - above.size]
+            keep = np.concatenate([above, ties])
+            keep.sort()
+            return keep, gamma, False
+    absK = np.abs(K)
+    np.fill_diagonal(absK, -1.0)
+    keep, gamma = _select_top_k(absK, k)
+    return keep, gamma, True
+
+
+def prune_top_k_incremental(K, k, gamma_prev):
+    """:func:`prune` with ``k`` (top-k), given the previous threshold.
+
+    Implements Alg. 2 lines 5 and 13 like ``prune(K, k=k)`` and returns the
+    identical graph (same edges, same ``gamma``, same tie rule); during
+    training gamma moves little between mini-batches, so only the entries
+    with ``|K| > 0.9 gamma_prev`` are partitioned (an exact fallback scans
+    everything when they are fewer than ``k`` or more than ``max(4 k, k +
+    1024)``).
+
+    Parameters
+    ----------
+    K : (p, p) array
+    k : int
+        Edges to keep, in ``[0, p (p - 1)]``.
+    gamma_prev : float
+        The previous threshold (any value: NaN, inf or 0 take the full path).
+    """
+    K = check_square_finite(K)
+    p = K.shape[0]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"k: expected an integer, got {k!r}")
+    k = int(k)
+    if not 0 <= k <= p * (p - 1):
+        raise ValueError(f"k: must lie in [0, p(p-1)] = [0, {p * (p - 1)}], got {k}")
+    try:
+        gamma_prev = float(gamma_prev)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma_prev: expected a number, got {gamma_prev!r}") from None
+    keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev)
     return _build(K, keep, gamma)
