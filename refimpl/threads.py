@@ -30,7 +30,7 @@ OpenMP runtime loads: if another library (scikit-learn, torch) loaded it
 first, the setting has no effect, which is harmless because the policy's
 one-thread default leaves no idle workers to spin.
 
-Why one thread by default (measured on a 2-core AMD EPYC VM shared with
+Why one thread by default (measured on a 2-core Intel Xeon VM shared with
 other jobs, the propagation benchmark's graphs at p = 1000, B = 256,
 tolerance 1e-10, best of 3; one process per row because the threading
 layer and OMP_WAIT_POLICY are fixed when a process loads them; the same
@@ -64,6 +64,7 @@ import contextlib
 import functools
 import inspect
 import os
+import sys
 import threading
 
 # Passive OpenMP waiting must be in the environment before the OpenMP
@@ -75,6 +76,7 @@ __all__ = ["threads_policy", "with_threads", "check_threads", "default_threads",
 
 _state = threading.local()  # .active: the thread count of the innermost policy
 _controller = None  # threadpoolctl.ThreadpoolController, created on first use
+_controller_modules = -1  # len(sys.modules) when it scanned the loaded libraries
 
 
 def check_threads(threads, name="threads"):
@@ -109,11 +111,14 @@ def current_threads():
 
 def _blas_limit(n):
     """A threadpoolctl context limiting the BLAS pools to ``n`` threads."""
-    global _controller
-    if _controller is None:
+    global _controller, _controller_modules
+    if _controller is None or _controller_modules != len(sys.modules):
+        # A scan of the loaded libraries costs ~0.7 ms: redo it only after new
+        # imports (which may have loaded another BLAS, e.g. torch's).
         from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()  # scans the loaded libraries once
+        _controller = ThreadpoolController()
+        _controller_modules = len(sys.modules)
     return _controller.limit(limits=n, user_api="blas")
 
 
