@@ -14,6 +14,7 @@ BENCHMARKS = {
     "propagation": "bench_propagation.py",
     "digits": "bench_digits.py",
     "training": "bench_training.py",
+    "threads": "bench_threads.py",
 }
 
 
