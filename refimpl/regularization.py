@@ -372,30 +372,38 @@ def l2_gradient(K, alpha):
 # ----------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, out):
+@numba.njit(cache=True, error_model="numpy")
+def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, orig, out):
     """``out = alpha R * K`` (``proximal`` False) or ``K / (1 + eta alpha R)``
     (True) off the diagonal, ``out = 0`` resp. ``K`` on it, with
     ``R[j, i] = z_j z_i / d`` (Eq. 10) where ``d`` is the kept edge's
     ``exp(-W~)`` (Eq. 9) and 1 elsewhere.  ``out`` may be ``K``."""
-    # ptr : position in row j's kept columns (CSR, sorted) of the next edge
+    # orig[ptr] : K at kept edge ptr of row j, saved before the row is overwritten
+    # Each row: one branch-free (SIMD) pass with the rank-one R = z z^T of the
+    # entries off the kept edges (d = 1), then the diagonal and the row's kept
+    # edges are rewritten: O(p) + O(edges of the row).
     p = K.shape[0]
     for j in range(p):
-        ptr = indptr[j]
-        end = indptr[j + 1]
         zj = z[j]
-        for i in range(p):
-            if ptr < end and indices[ptr] == i:
-                r = zj * z[i] / d[ptr]  # Eq. (10) on a kept edge
-                ptr += 1
-            else:
-                r = zj * z[i]  # Eq. (10) off the kept edges: d = 1, rank one
-            if i == j:
-                out[j, i] = K[j, i] if proximal else 0.0  # biases: not penalized
-            elif proximal:
-                out[j, i] = K[j, i] / (1.0 + eta * (alpha * r))
-            else:
-                out[j, i] = (alpha * r) * K[j, i]
+        kjj = K[j, j]
+        for ptr in range(indptr[j], indptr[j + 1]):
+            orig[ptr] = K[j, indices[ptr]]
+        Kj = K[j]
+        oj = out[j]
+        if proximal:
+            for i in range(p):
+                oj[i] = Kj[i] / (1.0 + eta * (alpha * (zj * z[i])))  # Eq. (10), d = 1
+            oj[j] = kjj  # biases: not penalized
+            for ptr in range(indptr[j], indptr[j + 1]):
+                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+                oj[indices[ptr]] = orig[ptr] / (1.0 + eta * (alpha * r))
+        else:
+            for i in range(p):
+                oj[i] = (alpha * (zj * z[i])) * Kj[i]  # Eq. (10), d = 1
+            oj[j] = 0.0  # biases: not penalized
+            for ptr in range(indptr[j], indptr[j + 1]):
+                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+                oj[indices[ptr]] = (alpha * r) * orig[ptr]
 
 
 def _sparse_repulsion(graph):
@@ -448,7 +456,8 @@ def nm_rate_times(K, graph, alpha, *, out=None):
     alpha = _scalar(alpha, "alpha", strict=False)
     out = _rate_out(K, out, graph.p)
     z, indptr, indices, d = _sparse_repulsion(graph)
-    _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, 0.0, False, out)
+    _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, 0.0, False,
+                    np.empty(d.size), out)
     return out
 
 
@@ -488,5 +497,6 @@ def nm_proximal(K, graph, alpha, eta, *, out=None):
     eta = _scalar(eta, "eta", strict=True)
     out = _rate_out(K, out, graph.p)
     z, indptr, indices, d = _sparse_repulsion(graph)
-    _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, eta, True, out)
+    _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, eta, True,
+                    np.empty(d.size), out)
     return out

@@ -211,8 +211,9 @@ def _collect_above(K, t, idx):
     cap = idx.shape[0]
     count = 0
     for j in range(p):
+        Kj = K[j]
         for i in range(p):
-            if i != j and abs(K[j, i]) > t:
+            if abs(Kj[i]) > t and i != j:  # rare: ~k / p^2 of the entries
                 if count == cap:
                     return -1
                 idx[count] = j * p + i
