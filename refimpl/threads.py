@@ -80,7 +80,8 @@ _controller_modules = -1  # len(sys.modules) when it scanned the loaded librarie
 
 
 def check_threads(threads, name="threads"):
-    """``threads`` as None or an int ``>= 1``; ValueError naming ``name`` otherwise."""
+    """``threads`` as None or an int ``>= 1``; ValueError naming ``name`` otherwise
+    (the ``threads=`` argument of DESIGN.md section 3, "Threads")."""
     if threads is None:
         return None
     if isinstance(threads, bool) or not hasattr(threads, "__index__"):
@@ -92,7 +93,8 @@ def check_threads(threads, name="threads"):
 
 
 def default_threads():
-    """The thread count of ``threads=None``: ``REFIMPL_THREADS`` if set, else 1."""
+    """The thread count of ``threads=None``: ``REFIMPL_THREADS`` if set, else 1
+    (the measured default of DESIGN.md section 3, "Threads")."""
     env = os.environ.get("REFIMPL_THREADS")
     if env is None or env.strip() == "":
         return 1
@@ -105,7 +107,7 @@ def default_threads():
 
 def current_threads():
     """The thread count of the innermost active policy of this Python thread
-    (None outside any policy)."""
+    (None outside any policy; DESIGN.md section 3, "Threads")."""
     return getattr(_state, "active", None)
 
 
@@ -124,7 +126,8 @@ def _blas_limit(n):
 
 @contextlib.contextmanager
 def threads_policy(threads=None):
-    """Run the block under the library's threading policy (module docstring).
+    """Run the block under the library's threading policy (DESIGN.md section 3,
+    "Threads"; the module docstring has the measurements).
 
     Parameters
     ----------
@@ -159,7 +162,7 @@ def threads_policy(threads=None):
 
 
 def with_threads(func=None, *, get=None):
-    """Decorator: run ``func`` under :func:`threads_policy`.
+    """Decorator: run ``func`` under :func:`threads_policy` (DESIGN.md section 3).
 
     Without ``get`` the decorated function gains a keyword-only argument
     ``threads=None`` (passed to :func:`threads_policy`, not to ``func``);

@@ -151,3 +151,10 @@ def test_incremental_top_k_paths():
         prune_top_k_incremental(K, -1, 1.0)
     with pytest.raises(ValueError, match="gamma_prev"):
         prune_top_k_incremental(K, 3, "x")
+    for bad in (np.nan, np.inf, -np.inf):  # found by the scan, on either path
+        for where in ((0, 0), (5, 7), (59, 58)):
+            Kb = K.copy()
+            Kb[where] = bad
+            for gp in (gamma_ref, np.nan, 1e-6):
+                with pytest.raises(ValueError, match="^K: contains NaN or inf"):
+                    prune_top_k_incremental(Kb, k, gp)

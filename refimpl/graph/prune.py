@@ -204,8 +204,8 @@ INCREMENTAL_FRACTION = 0.9
 @numba.njit(cache=True)
 def _collect_above(K, t, idx):
     """Flat (row-major) indices of the off-diagonal entries with ``|K| > t``
-    into ``idx`` (preallocated, in increasing order); returns their count, or
-    -1 when more than ``idx.size`` qualify."""
+    into ``idx`` (preallocated, in increasing order); returns their count,
+    -1 when more than ``idx.size`` qualify, -2 at a NaN or inf entry."""
     # idx[:count] : the candidates found so far (flat index j * p + i)
     p = K.shape[0]
     cap = idx.shape[0]
@@ -213,11 +213,15 @@ def _collect_above(K, t, idx):
     for j in range(p):
         Kj = K[j]
         for i in range(p):
-            if abs(Kj[i]) > t and i != j:  # rare: ~k / p^2 of the entries
-                if count == cap:
-                    return -1
-                idx[count] = j * p + i
-                count += 1
+            a = abs(Kj[i])
+            if not a <= t:  # rare: ~k / p^2 of the entries (and NaN)
+                if a != a or a == np.inf:
+                    return -2
+                if i != j:
+                    if count == cap:
+                        return -1
+                    idx[count] = j * p + i
+                    count += 1
     return count
 
 
@@ -237,6 +241,8 @@ def _select_top_k_incremental(K, k, gamma_prev, fraction=INCREMENTAL_FRACTION):
     if 0 < k and np.isfinite(t) and t > 0.0:
         idx = np.empty(max(4 * k, k + 1024), dtype=np.int64)
         count = _collect_above(K, t, idx)
+        if count == -2:
+            raise ValueError("K: contains NaN or inf")
         if count >= k:
             cand = idx[:count]
             vals = np.abs(K.ravel()[cand])
@@ -246,6 +252,7 @@ def _select_top_k_incremental(K, k, gamma_prev, fraction=INCREMENTAL_FRACTION):
             keep = np.concatenate([above, ties])
             keep.sort()
             return keep, gamma, False
+    K = check_square_finite(K)  # the scan above may have stopped early
     absK = np.abs(K)
     np.fill_diagonal(absK, -1.0)
     keep, gamma = _select_top_k(absK, k)
@@ -270,7 +277,9 @@ def prune_top_k_incremental(K, k, gamma_prev):
     gamma_prev : float
         The previous threshold (any value: NaN, inf or 0 take the full path).
     """
-    K = check_square_finite(K)
+    if not (isinstance(K, np.ndarray) and K.dtype == np.float64 and K.flags.c_contiguous
+            and K.ndim == 2 and K.shape[0] == K.shape[1]):
+        K = check_square_finite(K)  # else finiteness is checked during the scan
     p = K.shape[0]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise ValueError(f"k: expected an integer, got {k!r}")
