@@ -139,11 +139,21 @@ def test_incremental_top_k_paths():
     keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 1.05)
     assert not fallback and gamma == gamma_ref
     np.testing.assert_array_equal(keep, keep_ref)
-    # gamma moved down a lot (fewer than k candidates): exact fallback
+    # gamma fell below 0.9 gamma_prev: the retry at 0.5 gamma_prev finds it
+    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 1.5)
+    assert not fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    # gamma moved down a lot (fewer than k candidates on every rung): exact fallback
     keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 3)
     assert fallback and gamma == gamma_ref
     np.testing.assert_array_equal(keep, keep_ref)
-    # far too many candidates (capacity exceeded): exact fallback
+    # gamma rose (more than max(16 k, k + 1024) = 2624 entries above 0.9 gamma_prev):
+    # the retry at 1.5 gamma_prev finds it (890 candidates)
+    keep100, gamma100 = _full(K, 100)
+    keep, gamma, fallback = _select_top_k_incremental(K, 100, gamma100 / 3)
+    assert not fallback and gamma == gamma100
+    np.testing.assert_array_equal(keep, keep100)
+    # far too many candidates (capacity exceeded twice): exact fallback
     keep, gamma, fallback = _select_top_k_incremental(K, k, 1e-6)
     assert fallback and gamma == gamma_ref
     np.testing.assert_array_equal(keep, keep_ref)

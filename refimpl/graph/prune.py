@@ -197,8 +197,11 @@ def prune(K, k=None, gamma=None):
 # incremental top-k (training: gamma moves little from one batch to the next)
 # ----------------------------------------------------------------------------
 
-#: Entries scanned: those with ``|K| > INCREMENTAL_FRACTION * gamma_prev``.
-INCREMENTAL_FRACTION = 0.9
+#: The incremental top-k partitions the entries with ``|K| > fraction *
+#: gamma_prev``: (first scan, retry when fewer than k qualify, retry when more
+#: than ``max(INCREMENTAL_CAP k, k + 1024)`` qualify).
+INCREMENTAL_FRACTIONS = (0.9, 0.5, 1.5)
+INCREMENTAL_CAP = 16
 
 
 @numba.njit(cache=True)
@@ -225,21 +228,28 @@ def _collect_above(K, t, idx):
     return count
 
 
-def _select_top_k_incremental(K, k, gamma_prev, fraction=INCREMENTAL_FRACTION):
+def _select_top_k_incremental(K, k, gamma_prev):
     """:func:`_select_top_k` of ``|K|`` (diagonal excluded) scanning only the
-    entries above ``fraction * gamma_prev``.
+    entries above ``t = fraction * gamma_prev``.
 
-    Exact: when at least ``k`` (and at most ``max(4 k, k + 1024)``) entries
-    exceed ``t = fraction * gamma_prev > 0``, the k-th largest magnitude is
-    one of them and exceeds t, so every entry above it and every tie with it
-    is a candidate, found in increasing flat order: the same ``keep`` and
-    ``gamma`` as the full selection, tie rule included.  Otherwise (too few
-    or too many candidates, or ``gamma_prev`` not a finite number > 0) it
-    falls back to the full selection.  Returns ``(keep, gamma, fallback)``.
+    Exact: whenever at least ``k`` (and at most ``cap``) entries exceed a
+    threshold ``t > 0``, the k-th largest magnitude is one of them and
+    exceeds t, so every entry above it and every tie with it is a
+    candidate, found in increasing flat order: the same ``keep`` and
+    ``gamma`` as the full selection, tie rule included.  The first scan uses
+    ``INCREMENTAL_FRACTIONS[0]``; with fewer than k candidates (gamma fell:
+    NM regularization shrinks a whole module's weights) one more scan uses
+    the lower fraction, with more than ``cap`` (gamma rose) the higher one.
+    Otherwise, or with ``gamma_prev`` not a finite number > 0, it falls back
+    to the full selection.  Returns ``(keep, gamma, fallback)``.
     """
-    t = fraction * float(gamma_prev)
-    if 0 < k and np.isfinite(t) and t > 0.0:
-        idx = np.empty(max(4 * k, k + 1024), dtype=np.int64)
+    first, lower, higher = INCREMENTAL_FRACTIONS
+    fraction = first
+    for attempt in range(2):
+        t = fraction * float(gamma_prev)
+        if not (0 < k and np.isfinite(t) and t > 0.0):
+            break
+        idx = np.empty(max(INCREMENTAL_CAP * k, k + 1024), dtype=np.int64)
         count = _collect_above(K, t, idx)
         if count == -2:
             raise ValueError("K: contains NaN or inf")
@@ -252,6 +262,7 @@ def _select_top_k_incremental(K, k, gamma_prev, fraction=INCREMENTAL_FRACTION):
             keep = np.concatenate([above, ties])
             keep.sort()
             return keep, gamma, False
+        fraction = higher if count == -1 else lower
     K = check_square_finite(K)  # the scan above may have stopped early
     absK = np.abs(K)
     np.fill_diagonal(absK, -1.0)
@@ -265,9 +276,10 @@ def prune_top_k_incremental(K, k, gamma_prev):
     Implements Alg. 2 lines 5 and 13 like ``prune(K, k=k)`` and returns the
     identical graph (same edges, same ``gamma``, same tie rule); during
     training gamma moves little between mini-batches, so only the entries
-    with ``|K| > 0.9 gamma_prev`` are partitioned (an exact fallback scans
-    everything when they are fewer than ``k`` or more than ``max(4 k, k +
-    1024)``).
+    with ``|K| > 0.9 gamma_prev`` are partitioned (one retry at ``0.5
+    gamma_prev`` when fewer than ``k`` qualify, at ``1.5 gamma_prev`` when
+    more than ``max(16 k, k + 1024)`` do; then an exact fallback selects
+    from all entries: :data:`INCREMENTAL_FRACTIONS`).
 
     Parameters
     ----------
