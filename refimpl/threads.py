@@ -47,7 +47,11 @@ numba 1, BLAS 2, passive OMP     360 ms           115 ms        0.44-8 ms
 numba 1, BLAS 1 (the policy)     74-78 ms         79-86 ms      0.50 ms
 ===============================  ===============  ============  ============
 
-(the same product alone: 0.18-0.25 ms).  The workqueue layer and passive
+(the same product alone: 0.18-0.25 ms).  In one process (``refimpl bench
+threads``, the same graphs, load average ~13 from other jobs): pools left
+alone 1.28-1.35x the time of one thread for ``loss_and_grad``, and
+``F @ Wm.T`` 16-31 ms with 2 BLAS threads against 0.3-0.6 ms with one;
+the policy's default equals ``threads=1``.  The workqueue layer and passive
 OpenMP waiting changed the default row by less than the noise.  The module
 solves of one level are a few microseconds to a few milliseconds each: too
 short for a fork-join across threads to pay on 2 cores.  On a machine with
