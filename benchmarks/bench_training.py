@@ -37,6 +37,7 @@ from _timing import best_time, fmt_time, machine, markdown_table  # noqa: E402
 
 import refimpl.train as train_mod  # noqa: E402
 from refimpl.datasets import load_builtin  # noqa: E402
+from refimpl.optim import Optimizer  # noqa: E402
 from refimpl.threads import threads_policy  # noqa: E402
 from refimpl.train import Trainer, TrainConfig  # noqa: E402
 
@@ -86,7 +87,7 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0):
 
     tr.prune = clock.wrap("pruning", tr.prune)
     tr._reg_shrink = clock.wrap("regularization", tr._reg_shrink)
-    tr._reg_term = clock.wrap("regularization", tr._reg_term)
+    tr._reg_gradient = clock.wrap("regularization", tr._reg_gradient)
     tr.opt.step = clock.wrap("update", tr.opt.step)
     train_mod.loss_and_grad = loss_and_grad
     train_mod.forward = clock.wrap("solves", orig_fwd)
@@ -111,6 +112,31 @@ def floor_per_batch(p, B, seed=0):
     return t_mm + t_pass
 
 
+def fused_update_rows(nodes, repeat=7):
+    """The optimizer step on K alone: the fused pass (``Optimizer(fused=True)``, the
+    default) against the NumPy expressions (``fused=False``), interleaved in one
+    process, best of ``repeat``; rows [p, kind, fused, NumPy, ratio]."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in nodes:
+        K0, g = rng.standard_normal((p, p)), rng.standard_normal((p, p))
+        for kind in ("sgd", "adam"):
+            runs = {}
+            for fused in (True, False):
+                opt = Optimizer(kind, 0.1, shapes={"K": (p, p)}, fused=fused)
+                runs[fused] = (opt, {"K": K0.copy()}, [])
+                opt.step(runs[fused][1], {"K": g})  # compile / warm up
+            for _ in range(repeat):
+                for fused in (True, False):
+                    opt, params, ts = runs[fused]
+                    t0 = time.perf_counter()
+                    opt.step(params, {"K": g})
+                    ts.append(time.perf_counter() - t0)
+            tf, tn = min(runs[True][2]), min(runs[False][2])
+            rows.append([p, kind, fmt_time(tf), fmt_time(tn), f"{tn / tf:.1f}x"])
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,9 +145,16 @@ def main(argv=None):
     ap.add_argument("--warm-epochs", type=int, default=0,
                     help="epochs trained before the timed one (default 0: the first epoch)")
     ap.add_argument("--quick", action="store_true", help="one tiny size (p = 40), for tests")
+    ap.add_argument("--fused-update", action="store_true",
+                    help="time only the optimizer step on K, fused vs NumPy (issue 12)")
     args = ap.parse_args(argv)
     nodes = [40] if args.quick else args.nodes
     print(f"machine: {machine()}")
+    if args.fused_update:
+        with threads_policy(None):
+            print(markdown_table(["p", "optimizer", "fused", "NumPy", "NumPy / fused"],
+                                 fused_update_rows(nodes)))
+        return 0
     data = load_builtin("digits", seed=0)
     epoch_parts(data, 20, "nm")  # compile the kernels (cached) outside the timings
     rows = []

@@ -71,6 +71,8 @@ import os
 import sys
 import threading
 
+from .validation import check_threads
+
 # Passive OpenMP waiting must be in the environment before the OpenMP
 # runtime loads (numba loads it at the first parallel launch).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -81,19 +83,6 @@ __all__ = ["threads_policy", "with_threads", "check_threads", "default_threads",
 _state = threading.local()  # .active: the thread count of the innermost policy
 _controller = None  # threadpoolctl.ThreadpoolController, created on first use
 _controller_modules = -1  # len(sys.modules) when it scanned the loaded libraries
-
-
-def check_threads(threads, name="threads"):
-    """``threads`` as None or an int ``>= 1``; ValueError naming ``name`` otherwise
-    (the ``threads=`` argument of DESIGN.md section 3, "Threads")."""
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not hasattr(threads, "__index__"):
-        raise ValueError(f"{name}: expected None or an integer >= 1, got {threads!r}")
-    n = int(threads.__index__())
-    if n < 1:
-        raise ValueError(f"{name}: expected None or an integer >= 1, got {threads!r}")
-    return n
 
 
 def default_threads():
