@@ -34,7 +34,11 @@ How the regularizer enters the step (``reg_step``):
 
 Optimizers: SGD with momentum (0.5 by default: the paper's Table 3) or Adam
 (:class:`refimpl.optim.Optimizer`); the epoch loop, early stopping and hooks are
-:mod:`refimpl.loop`'s.  Everything is seeded (``np.random.default_rng(seed)``): the same config and
+:mod:`refimpl.loop`'s.  Cost per mini-batch besides the solves: top-k pruning partitions
+only the entries above 0.9 of the previous gamma (:func:`refimpl.graph.prune_top_k_incremental`,
+the same graph as ``prune``; ``structure="dag"`` takes ``prune(..., eligible=)``), NM
+regularization never forms R densely (``nm_rate_times``, ``nm_proximal``), and the
+optimizer updates K in one fused pass.  Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
 it bit for bit.  Progress is reported through callbacks; nothing prints.
 """
@@ -46,15 +50,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .graph.prune import prune
+from .graph.prune import prune, prune_top_k_incremental
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
 from .propagate import forward
-from .regularization import l2_gradient, l2_proximal, nm_gradient, nm_proximal, nm_repulsion
+from .regularization import l2_gradient, l2_proximal, nm_proximal, nm_rate_times
 from .solvers.result import ConvergenceError
-from .validation import check_fit_data, check_int, check_rows, check_scalar
+from .threads import with_threads
+from .validation import check_fit_data, check_int, check_rows, check_scalar, check_threads
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
            "TrainingDivergedError", "FORMAT"]
@@ -121,6 +126,8 @@ class TrainConfig:
         "dag": K restricted to its strict upper triangle (node order 0..p-1),
         the DAG baseline of Table 1: every module is a singleton.
     seed : int
+    threads : int or None
+        numba and BLAS threads while training (:mod:`refimpl.threads`).
     """
 
     nodes: int = 100
@@ -145,8 +152,10 @@ class TrainConfig:
     mode: str = "levels"
     structure: str = "graph"
     seed: int = 0
+    threads: int | None = None
 
     def __post_init__(self):
+        check_threads(self.threads)
         for name in ("nodes", "epochs", "batch_size"):
             check_int(getattr(self, name), name, 1)
         if self.nodes < 2:  # no off-diagonal entry: nothing to prune, gamma undefined
@@ -259,6 +268,7 @@ class Trainer(EarlyStoppingAttributes):
         self.stopping = EarlyStopping(config.patience)
         self.gamma = np.nan
         self._prev_mask = None
+        self._gamma_hint = np.nan  # the last top-k gamma: prune_top_k_incremental's start
         self.extra: dict = {}
 
     # ------------------------------------------------------------ pruning
@@ -266,30 +276,37 @@ class Trainer(EarlyStoppingAttributes):
         """The pruned graph at the current K (Alg. 2 line 5).  With
         ``structure="dag"`` only the strict upper triangle is eligible."""
         c = self.config
-        if c.gamma is None:
+        if c.gamma is not None:
+            return prune(self.net.K, gamma=c.gamma, eligible=self._eligible)
+        if self._eligible is not None:
             return prune(self.net.K, k=c.k, eligible=self._eligible)
-        return prune(self.net.K, gamma=c.gamma, eligible=self._eligible)
+        # the same graph as prune(K, k=k), partitioning only |K| > 0.9 gamma_prev
+        graph = prune_top_k_incremental(self.net.K, c.k, self._gamma_hint)
+        self._gamma_hint = graph.gamma
+        return graph
 
     def _reg_gradient(self, graph):
         """The regularizer's term added to dJ/dK by ``reg_step="thm31"``: Thm. 3.1's
-        ``alpha r w`` (the gradient of Eq. 11 at alpha / 2, proofs/thm3_1.md), or
-        L2's ``alpha w`` (R = 1: the rate convention of :mod:`refimpl.regularization`)."""
+        ``alpha r w`` (the gradient of Eq. 11 at alpha / 2, proofs/thm3_1.md; computed by
+        :func:`refimpl.regularization.nm_rate_times` in O(edges + p) besides one pass
+        over K), or L2's ``alpha w`` (R = 1: the rate convention of
+        :mod:`refimpl.regularization`)."""
         c = self.config
         if c.reg == "nm":
-            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
-            return nm_gradient(self.net.K, rep, c.alpha / 2)  # Thm. 3.1: alpha r_ij w_ij
+            return nm_rate_times(self.net.K, graph, c.alpha)  # Thm. 3.1: alpha r_ij w_ij
         return l2_gradient(self.net.K, c.alpha / 2)  # alpha w_ij: Thm. 3.1 with r = 1
 
     def _reg_shrink(self, graph):
-        """The implicit form of the same shrinkage, in place (``reg_step="proximal"``)."""
+        """The implicit form of the same shrinkage, in place (``reg_step="proximal"``;
+        for NM R of Eq. 10 is held constant for the step and never formed densely)."""
         c = self.config
         if c.reg == "nm":
-            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
-            nm_proximal(self.net.K, rep, c.alpha, self.opt.lr, out=self.net.K)
+            nm_proximal(self.net.K, graph, c.alpha, self.opt.lr, out=self.net.K)
         else:
             l2_proximal(self.net.K, c.alpha, self.opt.lr, out=self.net.K)
 
     # ------------------------------------------------------------ training
+    @with_threads(get=lambda self: self.config.threads)
     def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
         """Run epochs of Alg. 2 (until ``config.epochs`` in total, or
         ``epochs`` more) with :func:`refimpl.loop.run_epochs`.
@@ -453,6 +470,7 @@ class Trainer(EarlyStoppingAttributes):
         return self
 
 
+@with_threads  # threads=: refimpl.threads.threads_policy
 def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto"):
     """Alg. 3 of the paper: prune K with the trained ``gamma``, solve Eq. (3),
     return ``Y = g(Z)`` (class probabilities for a softmax output)."""

@@ -14,6 +14,8 @@ BENCHMARKS = {
     "propagation": "bench_propagation.py",
     "digits": "bench_digits.py",
     "table1": "bench_table1_epoch.py",
+    "training": "bench_training.py",
+    "threads": "bench_threads.py",
 }
 
 
