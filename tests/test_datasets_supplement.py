@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from refimpl import supplement_data as S
+from refimpl.datasets import supplement as S
 
 ENV = ("REFIMPL_DATA", "REFIMPL_FASHION_MNIST", "REFIMPL_CIFAR10", "REFIMPL_FSDD",
        "REFIMPL_ESC50", "REFIMPL_AMAZON")
@@ -301,3 +301,17 @@ def test_amazon_split_features_and_graph(tmp_path, monkeypatch):
         S.load_amazon_photo(n_train=3, n_val=2)
     with pytest.raises(ValueError, match="which"):
         S.load_amazon("books", tmp_path)
+
+
+def test_registry_loads_the_supplement_names(tmp_path):
+    from refimpl.datasets import DATASETS, load
+
+    assert set(S.SUPPLEMENT_DATASETS) <= set(DATASETS)
+    _amazon(tmp_path / "amazon_electronics_computers.npz")
+    a = load("amazon_computers", tmp_path, seed=3, n_train=2, n_val=1)
+    b = S.load_amazon_computers(tmp_path, seed=3, n_train=2, n_val=1)
+    assert a.name == "amazon_computers"
+    assert_array_equal(a.nodes_test, b.nodes_test)
+    assert_array_equal(a.X_test, b.X_test)
+    _fmnist(tmp_path)
+    assert load("fashion_mnist", tmp_path).n_features == 784

@@ -15,7 +15,7 @@ load_amazon_computers  REFIMPL_AMAZON        amazon            ``amazon_electron
 =====================  ====================  ================  =====================================
 
 Each loader takes ``path``; when it is ``None`` it reads the variable, then
-``$REFIMPL_DATA/<subfolder>``, like the UCI loaders of :mod:`refimpl.datasets`; a missing
+``$REFIMPL_DATA/<subfolder>``, like the UCI loaders of :mod:`refimpl.datasets.uci`; a missing
 file raises :class:`FileNotFoundError` naming where to put it.  Every loader returns a
 :class:`refimpl.datasets.Dataset` whose train / validation / test parts are the
 supplement's partitioning (Table 1), standardized with the training statistics as in
@@ -38,9 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Dataset, _encode, _locate, _require, stratified_split
+from .base import Dataset, _encode, stratified_split
+from .uci import _locate, _require
 
 __all__ = [
+    "AUDIO_FEATURE_NAMES",
     "SUPPLEMENT_DATASETS",
     "GraphDataset",
     "audio_features",
