@@ -49,7 +49,7 @@ from .builtin import BUILTIN_DATASETS, load_builtin
 from .registry import DATASETS, SYNTHETIC_DATASETS, load
 from .supplement import (SUPPLEMENT_DATASETS, GraphDataset, audio_features, load_amazon,
                          load_amazon_computers, load_amazon_photo, load_cifar10, load_esc50,
-                         load_fashion_mnist, load_fsdd)
+                         load_fashion_mnist, load_fsdd, present_datasets)
 from .synthetic import teacher_data
 from .uci import PAPER_DATASETS, load_codon, load_daily_sports, load_facebook, load_gas_drift
 
@@ -76,6 +76,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_fsdd",
     "load_gas_drift",
+    "present_datasets",
     "split_standardize",
     "stratified_split",
     "teacher_data",

@@ -53,11 +53,51 @@ __all__ = [
     "load_esc50",
     "load_fashion_mnist",
     "load_fsdd",
+    "present_datasets",
     "read_idx",
 ]
 
 SUPPLEMENT_DATASETS = ("fashion_mnist", "cifar10", "fsdd", "esc50", "amazon_photo",
                        "amazon_computers")
+
+
+#: Where each loader looks when ``path`` is None: (variable, subfolder of $REFIMPL_DATA,
+#: a file that must be there).
+_LOCATIONS = {
+    "fashion_mnist": ("REFIMPL_FASHION_MNIST", "fashion_mnist", None),
+    "cifar10": ("REFIMPL_CIFAR10", "cifar10", None),
+    "fsdd": ("REFIMPL_FSDD", "fsdd", None),
+    "esc50": ("REFIMPL_ESC50", "esc50", "meta/esc50.csv"),
+    "amazon_photo": ("REFIMPL_AMAZON", "amazon", "amazon_electronics_photo.npz"),
+    "amazon_computers": ("REFIMPL_AMAZON", "amazon", "amazon_electronics_computers.npz"),
+}
+
+
+def present_datasets() -> tuple:
+    """The supplement's data sets (Table 1) whose local copy is in place.
+
+    A data set is present when its variable, or ``$REFIMPL_DATA/<subfolder>``, names an
+    existing folder (holding ``meta/esc50.csv`` for ESC-50, the npz file for Amazon);
+    the loader still checks every file it reads.
+
+    Returns
+    -------
+    tuple of str
+        Names of :data:`SUPPLEMENT_DATASETS`, in that order.
+    """
+    import os
+
+    out = []
+    for name in SUPPLEMENT_DATASETS:
+        var, sub, must = _LOCATIONS[name]
+        where = (Path(os.environ[var]) if os.environ.get(var) else
+                 Path(os.environ["REFIMPL_DATA"]) / sub if os.environ.get("REFIMPL_DATA")
+                 else None)
+        if where is None or not where.exists():
+            continue
+        if must is None or (where / must).is_file() or where.name == must:
+            out.append(name)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- containers
