@@ -53,9 +53,15 @@ def test_tiny_table8_run():
         (m, r, k) for m in FS.METHODS for r, k in ((0.1, 1), (0.5, 5))]
     for r in rows:
         assert len(r.f1_micro) == 2 and all(0.0 <= f <= 1.0 for f in r.f1_micro)
-    deg = FS.feature_scores("sagp", data, seed=0, sagp_config=cfg, sagp_epochs=2)
-    assert deg.shape == (10,) and np.all(deg == np.round(deg)) and deg.min() >= 0
-    assert deg.max() <= cfg.h_max + data.n_classes, "an input has at most |H|max + |O| synapses"
+    scores = FS.feature_scores("sagp", data, seed=0, sagp_config=cfg, sagp_epochs=2)
+    from refimpl.sagp import input_out_degree, train_sagp
+
+    res = train_sagp(data.X_train, data.y_train, config=cfg, epochs=2, seed=0,
+                     n_classes=data.n_classes, validation=(data.X_val, data.y_val))
+    deg = input_out_degree(res.model)
+    assert scores.shape == (10,) and deg.max() <= cfg.h_max + data.n_classes
+    assert_array_equal(np.floor(scores), deg, err_msg="integer part: the out-degree")
+    assert np.all(scores - deg <= 0.5), "the tie-break never overturns the out-degree order"
     md = FS.markdown_table(rows)
     assert md.count("\n") == 3 and "| 50% | 5 |" in md and "SAGP (out-degree)" in md
     with pytest.raises(ValueError, match="methods"):

@@ -269,7 +269,7 @@ def _with_classes(ds, classes):
 # --------------------------------------------------------------------------- CIFAR-10
 _CIFAR_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-10 python version)"
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-#: ITU-R BT.601 luma weights (what PIL's ``convert("L")`` and torchvision's ``Grayscale`` use).
+#: ITU-R BT.601 luma weights (those of PIL's ``convert("L")``).
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -464,8 +464,8 @@ def load_fsdd(path=None, *, seed=0, n_train=30, n_val=10, sr=22050, features=Non
     ``n_train`` (30) for training, the next ``n_val`` (10) for validation, the rest (10)
     for testing: 1800 / 600 / 600.  Features: :func:`audio_features` averaged over time
     (180), after resampling to ``sr``.  ``sr = 22050`` (librosa's default) is a documented
-    inference: it gives Table 1's "7 ~ 99 time steps" for FSDD's 0.14-2.3 s recordings
-    (at the native 8 kHz there would be at most 36).
+    inference: at hop 512, Table 1's "7 ~ 99 time steps" are 0.14-2.3 s of audio at
+    22050 Hz, while at the native 8 kHz 99 steps would need 6.3 s recordings.
 
     Parameters
     ----------
