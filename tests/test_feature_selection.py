@@ -66,3 +66,34 @@ def test_tiny_table8_run():
     assert md.count("\n") == 3 and "| 50% | 5 |" in md and "SAGP (out-degree)" in md
     with pytest.raises(ValueError, match="methods"):
         FS.feature_selection_table(data, methods=("xgboost",))
+
+
+def _two_cliques(f, n=40, d=8, seed=0):
+    """Two classes, each a clique of the co-purchase graph; node features are noise, so
+    only a backbone that uses the graph can classify."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n)
+    attr = sp.csr_matrix((rng.random((2 * n, d)) < 0.5).astype(np.float64))
+    adj = sp.csr_matrix(np.kron(np.eye(2), np.ones((n, n))) - np.eye(2 * n))
+    np.savez(f, attr_data=attr.data, attr_indices=attr.indices, attr_indptr=attr.indptr,
+             attr_shape=np.array(attr.shape), adj_data=adj.data, adj_indices=adj.indices,
+             adj_indptr=adj.indptr, adj_shape=np.array(adj.shape), labels=y)
+
+
+def test_graph_data_sets_use_the_gcn_backbone(tmp_path):
+    from refimpl.datasets import load_amazon_photo
+
+    _two_cliques(tmp_path / "amazon_electronics_photo.npz")
+    data = load_amazon_photo(tmp_path, n_train=5, n_val=5)
+    cols = np.arange(data.n_features)
+    gcn = FS._backbone_f1(data, cols, seed=0, epochs=100, nodes=8)
+    mlp = FS._backbone_f1(data, cols, seed=0, epochs=100, nodes=8, backbone="mlp")
+    assert gcn >= 0.95, f"the GCN sees the cliques: F1-micro {gcn}"
+    assert mlp <= 0.8, f"the MLP sees only noise features: F1-micro {mlp}"
+    rows = FS.feature_selection_table(data, ratios=(0.5,), methods=("mutual_info",),
+                                      backbone_epochs=100, backbone_nodes=8)
+    assert rows[0].n_features == 4 and rows[0].f1_micro[0] >= 0.95
+    with pytest.raises(ValueError, match="gcn"):
+        FS._backbone_f1(_two_informative(), [0], seed=0, epochs=1, nodes=2, backbone="gcn")
