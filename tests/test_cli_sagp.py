@@ -117,3 +117,13 @@ def test_out_degree_plot_groups_audio_features(tmp_path):
     deg = np.arange(180) % 7
     cmd._plot_out_degree(str(tmp_path / "a.png"), deg, None, "fsdd", list(AUDIO_FEATURE_NAMES))
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sagp_feature_selection_writes_table8(tmp_path, capsys):
+    out = tmp_path / "t8"
+    assert _run([*TINY, "--dataset", "wine", "--feature-selection", "--seeds", "1",
+                 "--out", str(out)]) == 0
+    md = (out / "feature_selection.md").read_text()
+    assert "| 5% | 1 |" in md and "| 20% | 3 |" in md and "SAGP (out-degree)" in md
+    assert _run([*TINY, "--ablations", "--feature-selection", "--out", str(out)]) == 2
+    assert "choose one" in capsys.readouterr().err
