@@ -17,6 +17,6 @@ def test_gp_cost_benchmark_trains_the_same_model_twice(capsys):
     out = capsys.readouterr().out
     assert "ratio GP / MLP" in out and "multi-layer connected GP" in out
     assert "warning" not in out, out
-    gp, mlp = (line.split("|")[4].strip() for line in out.splitlines()
+    gp, mlp = (line.split("|")[5].strip() for line in out.splitlines()
                if line.startswith(("| multi-layer", "| MLP")))
     assert float(gp) == pytest.approx(float(mlp), rel=1e-6, abs=1e-9)
