@@ -21,8 +21,11 @@ into ``--out``:
 :func:`refimpl.datasets.present_datasets`), one subfolder each.  ``--ablations`` runs the
 supplement's Table 9 instead (SAGP and its three ablations over ``--seeds`` seeds) and
 writes ``ablations.md`` and ``ablations.json``; ``--feature-selection`` its Table 8
-(:mod:`refimpl.feature_selection`) into ``feature_selection.md``.  ``--quick`` shortens every run (30
-epochs; 2 seeds for the ablations) for a check of a few minutes.
+(:mod:`refimpl.feature_selection`) into ``feature_selection.md``.  ``--sweep-alpha`` runs
+its Table 10 (one run per alpha = 0.05, 0.1, 0.2, 0.5, 0.8, everything else as given) and
+writes ``alpha_sweep.md`` (|H|, #Synapse and test error at the best and the last epoch)
+and ``alpha_sweep.json``.  ``--quick`` shortens any run to 60 epochs (and the ablations
+and Table 8 to 2 seeds unless ``--seeds`` is given).
 
 No mathematics here: the command only calls the library.
 """
@@ -30,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 
@@ -43,8 +45,9 @@ from ..datasets import BUILTIN_DATASETS, DATASETS as _ALL, SYNTHETIC_DATASETS
 DATASETS = tuple(n for n in _ALL if n not in SYNTHETIC_DATASETS)
 #: Pixel grids of the image data sets (out-degree shown as an image, supplement Fig. 7).
 IMAGE_SHAPES = {"digits": (8, 8), "fashion_mnist": (28, 28), "cifar10": (32, 32)}
-QUICK_EPOCHS, QUICK_SEEDS, FULL_EPOCHS, FULL_SEEDS = 30, 2, 1000, 20
-from ..validation import json_default
+#: Epochs of ``--quick`` (it overrides ``--epochs``), and the seeds of its studies.
+QUICK_EPOCHS, QUICK_SEEDS, FULL_EPOCHS, FULL_SEEDS = 60, 2, 1000, 20
+from ..io import write_json
 
 #: History columns written to the CSV (the id lists stay in the JSON file).
 CSV_COLUMNS = (
@@ -76,14 +79,15 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
     p.add_argument("--data-path", default=None,
                    help="local copy of a data set read from disk (default: its variable)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {FULL_EPOCHS}; {QUICK_EPOCHS} with --quick)")
+                   help=f"training epochs (default {FULL_EPOCHS}; --quick sets {QUICK_EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, initialization and shuffling")
     p.add_argument("--out", default="sagp_out", help="output folder (created)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--test-fraction", type=float, default=0.2)
     g = p.add_argument_group("SAGP hyper-parameters (supplement Table 2)")
     g.add_argument("--steps", type=int, default=d.steps, help="L, message-passing steps")
-    g.add_argument("--alpha", type=float, default=d.alpha, help="mask temperature")
+    g.add_argument("--alpha", type=float, default=d.alpha,
+                   help="temperature of the competition in SparseLoss (ignored by --sweep-alpha)")
     g.add_argument("--gamma1", type=float, default=d.gamma1, help="AuxLoss scale of neuron masks")
     g.add_argument("--gamma2", type=float, default=d.gamma2, help="AuxLoss scale of synapse masks")
     g.add_argument("--beta", type=float, default=d.beta, help="apoptosis threshold")
@@ -112,6 +116,9 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
     s.add_argument("--feature-selection", action="store_true",
                    help="Table 8: top 5/10/20 %% of the inputs by out-degree vs scikit-learn "
                         "rankings over --seeds seeds, written to OUT/feature_selection.md")
+    s.add_argument("--sweep-alpha", action="store_true",
+                   help="supplement Table 10: one run per alpha in 0.05, 0.1, 0.2, 0.5, 0.8; "
+                        "writes alpha_sweep.md and alpha_sweep.json")
     s.add_argument("--all-datasets", action="store_true",
                    help="one run (dynamics and out-degree figures) per data set present: "
                         "digits and the supplement's local copies, in OUT/<name>/")
@@ -119,7 +126,8 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
                    help=f"seeds of --ablations (default {FULL_SEEDS}, the supplement's "
                         f"protocol; {QUICK_SEEDS} with --quick)")
     s.add_argument("--quick", action="store_true",
-                   help=f"{QUICK_EPOCHS} epochs (and {QUICK_SEEDS} seeds): a run of minutes")
+                   help=f"{QUICK_EPOCHS} epochs (overrides --epochs; and {QUICK_SEEDS} seeds "
+                        "unless --seeds is given)")
     p.set_defaults(func=run)
     return p
 
@@ -268,19 +276,25 @@ def run(args: argparse.Namespace) -> int:
             output_self_loops=args.output_self_loops,
         )
         config = ablation_config(config, args.ablation)
-        if args.epochs is None:
-            args.epochs = QUICK_EPOCHS if args.quick else FULL_EPOCHS
+        if args.quick:
+            args.epochs = QUICK_EPOCHS
+        elif args.epochs is None:
+            args.epochs = FULL_EPOCHS
         if args.epochs < 0:
             raise ValueError(f"epochs: expected an integer >= 0, got {args.epochs}")
         if args.seeds is None:
             args.seeds = QUICK_SEEDS if args.quick else FULL_SEEDS
         if args.seeds < 1:
             raise ValueError(f"seeds: expected an integer >= 1, got {args.seeds}")
-        if args.ablations + args.all_datasets + args.feature_selection > 1:
-            raise ValueError("--ablations, --feature-selection, --all-datasets: choose one")
-        if args.ablations or args.feature_selection:
+        modes = ("ablations", "feature_selection", "sweep_alpha", "all_datasets")
+        if sum(bool(getattr(args, m)) for m in modes) > 1:
+            raise ValueError("--ablations, --feature-selection, --sweep-alpha, "
+                             "--all-datasets: choose one")
+        if args.ablations or args.feature_selection or args.sweep_alpha:
             data = _load_dataset(args.dataset, args.seed, args.val_fraction,
                                  args.test_fraction, args.data_path)
+            if args.sweep_alpha:
+                return _run_alpha_sweep(args, config, data)
             if args.feature_selection:
                 return _run_feature_selection(args, config, data)
             return _run_ablations(args, config, data)
@@ -320,8 +334,7 @@ def _run_ablations(args, config, data) -> int:
     doc = {"command": "refimpl sagp --ablations", "dataset": args.dataset,
            "epochs": args.epochs, "seeds": args.seeds, "config": config_dict(config),
            "runs": {r.ablation: r.runs for r in rows}}
-    with open(os.path.join(args.out, "ablations.json"), "w") as fh:
-        json.dump(doc, fh, indent=1, default=json_default)
+    write_json(os.path.join(args.out, "ablations.json"), doc)
     print(md)
     print(f"wrote {os.path.join(args.out, 'ablations.md')}")
     return 0
@@ -413,8 +426,7 @@ def _train_one(args, config, name: str, data: dict, out: str) -> None:
         "feature_names": data["feature_names"],
         "history": [_nan_to_none(r) for r in result.history],
     }
-    with open(os.path.join(out, "history.json"), "w") as fh:
-        json.dump(doc, fh, indent=1, default=json_default)
+    write_json(os.path.join(out, "history.json"), doc)
     with open(os.path.join(out, "history.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
@@ -456,6 +468,59 @@ def _train_one(args, config, name: str, data: dict, out: str) -> None:
         f"(F1-micro {f1 if f1 is None else f'{f1:.4f}'}), |H| {summary['n_hidden']}, "
         f"synapses {summary['synapses']}; best epoch {result.best_epoch}; wrote {out}"
     )
+
+
+def _run_alpha_sweep(args: argparse.Namespace, config, data: dict) -> int:
+    """``refimpl sagp --sweep-alpha``: the supplement's Table 10 as a Markdown table."""
+    import contextlib
+    import platform
+    import time
+
+    from tqdm import tqdm
+
+    from ..sagp import TABLE10_ALPHAS, alpha_sweep, alpha_sweep_markdown, config_dict
+
+    show = sys.stdout.isatty() and not args.no_progress
+    bar = tqdm(total=args.epochs * len(TABLE10_ALPHAS), desc=f"SAGP alpha sweep {args.dataset}",
+               unit="epoch", disable=not show)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=max(1, args.threads), user_api="blas")
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        limits = contextlib.nullcontext()
+    t0 = time.perf_counter()
+    try:
+        with limits:
+            rows = alpha_sweep(*data["train"], alphas=TABLE10_ALPHAS, config=config,
+                               epochs=args.epochs, seed=args.seed, n_classes=data["n_classes"],
+                               validation=data["val"], test=data["test"],
+                               callback=lambda a, rec: bar.update(1))
+    except ValueError as exc:
+        print(f"refimpl sagp: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    os.makedirs(args.out, exist_ok=True)
+    c = config
+    head = (
+        f"SAGP on {args.dataset} (seed {args.seed}, {args.epochs} epochs per alpha; "
+        f"L = {c.steps}, gamma1 = {c.gamma1:g}, gamma2 = {c.gamma2:g}, beta = {c.beta:g}, "
+        f"N = {c.patience}, |H|max = {c.h_max}; ablation {args.ablation}). Best epoch = lowest "
+        "validation error; errors are test errors (1 - F1-micro). Total "
+        f"{seconds:.0f} s on {platform.machine()} ({os.cpu_count()} cores, "
+        f"{max(1, args.threads)} BLAS thread).\n\n"
+    )
+    with open(os.path.join(args.out, "alpha_sweep.md"), "w") as fh:
+        fh.write(head + alpha_sweep_markdown(rows))
+    doc = {"command": "refimpl sagp --sweep-alpha", "dataset": args.dataset, "seed": args.seed,
+           "epochs": args.epochs, "ablation": args.ablation, "config": config_dict(config),
+           "seconds": seconds, "rows": rows}
+    write_json(os.path.join(args.out, "alpha_sweep.json"), doc)
+    print(alpha_sweep_markdown(rows), end="")
+    print(f"wrote {os.path.join(args.out, 'alpha_sweep.md')}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
