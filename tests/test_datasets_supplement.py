@@ -315,3 +315,16 @@ def test_registry_loads_the_supplement_names(tmp_path):
     assert_array_equal(a.X_test, b.X_test)
     _fmnist(tmp_path)
     assert load("fashion_mnist", tmp_path).n_features == 784
+
+
+def test_present_datasets_follow_the_locations(tmp_path, monkeypatch):
+    assert S.present_datasets() == ()
+    (tmp_path / "rec").mkdir()
+    monkeypatch.setenv("REFIMPL_FSDD", str(tmp_path / "rec"))
+    _amazon(tmp_path / "amazon_electronics_photo.npz")
+    monkeypatch.setenv("REFIMPL_AMAZON", str(tmp_path))
+    assert S.present_datasets() == ("fsdd", "amazon_photo"), "no computers npz, no esc50 meta"
+    (tmp_path / "data" / "esc50" / "meta").mkdir(parents=True)
+    (tmp_path / "data" / "esc50" / "meta" / "esc50.csv").write_text("filename,fold\n")
+    monkeypatch.setenv("REFIMPL_DATA", str(tmp_path / "data"))
+    assert S.present_datasets() == ("fsdd", "esc50", "amazon_photo")

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 import pickle
 import re
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,6 @@ def present_datasets() -> tuple:
     tuple of str
         Names of :data:`SUPPLEMENT_DATASETS`, in that order.
     """
-    import os
-
     out = []
     for name in SUPPLEMENT_DATASETS:
         var, sub, must = _LOCATIONS[name]
@@ -262,7 +261,7 @@ def load_fashion_mnist(path=None, *, seed=0, val_size=0.0, standardize=True) -> 
 
 
 def _with_classes(ds, classes):
-    from dataclasses import replace
+    """``ds`` with the class names of the published files as ``classes``."""
     return replace(ds, classes=classes)
 
 
