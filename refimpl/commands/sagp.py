@@ -123,7 +123,7 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
                    help="one run (dynamics and out-degree figures) per data set present: "
                         "digits and the supplement's local copies, in OUT/<name>/")
     s.add_argument("--seeds", type=int, default=None,
-                   help=f"seeds of --ablations (default {FULL_SEEDS}, the supplement's "
+                   help=f"seeds of --ablations and --feature-selection (default {FULL_SEEDS}, the supplement's "
                         f"protocol; {QUICK_SEEDS} with --quick)")
     s.add_argument("--quick", action="store_true",
                    help=f"{QUICK_EPOCHS} epochs (overrides --epochs; and {QUICK_SEEDS} seeds "
