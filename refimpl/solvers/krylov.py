@@ -253,7 +253,7 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RE
     fx, dfx = fd(x)
     r = x - C - AT(fx)  # Eq. (3) restricted to the module
     n, q, B = C.shape
-    zero = xp.zeros((n, B), dtype=C.dtype)
+    zero = xp.zeros((n, B), dtype=C.dtype, device=_device(C))
     status = xp.astype(zero, xp.int8) + int(SolveStatus.MAX_ITERATIONS)
     iters = xp.astype(zero, xp.int32)
     active = zero == 0
@@ -288,7 +288,7 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RE
         lin_tol = xp.where(active, lin_tol, 0.0 * lin_tol + float("inf"))
         dx, _, k = gmres(xp, J, rhs, lin_tol, restart=restart)
         STATS["matvecs"] += k
-        t = xp.where(active, 1.0, 0.0) + 0.0 * r2
+        t = xp.astype(active, r2.dtype)
         pending = active
         xn, fxn, dfxn, rn, rn2, rninf = x, fx, dfx, r, r2, rinf
         for _ in range(MAX_HALVINGS + 1):
@@ -342,6 +342,7 @@ def krylov_adjoint(xp, A, dfx, RHS, *, atol, rtol, restart=RESTART,
         return u - dfx * A(u)  # the transposed Jacobian of Eq. (3)
 
     U, res, _ = gmres(xp, JT, RHS, tol, restart=restart, max_restarts=max_restarts)
-    status = xp.where(res <= tol, int(SolveStatus.CONVERGED), int(SolveStatus.MAX_ITERATIONS))
+    failed = xp.astype(~(res <= tol), xp.int8)  # CONVERGED = 0
+    status = failed * int(SolveStatus.MAX_ITERATIONS)
     status = xp.where(xp.isfinite(res), status, int(SolveStatus.NONFINITE))
-    return U, xp.astype(status, xp.int8), res
+    return U, status, res
