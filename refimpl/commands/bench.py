@@ -13,6 +13,7 @@ BENCHMARKS = {
     "scc": "bench_scc.py",
     "propagation": "bench_propagation.py",
     "digits": "bench_digits.py",
+    "large": "bench_large.py",
 }
 
 

@@ -57,6 +57,8 @@ ETA = 1e-4
 ETA_MAX = 0.5
 EW_GAMMA = 0.9
 STATS = {"matvecs": 0}
+#: Continuation fallback: numbers of homotopy steps tried, in order.
+CONTINUATION_STEPS = (4, 16)
 #: Armijo constant and halvings of the line search on ||r||_2 (as Newton's).
 ARMIJO = 1e-4
 MAX_HALVINGS = 30
@@ -215,43 +217,12 @@ def _max1(a, xp):
     return xp.max(xp.abs(a), axis=1)
 
 
-def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RESTART):
-    """Solve Eq. (3) on a group of modules by Jacobian-free Newton-Krylov.
-
-    Implements DESIGN.md sec. 3's large-module solve of
-    ``r(x) = x - c - A_SS^T f(x) = 0``: inexact Newton steps
-    ``J dx = -r`` solved by :func:`gmres` with ``J v = v - A_SS^T (f'(x) v)``
-    (one sparse product ``AT`` per Krylov step for all columns), then a
-    backtracking line search on ``||r||_2`` per column (Armijo, factor 1/2,
-    at most :data:`MAX_HALVINGS` halvings).  A column stops when
-    ``||r||_inf <= atol + rtol ||x||_inf`` (the Newton solver's test).
-
-    Parameters
-    ----------
-    xp : array namespace
-    AT : callable
-        ``V -> A_SS^T V`` on (n, q, B) arrays.
-    fd : callable
-        ``x -> (f(x), f'(x))`` (see :func:`xp_activation`).
-    C, X : (n, q, B) arrays
-        The constant term c and the start (x = c is the fixed-point guess).
-    atol, rtol, max_iter : the stop test and the Newton steps allowed.
-
-    Returns
-    -------
-    x, dfx : (n, q, B) arrays
-        The last iterate and f'(x) there.
-    status : (n, B) int array of :class:`SolveStatus` values
-        CONVERGED, MAX_ITERATIONS, NO_DECREASE (the line search failed) or
-        NONFINITE.
-    iterations : (n, B) int array
-        Newton steps per column.
-    residual : (n, B) array
-        ``||r||_inf`` at x.
-    """
+def _newton_loop(xp, AT, fd, C, X, sc, atol, rtol, max_iter, eta, restart):
+    """Inexact Newton on ``x - c - sc A^T f(x) = 0`` from X, every column in
+    lockstep (see :func:`newton_krylov`)."""
     x = X
     fx, dfx = fd(x)
-    r = x - C - AT(fx)  # Eq. (3) restricted to the module
+    r = x - C - sc * AT(fx)  # Eq. (3) restricted to the module
     n, q, B = C.shape
     zero = xp.zeros((n, B), dtype=C.dtype, device=_device(C))
     status = xp.astype(zero, xp.int8) + int(SolveStatus.MAX_ITERATIONS)
@@ -275,7 +246,7 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RE
         rhs = xp.where(active[:, None, :], -r, 0.0 * r)
 
         def J(v, D=D):
-            return v - AT(D * v)  # the Jacobian of Eq. (3), matrix-free
+            return v - sc * AT(D * v)  # the Jacobian of Eq. (3), matrix-free
 
         # Linear tolerance: the forcing term, but never below a tenth of
         # the stop test (in 2-norm, sqrt(q) ||.||_inf bounds it).
@@ -294,7 +265,7 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RE
         for _ in range(MAX_HALVINGS + 1):
             xt = x + t[:, None, :] * dx
             ft, dft = fd(xt)
-            rt = xt - C - AT(ft)
+            rt = xt - C - sc * AT(ft)
             rt2 = xp.sqrt(_dot(rt, rt, xp))
             rtinf = _max1(rt, xp)
             ok = pending & ((rt2 <= (1.0 - ARMIJO * t) * r2)
@@ -316,6 +287,70 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RE
         r2_prev = r2
         x, fx, dfx, r, r2, rinf = xn, fxn, dfxn, rn, rn2, rninf
     return x, dfx, status, iters, rinf
+
+
+def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RESTART):
+    """Solve Eq. (3) on a group of modules by Jacobian-free Newton-Krylov.
+
+    Implements DESIGN.md sec. 3's large-module solve of
+    ``r(x) = x - c - A_SS^T f(x) = 0``: inexact Newton steps
+    ``J dx = -r`` solved by :func:`gmres` with ``J v = v - A_SS^T (f'(x) v)``
+    (one sparse product ``AT`` per Krylov step for all columns), then a
+    backtracking line search on ``||r||_2`` per column (Armijo, factor 1/2,
+    at most :data:`MAX_HALVINGS` halvings).  A column stops when
+    ``||r||_inf <= atol + rtol ||x||_inf`` (the Newton solver's test).
+
+    Parameters
+    ----------
+    xp : array namespace
+    AT : callable
+        ``V -> A_SS^T V`` on (n, q, B) arrays.
+    fd : callable
+        ``x -> (f(x), f'(x))`` (see :func:`xp_activation`).
+    C, X : (n, q, B) arrays
+        The constant term c and the start (x = c is the fixed-point guess).
+    atol, rtol, max_iter : the stop test and the Newton steps allowed.
+
+    Columns that end with MAX_ITERATIONS or NO_DECREASE (a non-contractive
+    module whose ``||r||`` has a non-root local minimum on the way) are
+    solved again by natural-parameter continuation, as the dense Newton
+    solver does: ``x = c + s A^T f(x)`` for s = 1/n, ..., 1 from x = c, each
+    from the previous solution, with n = 4, then 16 (all columns in
+    lockstep; a column keeps the continuation's solution only if it
+    converged).
+
+    Returns
+    -------
+    x, dfx : (n, q, B) arrays
+        The last iterate and f'(x) there.
+    status : (n, B) int array of :class:`SolveStatus` values
+        CONVERGED, MAX_ITERATIONS, NO_DECREASE (the line search failed) or
+        NONFINITE.
+    iterations : (n, B) int array
+        Newton steps per column.
+    residual : (n, B) array
+        ``||r||_inf`` at x.
+    """
+    x, dfx, status, iters, res = _newton_loop(xp, AT, fd, C, X, 1.0, atol, rtol, max_iter,
+                                              eta, restart)
+    for n_steps in CONTINUATION_STEPS:
+        failed = ((status == int(SolveStatus.MAX_ITERATIONS))
+                  | (status == int(SolveStatus.NO_DECREASE)))
+        if not bool(xp.any(failed)):
+            break
+        y, total = C, iters
+        for k in range(1, n_steps + 1):
+            y, dfy, sty, ity, resy = _newton_loop(xp, AT, fd, C, y, k / n_steps, atol, rtol,
+                                                  max_iter, eta, restart)
+            total = total + ity
+        take = failed & (sty == int(SolveStatus.CONVERGED))
+        t3 = take[:, None, :]
+        x, dfx = xp.where(t3, y, x), xp.where(t3, dfy, dfx)
+        status, res = xp.where(take, sty, status), xp.where(take, resy, res)
+        iters = xp.where(take, total, iters)
+    return x, dfx, status, iters, res
+
+
 
 
 def krylov_adjoint(xp, A, dfx, RHS, *, atol, rtol, restart=RESTART,
