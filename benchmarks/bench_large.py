@@ -9,7 +9,7 @@ B = 256, tanh, tolerance 1e-10, forward + backward, measured in one process
 1. ``solver="krylov"``: matrix-free Newton-Krylov (GMRES), adjoint by GMRES on J^T;
 2. ``solver="newton"``: dense per-sample LU Newton, timed on ``--dense-batch``
    samples and scaled linearly to B (its cost is per sample); skipped
-   (``-``) where one sample alone would take more than ``--dense-limit``
+   (``-``) where those samples would take more than ``--dense-limit``
    seconds by the q^3 law from the previous size;
 3. ``mode="whole"``: the whole graph as one implicit layer, Anderson
    acceleration (memory 5) forward and the adjoint fixed point backward
@@ -72,7 +72,7 @@ def large_rows(sizes, B, dense_batch, repeat, scales, dense_limit, progress=prin
             run_dense = True
             if t_dense_prev is not None and label == "default":
                 q0, t0 = t_dense_prev
-                run_dense = t0 * (p / q0) ** 3 <= dense_limit
+                run_dense = nb * t0 * (p / q0) ** 3 <= dense_limit  # q^3 law
             methods = {
                 "krylov": (X0, G, dict(solver="krylov")),
                 "anderson": (X0, G, dict(mode="whole")),
@@ -96,7 +96,8 @@ def large_rows(sizes, B, dense_batch, repeat, scales, dense_limit, progress=prin
             rows.append(dict(p=p, scale=scale, label=label, row_sum=row_sum,
                              modules=g.schedule.n_modules, max_q=g.schedule.max_module_size,
                              edges=g.n_edges, best=best, info=info, dense_batch=nb))
-            progress(f"p={p} scale={scale}")
+            progress(f"p={p} scale={scale}: " + ", ".join(
+                f"{k} {fmt_time(v)} {info[k][0]}" for k, v in best.items()))
     return rows
 
 
@@ -132,8 +133,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--dense-batch", type=int, default=8,
                     help="samples the dense-LU Newton is timed on (scaled to --batch)")
-    ap.add_argument("--dense-limit", type=float, default=120.0,
-                    help="skip dense LU where one batch would take longer (seconds)")
+    ap.add_argument("--dense-limit", type=float, default=60.0,
+                    help="skip dense LU where its --dense-batch samples would take longer "
+                         "(seconds, extrapolated by q^3 from the previous size)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--hard-scale", type=float, default=1.6)

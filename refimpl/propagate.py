@@ -66,12 +66,15 @@ AUTO_NEWTON_MAX_Q = 8
 #: higher speed), giving up early on a module whose observed rate predicts
 #: it will not finish in time; those are solved by Newton.
 AUTO_FP_ITER_PER_Q = 10
-#: solver="auto": modules of at least this many nodes are solved by the
-#: matrix-free Newton-Krylov method (and stored sparse, never as q x q
-#: blocks).  Measured with ``benchmarks/bench_large.py --crossover``
-#: (forward + backward, B = 256, tanh, tol 1e-10, interleaved A/B in one
-#: process, best of 3, 2-core shared VM): see the README's
-#: ``refimpl bench large`` section.
+#: solver="auto": modules of at least this many nodes are stored sparse
+#: (never as q x q blocks) and solved by the fixed point first, then by the
+#: matrix-free Newton-Krylov method where it does not finish.  Measured with
+#: ``benchmarks/bench_large.py`` (forward + backward, B = 256, tanh, tol
+#: 1e-10, interleaved in one process, 2-core shared VM): where the fixed
+#: point converges it is 1.5-3.5x faster than Krylov at q = 200..1000 (one
+#: sparse product per step, no orthogonalization), and a divergent one is
+#: abandoned after about 10 steps; dense LU is 10x slower than Krylov at
+#: q = 200 and 125x at q = 500.  ``--crossover`` (B = 256): see the README.
 AUTO_KRYLOV_MIN_Q = 64
 #: Fixed-point iterations allowed per Newton iteration (``max_iter``).
 FP_ITER_FACTOR = 20
@@ -137,7 +140,7 @@ def _auto_strategy(q):
         return ("newton",)
     if q < AUTO_KRYLOV_MIN_Q:
         return ("fixed_point_trial", "newton")
-    return ("krylov",)
+    return ("fixed_point_trial", "krylov")
 
 
 #: solver -> (q -> the stages of a group of q-node modules).  Each stage
@@ -497,10 +500,12 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         ``J v = v - A_SS^T (f'(x) v)``, one sparse product per step for the
         whole batch; the module is stored sparse, never as a q x q block).
         "auto": Newton for modules of up to :data:`AUTO_NEWTON_MAX_Q` nodes;
-        Newton-Krylov for modules of at least :data:`AUTO_KRYLOV_MIN_Q`
-        nodes; in between the fixed point first (up to
-        ``AUTO_FP_ITER_PER_Q * q`` steps, abandoned early when the observed
-        rate cannot make it), and Newton solves those it does not finish.
+        larger modules first try the fixed point (up to
+        ``AUTO_FP_ITER_PER_Q * q`` steps, at most 20 ``max_iter``,
+        abandoned early when the observed rate cannot make it), and those
+        it does not finish go to Newton (below :data:`AUTO_KRYLOV_MIN_Q`
+        nodes) or to Newton-Krylov (from it on; those modules are stored
+        sparse).
     mode : {"levels", "sequential", "whole"}
         "levels": the modules of a level are solved together (the paper's
         parallel computation).  "sequential": one module at a time, in

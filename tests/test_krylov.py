@@ -203,16 +203,44 @@ def test_backward_throw_false_reports_a_failed_adjoint(monkeypatch):
 
 
 def test_auto_routes_large_modules_to_sparse_krylov(monkeypatch):
-    """Modules of at least AUTO_KRYLOV_MIN_Q nodes go to Krylov and are never
-    stored as dense q x q blocks."""
+    """Modules of at least AUTO_KRYLOV_MIN_Q nodes go to the fixed point, then
+    Krylov, and are never stored as dense q x q blocks."""
     net, X0, T = make_net(3, 40)
     g = net.prune()
     monkeypatch.setattr(propagate, "AUTO_KRYLOV_MIN_Q", 10)
     fwd = forward(net, X0, g)
     recs = [rec for s in fwd.steps for rec in s.groups if rec.size >= 10]
-    assert recs and all(rec.krylov.size == rec.group.n_modules for rec in recs)
+    assert recs and all(rec.krylov.size + rec.fixed.size == rec.group.n_modules
+                        for rec in recs)
+    assert all(rec.op.sparse for rec in recs)
     assert all("blocks" not in rec.op.__dict__ for rec in recs)
     backward(net, fwd, np.ones((X0.shape[0], net.n_out)))
     assert all("blocks" not in rec.op.__dict__ for rec in recs)
     ref = forward(net, X0, g, solver="newton")
     np.testing.assert_allclose(fwd.X, ref.X, rtol=1e-9, atol=1e-9)
+
+
+def test_bench_large_quick_runs(capsys):
+    """``refimpl bench large --quick`` runs end to end (no timing asserted)."""
+    from refimpl.cli import main
+
+    assert main(["bench", "large", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "Krylov/Anderson" in out and "| 40 |" in out
+
+
+def test_auto_sparse_fixed_point_adjoint_falls_back_to_krylov(monkeypatch):
+    """A sparse-stored module solved by the fixed point whose adjoint
+    iteration fails gets its adjoint from GMRES on J^T (nothing dense)."""
+    net, X0, T = make_net(3, 40)
+    g = net.prune()
+    l0, g0, _ = loss_and_grad(net, X0, T, g, solver="newton", **TIGHT)
+    monkeypatch.setattr(propagate, "AUTO_KRYLOV_MIN_Q", 10)
+    monkeypatch.setattr(propagate, "fixed_point_adjoint_group",
+                        lambda *a, **k: (np.full_like(a[2], np.nan), False))
+    l1, g1, f1 = loss_and_grad(net, X0, T, g, **TIGHT)
+    recs = [rec for s in f1.steps for rec in s.groups if rec.fixed.size and rec.op.sparse]
+    assert recs, "the sparse fixed-point path was not taken"
+    assert all("blocks" not in rec.op.__dict__ for rec in recs)
+    # Both solve to 1e-13; cond(J) ~ 10 here.
+    np.testing.assert_allclose(g1.K, g0.K, rtol=1e-8, atol=1e-11)
