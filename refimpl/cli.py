@@ -4,10 +4,16 @@ Each subcommand lives in its own module under :mod:`refimpl.commands` and
 exposes ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> int``.  Subcommand modules are imported lazily, only when
 their command runs, so ``refimpl --version`` stays fast.
+
+Errors: every failure of a command is reported as one line on stderr,
+``refimpl COMMAND: ErrorType: message`` (with advice for the common ones), and
+exit code 2; an interrupt prints one line and exits with 130.  ``--debug``
+(before or after the command name) shows the full traceback instead.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 
@@ -31,14 +37,39 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Reference implementation of Neural Modules and Self-Assembling Graph Perceptrons.",
     )
     parser.add_argument("--version", action="version", version=f"refimpl {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback when a command fails")
+    # Every subcommand's --help shows the defaults.
+    sub_class = functools.partial(argparse.ArgumentParser,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=sub_class)
     for name, (module, help_text) in COMMANDS.items():
         if only is not None and name != only:
             sub.add_parser(name, help=help_text)
             continue
         mod = importlib.import_module(f"refimpl.commands.{module}")
-        mod.register(sub, name, help_text)
+        p = mod.register(sub, name, help_text)
+        if p is not None:  # ``refimpl train ... --debug`` works too
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show the full traceback when the command fails")
     return parser
+
+
+def _advice(exc: BaseException) -> str:
+    """A hint for the failures a user can fix from the command line."""
+    from .solvers.result import ConvergenceError
+
+    if isinstance(exc, ConvergenceError):
+        return (" (try a lower --lr, standardized inputs, or a smaller --init-scale; "
+                "--debug shows where it failed)")
+    return ""
+
+
+def error_line(command: str | None, exc: BaseException) -> str:
+    """The one-line report of a failed command: ``refimpl CMD: Type: message``."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    name = f"refimpl {command}" if command else "refimpl"
+    return f"{name}: {type(exc).__name__}: {text}{_advice(exc)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"refimpl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI reports every failure in one line
+        if args.debug:
+            raise
+        print(error_line(args.command, exc), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -208,7 +208,8 @@ def nm_penalty(K, graph, alpha):
     K = _check_K(K, rep.p)
     alpha = _scalar(alpha, "alpha", strict=False)
     RK2 = rep.R * K * K
-    return float(alpha * (RK2.sum() - np.trace(RK2)))  # Eq. (11), i != j
+    np.fill_diagonal(RK2, 0.0)  # i != j; zeroed, not subtracted (no cancellation)
+    return float(alpha * RK2.sum())  # Eq. (11)
 
 
 def nm_gradient(K, graph, alpha):
@@ -332,7 +333,8 @@ def l2_penalty(K, alpha):
     K = check_square_finite(K, "K")
     alpha = _scalar(alpha, "alpha", strict=False)
     K2 = K * K
-    return float(alpha * (K2.sum() - np.trace(K2)))
+    np.fill_diagonal(K2, 0.0)  # biases are not penalized; zeroed, not subtracted
+    return float(alpha * K2.sum())
 
 
 def l2_gradient(K, alpha):

@@ -1,7 +1,8 @@
-"""The command line: version, help, and the bench command's wiring."""
+"""The command line: version, help, one-line errors, and the bench command's wiring."""
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from refimpl import __version__
@@ -31,3 +32,57 @@ def test_bench_rejects_unknown_benchmark(capsys):
         main(["bench", "nonexistent"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_failure_is_one_line_with_exit_code_2(tmp_path, capsys):
+    # A missing checkpoint: the command's error becomes one line on stderr.
+    rc = main(["predict", "--checkpoint", str(tmp_path / "missing.npz")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("refimpl predict: "), err
+
+
+def test_uncaught_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
+    from refimpl.commands import verify as verify_command
+
+    def broken(args):
+        raise ValueError("first line\n  second line")
+
+    monkeypatch.setattr(verify_command, "run", broken)
+    assert main(["verify"]) == 2
+    assert capsys.readouterr().err == "refimpl verify: ValueError: first line second line\n"
+    for argv in (["--debug", "verify"], ["verify", "--debug"]):
+        with pytest.raises(ValueError, match="first line"):
+            main(argv)
+
+
+def test_interrupt_is_one_line(monkeypatch, capsys):
+    from refimpl.commands import verify as verify_command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify_command, "run", interrupted)
+    assert main(["verify"]) == 130
+    assert capsys.readouterr().err.strip() == "refimpl verify: interrupted"
+
+
+def test_error_line_flattens_and_advises():
+    from refimpl.cli import error_line
+    from refimpl.solvers.result import ConvergenceError
+
+    exc = ConvergenceError(3, np.arange(4), 4, 1.0, 7, 2)
+    line = error_line("train", exc)
+    assert "\n" not in line and line.startswith("refimpl train: ConvergenceError: neural module 3")
+    assert "--lr" in line
+    assert error_line(None, ValueError("a\n  b")) == "refimpl: ValueError: a b"
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    from refimpl.train import TrainConfig
+
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"p, hidden nodes (default: {TrainConfig().nodes})" in out

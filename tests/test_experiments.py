@@ -152,8 +152,9 @@ def test_local_processes(tmp_path):
 
 
 def test_dask_cluster_sweep_resumes(tmp_path):
-    import dask
-    from dask import distributed  # the 'dist' extra
+    dask = pytest.importorskip("dask", reason="the Dask executor needs the 'dist' extra")
+    distributed = pytest.importorskip("dask.distributed",
+                                      reason="the Dask executor needs the 'dist' extra")
 
     dask_config = dask.config.set({"temporary-directory": str(tmp_path / "dask")})
     path = tmp_path / "runs.csv"

@@ -40,3 +40,4 @@ def register(subparsers, name, help_text):
     p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("rest", nargs="...", help="options passed to the benchmark (try --help)")
     p.set_defaults(func=_run)
+    return p

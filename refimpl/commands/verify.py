@@ -79,3 +79,4 @@ def register(subparsers, name, help_text):
                    choices=[c.name for c in verify.CLAIMS],
                    help="run only this claim (repeatable)")
     p.set_defaults(func=run)
+    return p
