@@ -10,7 +10,7 @@ B = 256, tanh, tolerance 1e-10, forward + backward, measured in one process
 2. ``solver="newton"``: dense per-sample LU Newton, timed on ``--dense-batch``
    samples and scaled linearly to B (its cost is per sample); skipped
    (``-``) where those samples would take more than ``--dense-limit``
-   seconds by the q^3 law from the previous size;
+   seconds by the q^3 law from the previous size, and on the "hard" rows;
 3. ``mode="whole"``: the whole graph as one implicit layer, Anderson
    acceleration (memory 5) forward and the adjoint fixed point backward
    (the same system here: the graph is one module);
@@ -69,8 +69,8 @@ def large_rows(sizes, B, dense_batch, repeat, scales, dense_limit, progress=prin
             A = g.A
             row_sum = float(np.abs(A).sum(axis=0).max())  # max_i sum_j |A_ji|
             nb = min(dense_batch, B)
-            run_dense = True
-            if t_dense_prev is not None and label == "default":
+            run_dense = label == "default" and dense_limit > 0  # hard rows: convergence only
+            if run_dense and t_dense_prev is not None:
                 q0, t0 = t_dense_prev
                 run_dense = nb * t0 * (p / q0) ** 3 <= dense_limit  # q^3 law
             methods = {
