@@ -68,14 +68,16 @@ AUTO_NEWTON_MAX_Q = 8
 AUTO_FP_ITER_PER_Q = 10
 #: solver="auto": modules of at least this many nodes are stored sparse
 #: (never as q x q blocks) and solved by the fixed point first, then by the
-#: matrix-free Newton-Krylov method where it does not finish.  Measured with
-#: ``benchmarks/bench_large.py`` (forward + backward, B = 256, tanh, tol
-#: 1e-10, interleaved in one process, 2-core shared VM): where the fixed
-#: point converges it is 1.5-3.5x faster than Krylov at q = 200..1000 (one
-#: sparse product per step, no orthogonalization), and a divergent one is
-#: abandoned after about 10 steps; dense LU is 10x slower than Krylov at
-#: q = 200 and 125x at q = 500.  ``--crossover`` (B = 256): see the README.
-AUTO_KRYLOV_MIN_Q = 64
+#: matrix-free Newton-Krylov method where it does not finish; smaller ones
+#: fall back to the dense Newton.  Measured with ``benchmarks/bench_large.py
+#: --crossover`` (single-module graphs, forward + backward, B = 256, tanh,
+#: tol 1e-10, one process, 2-core VM shared with other jobs): dense Newton
+#: against Krylov 9 / 44 ms at q = 32, 48 / 109 ms at q = 64, 297 / 186 ms
+#: at q = 128, 2.2 s / 0.37 s at q = 256: the crossover lies between 64 and
+#: 128.  Where the fixed point converges it is cheaper than both (56 ms at
+#: q = 128; 1.5-3.5x faster than Krylov at q = 200..1000 in ``bench large``),
+#: and a divergent one is abandoned after about 10 steps.
+AUTO_KRYLOV_MIN_Q = 96
 #: Fixed-point iterations allowed per Newton iteration (``max_iter``).
 FP_ITER_FACTOR = 20
 
