@@ -244,3 +244,26 @@ def test_auto_sparse_fixed_point_adjoint_falls_back_to_krylov(monkeypatch):
     assert all("blocks" not in rec.op.__dict__ for rec in recs)
     # Both solve to 1e-13; cond(J) ~ 10 here.
     np.testing.assert_allclose(g1.K, g0.K, rtol=1e-8, atol=1e-11)
+
+
+def test_continuation_rescues_the_columns_newton_cannot_finish(monkeypatch):
+    """A strongly non-contractive random module (spectral radius ~2): without
+    the continuation fallback some columns fail (the line search stalls);
+    with it every column solves Eq. (3)."""
+    from refimpl.solvers import krylov
+
+    q = 30
+    A, C = random_module(q, 2.0, seed=0, B=16)
+    args = (xnp, scipy_spmv(A.T.tocsr(), 1, q), xp_activation(xnp, "tanh"), C, C.copy())
+    kw = dict(atol=1e-11, rtol=1e-11, max_iter=50)
+    x, _, st, _, _ = newton_krylov(*args, **kw)
+    assert np.all(st == SolveStatus.CONVERGED)
+    R = eq3_residual(A, C, x)
+    assert np.all(np.abs(R).max(axis=0) <= 1.01 * (1e-11 + 1e-11 * np.abs(x[0]).max(axis=0)))
+    monkeypatch.setattr(krylov, "CONTINUATION_STEPS", ())
+    _, _, st0, _, _ = newton_krylov(*args, **kw)
+    assert np.any(st0 != SolveStatus.CONVERGED)
+    # The continuation changes only the columns that had failed.
+    ok = np.asarray(st0 == SolveStatus.CONVERGED)[0]
+    x0, *_ = newton_krylov(*args, **kw)
+    np.testing.assert_array_equal(x0[0][:, ok], x[0][:, ok])

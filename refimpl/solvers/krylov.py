@@ -324,9 +324,9 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RE
     module whose ``||r||`` has a non-root local minimum on the way) are
     solved again by natural-parameter continuation, as the dense Newton
     solver does: ``x = c + s A^T f(x)`` for s = 1/n, ..., 1 from x = c, each
-    from the previous solution, with n = 4, then 16 (all columns in
-    lockstep; a column keeps the continuation's solution only if it
-    converged).
+    from the previous solution, with n = 4, then 16 (the samples with a
+    failed column only, in lockstep; a column keeps the continuation's
+    solution only if it converged).
 
     Returns
     -------
@@ -347,11 +347,26 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RE
                   | (status == int(SolveStatus.NO_DECREASE)))
         if not bool(xp.any(failed)):
             break
-        y, total = C, iters
+        # Only the samples (columns b) with a failed module are re-solved.
+        fail_b = xp.any(failed, axis=0)
+        cols = xp.nonzero(fail_b)[0]
+        Cs = xp.take(C, cols, axis=2)
+        y, total = Cs, xp.take(iters, cols, axis=1)
         for k in range(1, n_steps + 1):
-            y, dfy, sty, ity, resy = _newton_loop(xp, AT, fd, C, y, k / n_steps, atol, rtol,
+            y, dfy, sty, ity, resy = _newton_loop(xp, AT, fd, Cs, y, k / n_steps, atol, rtol,
                                                   max_iter, eta, restart)
             total = total + ity
+        # Back to all B columns without a scatter: column b reads itself, or
+        # (a re-solved one) its place in the appended block.
+        B = fail_b.shape[0]
+        pos = xp.cumulative_sum(xp.astype(fail_b, xp.int64)) - 1
+        idx = xp.where(fail_b, B + pos, xp.arange(B, dtype=xp.int64, device=_device(C)))
+
+        def back(full, part):
+            return xp.take(xp.concat([full, part], axis=-1), idx, axis=full.ndim - 1)
+
+        y, dfy, sty = back(x, y), back(dfx, dfy), back(status, sty)
+        resy, total = back(res, resy), back(iters, total)
         take = failed & (sty == int(SolveStatus.CONVERGED))
         t3 = take[:, None, :]
         x, dfx = xp.where(t3, y, x), xp.where(t3, dfy, dfx)
