@@ -17,6 +17,7 @@ BENCHMARKS = {
     "training": "bench_training.py",
     "threads": "bench_threads.py",
     "gp_cost": "bench_gp_cost.py",
+    "large": "bench_large.py",
 }
 
 
