@@ -43,9 +43,10 @@ import scipy.sparse as sp
 
 from .activations import get_activation, get_output
 from .equations import level_product
-from .solvers.fixed_point import fixed_point_adjoint_group, fixed_point_group
+from .solvers.fixed_point import (fixed_point_adjoint_group, fixed_point_group,
+                                  solve_fixed_point, solve_fixed_point_adjoint)
 from .solvers.krylov import KrylovOperator, krylov_adjoint, newton_krylov, xp_activation
-from .solvers.newton import factor_jacobian, solve_adjoint, solve_newton
+from .solvers.newton import ACT_CODES, factor_jacobian, solve_adjoint, solve_newton
 from .solvers.result import ConvergenceError, GroupSolve, SolveStatus
 from .solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
 from .threads import with_threads
@@ -183,6 +184,19 @@ class ModuleOperator:
         return sp.csr_matrix((self.data[g.edge], (m * q + a, m * q + c)), shape=(nq, nq))
 
     @cached_property
+    def edges(self):
+        """The modules' edges as per-module lists ``(ptr, src, dst, w)``
+        (:func:`refimpl.solvers.fixed_point.module_edges`), for the kernels."""
+        g, q = self.group, self.q
+        flat = np.asarray(g.flat, dtype=np.int64)
+        o = np.argsort(flat, kind="stable")
+        m, local = np.divmod(flat[o], q * q)
+        a, c = np.divmod(local, q)
+        ptr = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(m, minlength=self.n), out=ptr[1:])
+        return ptr, a, c, np.ascontiguousarray(self.data[np.asarray(g.edge)[o]], dtype=np.float64)
+
+    @cached_property
     def csr_T(self):
         return self.csr.T.tocsr()
 
@@ -231,6 +245,9 @@ def _stage_newton(op, C, idx, ctx):
 def _stage_fixed_point(op, C, idx, ctx, trial=False):
     o = ctx.opts
     budget = min(AUTO_FP_ITER_PER_Q * op.q, o.fp_max_iter) if trial else o.fp_max_iter
+    if not op.sparse and ctx.act.name in ACT_CODES:  # dense-block group: the numba kernel
+        return solve_fixed_point(op.edges, C, activation=ctx.act.name, atol=o.atol,
+                                 rtol=o.rtol, max_iter=budget, give_up=trial, mods=idx)
     return fixed_point_group(lambda V, a: op.AT(V, idx[a]), C, ctx.act.f, atol=o.atol,
                              rtol=o.rtol, max_iter=budget, give_up=trial)
 
@@ -637,8 +654,12 @@ def _adjoint_fixed_point(rec, part, RHS, D, X, opts, act):
     J^T u = rhs is solved directly: by Krylov for sparse-stored modules, by
     factoring J at x* otherwise."""
     idx, op = part.idx, rec.op
-    U, ok = fixed_point_adjoint_group(lambda V: op.A(V, idx), D, RHS, atol=opts.atol,
-                                      rtol=opts.rtol, max_iter=opts.fp_max_iter)
+    if not op.sparse:  # dense-block group: the numba kernel
+        U, ok = solve_fixed_point_adjoint(op.edges, D, RHS, atol=opts.atol, rtol=opts.rtol,
+                                          max_iter=opts.fp_max_iter, mods=idx)
+    else:
+        U, ok = fixed_point_adjoint_group(lambda V: op.A(V, idx), D, RHS, atol=opts.atol,
+                                          rtol=opts.rtol, max_iter=opts.fp_max_iter)
     if ok:
         return U, np.zeros(idx.size, np.int8)
     if op.sparse:

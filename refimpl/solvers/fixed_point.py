@@ -4,14 +4,25 @@
 ``u <- rhs + f'(x) * (A_SS u)`` for the adjoint.  The products with A_SS
 come in as functions, so a group stored as dense (n, q, q) blocks and a
 large module stored as a sparse matrix are iterated by the same code.
+
+For dense-block groups the same iterations run as numba kernels
+(:func:`fixed_point_kernel`, :func:`fixed_point_adjoint_kernel`): one call
+per group, looping over each module's nonzero block entries only, with the
+exp-based tanh of the Newton kernel.  The NumPy functions stay the reference
+(``tests/test_fixed_point.py`` checks equal statuses, iteration counts and
+iterates) and serve the sparse-stored modules.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from .result import GroupSolve, SolveStatus
+from .newton import _act, _code
+from .result import CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE, GroupSolve, SolveStatus
 
-__all__ = ["fixed_point_group", "fixed_point_adjoint_group"]
+__all__ = ["fixed_point_group", "fixed_point_adjoint_group", "module_edges",
+           "solve_fixed_point", "solve_fixed_point_adjoint", "fixed_point_kernel",
+           "fixed_point_adjoint_kernel"]
 
 #: A module stops (NO_DECREASE) when, after this many iterations, its step grows.
 STALL_AFTER = 10
@@ -90,3 +101,232 @@ def fixed_point_adjoint_group(A, DF, RHS, *, atol, rtol, max_iter):
         if delta <= atol + rtol * (np.abs(U).max() if U.size else 0.0):
             return U, True
     return U, False
+
+
+# ----------------------------------------------------------------------------
+# numba kernels: the same iterations, one call per group
+# ----------------------------------------------------------------------------
+
+
+def module_edges(blocks):
+    """The nonzero entries of a block stack as per-module edge lists.
+
+    Parameters
+    ----------
+    blocks : (n, q, q) array
+        ``blocks[m, a, c]`` = weight of edge a -> c of module m.
+
+    Returns
+    -------
+    ptr : (n + 1,) int64, src, dst : (n_edges,) int64, w : (n_edges,) float64
+        Module m's edges are ``ptr[m]:ptr[m + 1]``, edge ``e`` going
+        ``src[e] -> dst[e]`` (local node indices) with weight ``w[e]``.
+    """
+    blocks = np.asarray(blocks, dtype=np.float64)
+    if blocks.ndim != 3 or blocks.shape[1] != blocks.shape[2]:
+        raise ValueError(f"blocks: expected shape (n, q, q), got {blocks.shape}")
+    m, a, c = np.nonzero(blocks)
+    ptr = np.zeros(blocks.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(m, minlength=blocks.shape[0]), out=ptr[1:])
+    return ptr, a.astype(np.int64), c.astype(np.int64), blocks[m, a, c]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def fixed_point_kernel(ptr, src, dst, w, mods, C, X, code, atol, rtol, max_iter, give_up,
+                       iters, resid, status):
+    """The iteration of :func:`fixed_point_group` (Eq. 3) on dense-block modules.
+
+    Row k of ``C`` (n_k, q, B) belongs to module ``mods[k]``, whose edges are
+    ``ptr[mods[k]]:ptr[mods[k] + 1]`` of (src, dst, w) (:func:`module_edges`;
+    zero block entries are never touched).  Each module iterates
+    ``x <- c + A_SS^T f(x)`` from x = c with the same stop test, statuses,
+    stall rule and rate-based give-up as :func:`fixed_point_group`, f
+    evaluated by :func:`refimpl.solvers.newton._act` (exp-based tanh).
+    Outputs (preallocated): X (n_k, q, B), iters (n_k,) int32, resid (n_k,),
+    status (n_k,) int8.
+    """
+    n_k, q, B = C.shape
+    x = np.empty((q, B))
+    fx = np.empty((q, B))
+    xn = np.empty((q, B))
+    for k in range(n_k):
+        m = mods[k]
+        e0, e1 = ptr[m], ptr[m + 1]
+        for a in range(q):
+            for s in range(B):
+                x[a, s] = C[k, a, s]
+        st = MAX_ITERATIONS
+        prev = np.inf
+        R = np.inf
+        it = 0
+        for it in range(max_iter + 1):
+            for a in range(q):
+                for s in range(B):
+                    fx[a, s] = _act(code, x[a, s])[0]
+                    xn[a, s] = C[k, a, s]
+            for e in range(e0, e1):  # Eq. (3): x_c += w_ac f(x_a)
+                wa = w[e]
+                a, c = src[e], dst[e]
+                for s in range(B):
+                    xn[c, s] += wa * fx[a, s]
+            R = 0.0
+            scale = 0.0
+            nan = False
+            for a in range(q):
+                for s in range(B):
+                    d = abs(xn[a, s] - x[a, s])
+                    if d != d:
+                        nan = True
+                    elif d > R:
+                        R = d
+                    v = abs(x[a, s])
+                    if v > scale:
+                        scale = v
+            if nan:
+                R = np.nan
+            tol = atol + rtol * scale
+            if R <= tol:
+                st = CONVERGED
+                break
+            if not np.isfinite(R):
+                st = NONFINITE
+                break
+            for a in range(q):
+                for s in range(B):
+                    x[a, s] = xn[a, s]
+            stalled = it >= STALL_AFTER and R >= prev
+            if give_up and it >= STALL_AFTER and not stalled:
+                # the tolerance would need log(tol / R) / log(rate) more steps
+                rate = R / prev
+                if tol <= 0.0:
+                    num = -np.inf
+                else:
+                    num = np.log(tol / R)
+                den = np.log(rate)
+                if den != 0.0 and it + num / den > max_iter:
+                    stalled = True
+            if stalled:
+                st = NO_DECREASE
+                break
+            prev = R
+        for a in range(q):
+            for s in range(B):
+                X[k, a, s] = x[a, s]
+        iters[k] = it
+        resid[k] = R
+        status[k] = st
+
+
+@numba.njit(cache=True, error_model="numpy")
+def fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, atol, rtol, max_iter, U):
+    """The iteration of :func:`fixed_point_adjoint_group` (Eq. 4 on the
+    modules), ``u <- rhs + f'(x) * (A_SS u)``, all modules in lockstep with
+    the group-wide stop test of the NumPy version.  Edge lists as in
+    :func:`fixed_point_kernel`; DF, RHS (n_k, q, B); output U (n_k, q, B).
+    Returns True when converged within ``max_iter`` steps.
+    """
+    n_k, q, B = RHS.shape
+    Un = np.empty_like(RHS)
+    for k in range(n_k):
+        for a in range(q):
+            for s in range(B):
+                U[k, a, s] = RHS[k, a, s]
+    for _ in range(max_iter):
+        delta = 0.0
+        umax = 0.0
+        nan = False
+        for k in range(n_k):
+            m = mods[k]
+            for a in range(q):
+                for s in range(B):
+                    Un[k, a, s] = 0.0
+            for e in range(ptr[m], ptr[m + 1]):  # (A_SS u)_a += w_ac u_c
+                wa = w[e]
+                a, c = src[e], dst[e]
+                for s in range(B):
+                    Un[k, a, s] += wa * U[k, c, s]
+            for a in range(q):
+                for s in range(B):
+                    v = RHS[k, a, s] + DF[k, a, s] * Un[k, a, s]
+                    Un[k, a, s] = v
+                    d = abs(v - U[k, a, s])
+                    if d != d:
+                        nan = True
+                    elif d > delta:
+                        delta = d
+                    av = abs(v)
+                    if av != av:
+                        nan = True
+                    elif av > umax:
+                        umax = av
+        U[:] = Un
+        if not nan and delta <= atol + rtol * umax:
+            return True
+    return False
+
+
+def _edges_and_mods(edges, n, mods):
+    ptr, src, dst, w = edges
+    mods = np.arange(n, dtype=np.int64) if mods is None else np.asarray(mods, dtype=np.int64)
+    if mods.shape != (n,):
+        raise ValueError(f"mods: expected shape ({n},), got {mods.shape}")
+    if n and (mods.min() < 0 or mods.max() >= ptr.size - 1):
+        raise ValueError(f"mods: module indices must lie in [0, {ptr.size - 1})")
+    return ptr, src, dst, w, mods
+
+
+def solve_fixed_point(edges, C, *, activation="tanh", atol=1e-10, rtol=1e-10, max_iter=1000,
+                      give_up=False, mods=None):
+    """Solve Eq. (3) on a group of dense-block modules with :func:`fixed_point_kernel`.
+
+    The numba counterpart of :func:`fixed_point_group` (the NumPy reference:
+    same iterates, stop test, statuses and iteration counts).
+
+    Parameters
+    ----------
+    edges : tuple
+        ``(ptr, src, dst, w)`` from :func:`module_edges` (or built from the
+        graph's edge list).
+    C : (n_k, q, B) array
+        The constant term c of the modules ``mods``.
+    activation : str
+        One of :data:`refimpl.solvers.newton.ACT_CODES`.
+    atol, rtol, max_iter, give_up
+        As in :func:`fixed_point_group`.
+    mods : (n_k,) int array, optional
+        The module of each row of C (default ``arange(n_k)``).
+
+    Returns
+    -------
+    GroupSolve
+    """
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    if C.ndim != 3:
+        raise ValueError(f"C: expected shape (n, q, B), got {C.shape}")
+    if int(max_iter) < 0:
+        raise ValueError(f"max_iter: must be >= 0, got {max_iter}")
+    ptr, src, dst, w, mods = _edges_and_mods(edges, C.shape[0], mods)
+    n = C.shape[0]
+    X = np.empty_like(C)
+    iters = np.zeros(n, dtype=np.int32)
+    resid = np.zeros(n)
+    status = np.zeros(n, dtype=np.int8)
+    fixed_point_kernel(ptr, src, dst, w, mods, C, X, _code(activation), float(atol),
+                       float(rtol), int(max_iter), bool(give_up), iters, resid, status)
+    return GroupSolve(X, status, iters, resid)
+
+
+def solve_fixed_point_adjoint(edges, DF, RHS, *, atol=1e-10, rtol=1e-10, max_iter=1000,
+                              mods=None):
+    """Solve the module adjoint of Eq. (4), ``u = rhs + f'(x) * (A_SS u)``,
+    with :func:`fixed_point_adjoint_kernel` (the numba counterpart of
+    :func:`fixed_point_adjoint_group`).  Returns ``(U, converged)``."""
+    RHS = np.ascontiguousarray(RHS, dtype=np.float64)
+    DF = np.ascontiguousarray(DF, dtype=np.float64)
+    if RHS.ndim != 3 or DF.shape != RHS.shape:
+        raise ValueError(f"DF, RHS: expected equal (n, q, B) shapes, got {DF.shape}, {RHS.shape}")
+    ptr, src, dst, w, mods = _edges_and_mods(edges, RHS.shape[0], mods)
+    U = np.empty_like(RHS)
+    ok = fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, float(atol), float(rtol),
+                                    int(max_iter), U)
+    return U, bool(ok)

@@ -1,0 +1,154 @@
+"""The numba fixed-point kernels (Eq. 3 and its adjoint Eq. 4 on dense-block
+module groups) against the NumPy reference iterations of
+:mod:`refimpl.solvers.fixed_point` (``fixed_point_group``,
+``fixed_point_adjoint_group``): same statuses, same iteration counts, same
+iterates.
+
+Tolerances: both sides run the same iteration; they differ only in the
+summation order of A_SS^T f(x) and in tanh (the kernel's exp-based tanh is
+within 4e-16 of NumPy's), so iterates agree to ~1e-15 per step, amplified by
+at most the contractive iteration: 1e-12 on converged modules (looser on
+modules stopped unconverged, whose map may expand the differences).
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from refimpl.activations import get_activation
+from refimpl.solvers.fixed_point import (fixed_point_adjoint_group, fixed_point_group,
+                                         module_edges, solve_fixed_point,
+                                         solve_fixed_point_adjoint)
+from refimpl.solvers.result import SolveStatus
+
+TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+def make_group(seed, n, q, B, scale, density):
+    rng = np.random.default_rng(seed)
+    blocks = scale * rng.standard_normal((n, q, q)) * (rng.random((n, q, q)) < density)
+    C = rng.standard_normal((n, q, B))
+    return blocks, C
+
+
+def reference(blocks, C, activation, **kw):
+    """The NumPy reference: A_SS^T by batched matmul, NumPy's activation."""
+    f = get_activation(activation).f
+    return fixed_point_group(lambda V, a: np.matmul(blocks[a].transpose(0, 2, 1), V), C, f,
+                             **kw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), q=st.integers(1, 9),
+       B=st.integers(1, 5), scale=st.sampled_from([0.05, 0.3, 0.6, 1.5]),
+       density=st.sampled_from([0.2, 0.6, 1.0]),
+       activation=st.sampled_from(["tanh", "sigmoid", "swish", "relu", "identity"]),
+       give_up=st.booleans(), max_iter=st.sampled_from([0, 3, 12, 40, 400]))
+def test_kernel_matches_numpy_reference(seed, n, q, B, scale, density, activation, give_up,
+                                        max_iter):
+    blocks, C = make_group(seed, n, q, B, scale, density)
+    kw = dict(atol=1e-10, rtol=1e-10, max_iter=max_iter, give_up=give_up)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = reference(blocks, C, activation, **kw)
+    got = solve_fixed_point(module_edges(blocks), C, activation=activation, **kw)
+    np.testing.assert_array_equal(got.status, ref.status)
+    np.testing.assert_array_equal(got.iterations, ref.iterations)
+    finite = np.isfinite(ref.residual)
+    np.testing.assert_allclose(got.residual[finite], ref.residual[finite], rtol=1e-6, atol=1e-12)
+    conv = ref.status == SolveStatus.CONVERGED
+    np.testing.assert_allclose(got.x[conv], ref.x[conv], **TOL)
+    # A module stopped unconverged may be non-contractive: up to 400 steps of
+    # a map that expands rounding differences (seen: 1.5e-11 after 40 steps).
+    rest = ~conv & (ref.status != SolveStatus.NONFINITE)
+    np.testing.assert_allclose(got.x[rest], ref.x[rest], rtol=1e-8, atol=1e-8)
+
+
+def test_statuses_are_all_reached():
+    """Each status of the reference, and the kernel's equal to it."""
+    cases = {  # name -> (scale, density, activation, give_up, max_iter)
+        SolveStatus.CONVERGED: (0.1, 0.5, "tanh", False, 400),
+        SolveStatus.MAX_ITERATIONS: (0.1, 0.5, "tanh", False, 3),
+        SolveStatus.NO_DECREASE: (3.0, 1.0, "identity", False, 400),
+        SolveStatus.NONFINITE: (1e60, 1.0, "identity", False, 400),
+    }
+    for want, (scale, density, act, give_up, max_iter) in cases.items():
+        blocks, C = make_group(1, 2, 6, 3, scale, density)
+        kw = dict(atol=1e-10, rtol=1e-10, max_iter=max_iter, give_up=give_up)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ref = reference(blocks, C, act, **kw)
+        got = solve_fixed_point(module_edges(blocks), C, activation=act, **kw)
+        assert (ref.status == want).all(), (want, ref.status)
+        np.testing.assert_array_equal(got.status, ref.status)
+        np.testing.assert_array_equal(got.iterations, ref.iterations)
+
+
+def test_rate_based_give_up_matches():
+    """A slowly contracting module: the reference gives up early by its
+    observed rate (NO_DECREASE well before max_iter); so does the kernel."""
+    rng = np.random.default_rng(3)
+    q = 8
+    P = np.roll(np.eye(q), 1, axis=1)  # a ring: spectral radius 0.97 with identity f
+    blocks = (0.97 * P)[None]
+    C = rng.standard_normal((1, q, 4))
+    kw = dict(atol=1e-10, rtol=1e-10, max_iter=80, give_up=True)
+    ref = reference(blocks, C, "identity", **kw)
+    got = solve_fixed_point(module_edges(blocks), C, activation="identity", **kw)
+    assert ref.status[0] == SolveStatus.NO_DECREASE and ref.iterations[0] < 80
+    np.testing.assert_array_equal(got.status, ref.status)
+    np.testing.assert_array_equal(got.iterations, ref.iterations)
+    np.testing.assert_allclose(got.x, ref.x, **TOL)
+
+
+def test_module_subset_by_mods():
+    """Rows of C belong to the modules ``mods`` of the edge lists."""
+    blocks, C = make_group(5, 5, 4, 3, 0.3, 0.7)
+    idx = np.array([4, 1, 3])
+    ref = reference(blocks[idx], C[idx], "tanh", atol=1e-12, rtol=0.0, max_iter=500)
+    got = solve_fixed_point(module_edges(blocks), C[idx], atol=1e-12, rtol=0.0, max_iter=500,
+                            mods=idx)
+    np.testing.assert_array_equal(got.iterations, ref.iterations)
+    np.testing.assert_allclose(got.x, ref.x, **TOL)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), q=st.integers(1, 9),
+       B=st.integers(1, 5), scale=st.sampled_from([0.05, 0.3, 1.5]),
+       max_iter=st.sampled_from([0, 2, 400]))
+def test_adjoint_kernel_matches_numpy_reference(seed, n, q, B, scale, max_iter):
+    blocks, RHS = make_group(seed, n, q, B, scale, 0.5)
+    rng = np.random.default_rng(seed + 1)
+    D = rng.random((n, q, B))  # f'(x) of tanh lies in (0, 1]
+    kw = dict(atol=1e-10, rtol=1e-10, max_iter=max_iter)
+    U0, ok0 = fixed_point_adjoint_group(lambda V: np.matmul(blocks, V), D, RHS, **kw)
+    U1, ok1 = solve_fixed_point_adjoint(module_edges(blocks), D, RHS, **kw)
+    assert ok1 == ok0
+    if np.isfinite(U0).all():
+        np.testing.assert_allclose(U1, U0, rtol=1e-12, atol=1e-12 * max(1.0, abs(U0).max()))
+
+
+def test_adjoint_solves_the_linear_system():
+    """Oracle: the converged U solves (I - D A_SS) u = rhs (numpy.linalg)."""
+    blocks, RHS = make_group(7, 3, 5, 2, 0.3, 0.8)
+    D = np.random.default_rng(8).random(RHS.shape)
+    U, ok = solve_fixed_point_adjoint(module_edges(blocks), D, RHS, atol=1e-13, rtol=0.0,
+                                      max_iter=2000)
+    assert ok
+    for m in range(3):
+        for s in range(2):
+            M = np.eye(5) - D[m, :, s][:, None] * blocks[m]
+            np.testing.assert_allclose(U[m, :, s], np.linalg.solve(M, RHS[m, :, s]),
+                                       rtol=1e-10, atol=1e-11)
+
+
+def test_bad_input_is_named():
+    edges = module_edges(np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match="blocks"):
+        module_edges(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="C"):
+        solve_fixed_point(edges, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="mods"):
+        solve_fixed_point(edges, np.zeros((1, 3, 2)), mods=[5])
+    with pytest.raises(ValueError, match="activation"):
+        solve_fixed_point(edges, np.zeros((2, 3, 2)), activation="nope")
+    with pytest.raises(ValueError, match="DF, RHS"):
+        solve_fixed_point_adjoint(edges, np.zeros((2, 3, 2)), np.zeros((2, 3, 1)))
