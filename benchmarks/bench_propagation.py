@@ -1,14 +1,31 @@
 """Benchmark: forward + backward through neural modules vs its peers.
 
-Regimes (DESIGN.md sec. 12; issue "forward and backward"): p = 3000 hidden
-nodes, B = 256, tanh, tolerance 1e-10, modules of 1..32 nodes with ~3p edges,
-wired as a deep DAG (~100 levels) or a wide one (~10 levels of >= 20
-modules).  Measured in one process, best of a few runs:
+Regimes (DESIGN.md sec. 12; issues "forward and backward", 12): p = 3000
+hidden nodes, B = 256, tanh, tolerance 1e-10:
 
-1. the whole-graph fixed point + adjoint fixed point on the same sparse graph (DEQ-style),
-2. the sequential per-module mode (one module at a time, Fig. 4b's baseline),
-3. one sparse product over all edges (the floor: reading every edge once),
-4. for a layered 784-256-256-10 graph, a dense NumPy MLP forward + backward.
+- deep / wide: modules of 1..32 nodes with ~3p edges (:func:`refimpl.workloads.modular_graph`),
+  wired as a deep DAG (~100 levels) or a wide one (~10 levels of >= 20 modules);
+- weak modules: 3 levels, modules of 8..32 nodes holding most edges, each
+  A_SS of spectral radius 0.25 (:func:`refimpl.workloads.weak_modular_graph`):
+  the whole-graph iteration converges in ~20 steps, the peers' best case.
+
+Measured in one process, interleaved (each round times every method once),
+best of ``--repeat`` rounds, with the library's default threading (what a
+user gets; torch with its own default):
+
+1. the whole-graph fixed point + adjoint fixed point on the same sparse graph (DEQ-style, NumPy/SciPy),
+   (1') the same with Anderson acceleration,
+2. the PyTorch whole-graph equilibrium solve with an implicit adjoint
+   (``peer_torch.py``; the column is "-" when torch is not installed),
+3. the sequential per-module mode (one module at a time, Fig. 4b's baseline),
+4. the module-wise floor of the forward: for every module, (fixed-point
+   iterations + 1) x (its intra-module edges + its nodes' tanh), plus one
+   pass over the cross edges and the singletons, at the speed of a numba
+   sweep with the kernels' exp-based tanh (times per edge and per tanh
+   measured on this graph); a module whose fixed point does not converge
+   (then solved by Newton) counts one pass, so the floor is a lower bound;
+
+and, for a layered 784-256-256-10 graph, a dense NumPy MLP forward + backward.
 
 Run ``python benchmarks/bench_propagation.py`` or ``refimpl bench propagation``.
 """
@@ -17,7 +34,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
+import numba
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -25,43 +44,118 @@ from _timing import best_time, fmt_time, machine, markdown_table  # noqa: E402
 
 from refimpl import NMNetwork, forward  # noqa: E402
 from refimpl.graph import graph_from_mask  # noqa: E402
-from refimpl.workloads import modular_graph, time_fb  # noqa: E402
+from refimpl.solvers.newton import _act  # noqa: E402
+from refimpl.workloads import modular_graph, time_fb, weak_modular_graph  # noqa: E402
+
+try:
+    from peer_torch import torch_equilibrium
+    import torch  # noqa: F401
+except ImportError:  # the `bench` extra is not installed: no torch column
+    torch_equilibrium = None
+
+REGIMES = (
+    ("deep (~100 levels)", lambda p, seed: modular_graph(p, 100, seed)),
+    ("wide (~10 levels)", lambda p, seed: modular_graph(p, 10, seed)),
+    ("weak modules (3 levels, rho 0.25)", lambda p, seed: weak_modular_graph(p, 3, seed)),
+)
+
+
+@numba.njit(cache=True)
+def _tanh_sweep(X, out):
+    for i in range(X.shape[0]):
+        for s in range(X.shape[1]):
+            out[i, s] = _act(0, X[i, s])[0]
+
+
+@numba.njit(cache=True)
+def _edge_sweep(src, dst, w, F, out):
+    for e in range(src.size):
+        a, c, we = src[e], dst[e], w[e]
+        for s in range(F.shape[1]):
+            out[c, s] += we * F[a, s]
+
+
+def module_floor(g, net, X0, tol, repeat=5):
+    """The module-wise floor of the forward (module docstring, item 4), in seconds,
+    and the fixed-point iterations it counts."""
+    S = g.schedule
+    fp = forward(net, X0, g, atol=tol, rtol=tol, solver="fixed_point", throw=False)
+    evals = fp.module_iterations.astype(np.int64) + 1
+    evals[fp.failed_modules] = 1  # no fixed point to count: one pass (a lower bound)
+    sizes = S.module_sizes
+    A = g.A.tocoo()
+    mod_of = np.repeat(np.arange(S.n_modules), sizes)[S.position]  # node -> module
+    intra = mod_of[A.row] == mod_of[A.col]
+    e_mod = np.bincount(mod_of[A.row[intra]], minlength=S.n_modules)
+    B = X0.shape[0]
+    F = np.tanh(fp.X.T).copy()
+    out = np.zeros_like(F)
+    src, dst = A.row[intra].astype(np.int64), A.col[intra].astype(np.int64)
+    w = A.data[intra].copy()
+    t_edges = best_time(lambda: _edge_sweep(src, dst, w, F, out), repeat=repeat, min_total=0.3)
+    t_tanh = best_time(lambda: _tanh_sweep(F, out), repeat=repeat, min_total=0.3)
+    per_edge = t_edges / max(src.size, 1)
+    per_node = t_tanh / g.p
+    solve = sizes > 1
+    t = float((evals[solve] * (e_mod[solve] * per_edge + sizes[solve] * per_node)).sum())
+    t += (~intra).sum() * per_edge + sizes[~solve].sum() * per_node  # one pass: cross edges, singletons
+    ok = np.ones(S.n_modules, bool)
+    ok[fp.failed_modules] = False
+    return t, int(fp.module_iterations[ok].max()), len(fp.failed_modules)
+
+
+def interleaved(fns, repeat):
+    """Best-of-``repeat`` seconds per call of each function, timed in rounds."""
+    best = {k: np.inf for k in fns}
+    for k, f in fns.items():  # warm-up (compiled / cached kernels)
+        f()
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 def propagation_rows(p=3000, B=256, n_in=32, n_out=10, tol=1e-10, seed=0, repeat=3,
-                     progress=None):
+                     progress=None, regimes=None):
     rng = np.random.default_rng(seed)
     X0 = rng.standard_normal((B, n_in))
     G = rng.standard_normal((B, n_out)) / B
     rows = []
-    for name, n_levels in (("deep (~100 levels)", 100), ("wide (~10 levels)", 10)):
-        K, mask = modular_graph(p, n_levels, seed)
+    for name, build in REGIMES:
+        if regimes and not any(r in name for r in regimes):
+            continue
+        K, mask = build(p, seed)
         net = NMNetwork(K, rng.standard_normal((p, n_in)) / np.sqrt(n_in),
-                        rng.standard_normal((n_out, p)) / np.sqrt(p))
+                        rng.standard_normal((n_out, p)) / np.sqrt(p), output="identity")
         g = graph_from_mask(K, mask)
         S = g.schedule
         kw = dict(atol=tol, rtol=tol)
-        fwd = forward(net, X0, g, **kw)  # warm up (compiled / cached kernels)
-        t_fwd = best_time(lambda: forward(net, X0, g, **kw), repeat=repeat, min_total=1.0)
-        t_lev = best_time(time_fb(net, X0, G, g, **kw), repeat=repeat, min_total=1.0)
-        t_seq = best_time(time_fb(net, X0, G, g, mode="sequential", **kw), repeat=repeat,
-                          min_total=1.0)
-        t_whole = best_time(time_fb(net, X0, G, g, mode="whole", whole_method="fixed_point",
-                                    **kw), repeat=repeat, min_total=1.0)
-        t_anderson = best_time(time_fb(net, X0, G, g, mode="whole", **kw), repeat=repeat,
-                               min_total=1.0)
-        AT = g.A.T.tocsr()
-        FT = np.ascontiguousarray(fwd.F.T)
-        t_floor = best_time(lambda: AT @ FT, repeat=5, min_total=0.5)
+        fwd = forward(net, X0, g, **kw)
+        fns = {
+            "fwd": lambda: forward(net, X0, g, **kw),
+            "lev": time_fb(net, X0, G, g, **kw),
+            "seq": time_fb(net, X0, G, g, mode="sequential", **kw),
+            "whole": time_fb(net, X0, G, g, mode="whole", whole_method="fixed_point", **kw),
+            "anderson": time_fb(net, X0, G, g, mode="whole", **kw),
+        }
+        if torch_equilibrium is not None:
+            fns["torch"] = lambda: torch_equilibrium(g.A, g.b, net.W1, net.Wm, X0, G, tol=tol)
+        t = interleaved(fns, repeat)
+        t_floor, fp_iters, fp_failed = module_floor(g, net, X0, tol)
         sizes = S.module_sizes
+        A = g.A.tocoo()
+        mod_of = np.repeat(np.arange(S.n_modules), sizes)[S.position]
         rows.append(dict(
             regime=name, levels=S.n_levels, modules=int((sizes > 1).sum()),
-            max_q=int(sizes.max()), edges=g.n_edges, newton=int(fwd.iterations),
-            t_fwd=t_fwd, t_lev=t_lev, t_seq=t_seq, t_whole=t_whole, t_anderson=t_anderson,
-            t_floor=t_floor,
+            max_q=int(sizes.max()), edges=g.n_edges,
+            intra=int((mod_of[A.row] == mod_of[A.col]).sum()), iters=int(fwd.iterations),
+            fp_iters=fp_iters, fp_failed=fp_failed, t_floor=t_floor,
             whole_iters=int(forward(net, X0, g, mode="whole", whole_method="fixed_point",
                                     **kw).iterations),
-            anderson_iters=int(forward(net, X0, g, mode="whole", **kw).iterations)))
+            anderson_iters=int(forward(net, X0, g, mode="whole", **kw).iterations),
+            **{"t_" + k: v for k, v in t.items()}))
         if progress:
             progress(name)
     return rows
@@ -122,24 +216,39 @@ def main(argv=None):
     ap.add_argument("--p", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--regime", action="append",
+                    help="only the regimes whose name contains this (repeatable)")
+    ap.add_argument("--no-mlp", action="store_true", help="skip the MLP table")
     args = ap.parse_args(argv)
-    print(f"machine: {machine()}")
-    rows = propagation_rows(p=args.p, B=args.batch, repeat=args.repeat,
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
+    rows = propagation_rows(p=args.p, B=args.batch, repeat=args.repeat, regimes=args.regime,
                             progress=lambda s: print(f"  done: {s}", file=sys.stderr))
     table = []
+    nan = float("nan")
     for r in rows:
-        table.append([r["regime"], r["levels"], r["modules"], r["max_q"], r["edges"],
-                      fmt_time(r["t_lev"]), fmt_time(r["t_whole"]), f"{r['t_whole'] / r['t_lev']:.1f}x",
-                      fmt_time(r["t_anderson"]), f"{r['t_anderson'] / r['t_lev']:.1f}x",
-                      fmt_time(r["t_seq"]), f"{r['t_seq'] / r['t_lev']:.1f}x",
-                      fmt_time(r["t_fwd"]), f"{r['t_fwd'] / r['t_floor']:.1f}x"])
+        t_torch = r.get("t_torch", nan)
+        table.append([r["regime"], r["levels"], r["modules"], r["max_q"],
+                      f"{r['intra']}/{r['edges']}",
+                      fmt_time(r["t_lev"]), fmt_time(r["t_whole"]),
+                      f"{r['t_lev'] / r['t_whole']:.2f}", fmt_time(r["t_anderson"]),
+                      f"{r['t_lev'] / r['t_anderson']:.2f}", fmt_time(t_torch),
+                      "-" if t_torch != t_torch else f"{r['t_lev'] / t_torch:.2f}",
+                      fmt_time(r["t_seq"]), f"{r['t_lev'] / r['t_seq']:.2f}",
+                      fmt_time(r["t_fwd"]), fmt_time(r["t_floor"]),
+                      f"{r['t_fwd'] / r['t_floor']:.2f}"])
     print(markdown_table(
-        ["regime", "levels", "modules (q>1)", "max q", "edges", "NM fwd+bwd",
-         "(1) whole-graph FP", "(1)/NM", "(1') Anderson", "(1')/NM", "(2) sequential", "(2)/NM",
-         "NM fwd", "fwd/(3) floor"],
+        ["regime", "levels", "modules (q>1)", "max q", "intra/all edges", "NM fwd+bwd",
+         "(1) whole-graph FP", "NM/(1)", "(1') Anderson", "NM/(1')", "(2) PyTorch",
+         "NM/(2)", "(3) sequential", "NM/(3)", "NM fwd", "(4) floor", "fwd/(4)"],
         table))
-    print("whole-graph iterations (fixed point / Anderson): "
-          + ", ".join(f"{r['regime']}: {r['whole_iters']} / {r['anderson_iters']}" for r in rows))
+    print("iterations: whole-graph fixed point / Anderson / largest module fixed point: "
+          + ", ".join(f"{r['regime']}: {r['whole_iters']} / {r['anderson_iters']} / "
+                      f"{r['fp_iters']}" for r in rows))
+    print("modules whose fixed point diverges (one pass in the floor): "
+          + ", ".join(f"{r['regime']}: {r['fp_failed']}" for r in rows))
+    print("targets (issue 12): NM/(1) <= 0.4, NM/(2) <= 0.67, fwd/(4) <= 1.5")
+    if args.no_mlp:
+        return 0
     m = mlp_rows(B=args.batch)
     print()
     print(markdown_table(

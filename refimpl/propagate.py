@@ -60,8 +60,15 @@ MODES = ("levels", "sequential", "whole")
 #: solver="auto": modules of up to this many nodes go straight to Newton
 #: (a q x q LU per sample is cheap and Newton is robust); larger ones first
 #: try the fixed-point iteration (one batched matrix product per step).
-#: Measured (A/B in one process, deep and wide regimes of
-#: ``refimpl bench propagation``): 8 beats 32.
+#: Re-measured with the threading policy (:mod:`refimpl.threads`) and the
+#: fixed-point kernel in place: forward + backward, interleaved A/B in one
+#: process, best of 3, p = 3000, B = 256, tol 1e-10, the three regimes of
+#: ``refimpl bench propagation`` (deep / wide / weak modules), 2-core VM
+#: shared with other jobs (load ~3), time relative to 8: Newton up to 16
+#: nodes 0.98 / 1.05 / 1.43, up to 32 nodes 2.85 / 1.71 / 2.32, up to 12
+#: 1.07 / 1.05 / 1.10, up to 4 1.28 / 1.04 / 1.47.  (The issue's 0.64-0.73x
+#: for Newton up to 32 was against the NumPy fixed point, 2-3x slower per
+#: step than the kernel.)
 AUTO_NEWTON_MAX_Q = 8
 #: ... for at most AUTO_FP_ITER_PER_Q * q steps (about the cost of Newton's
 #: ~6 dense q x q factorizations per sample, counting the BLAS product's

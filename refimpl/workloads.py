@@ -11,7 +11,7 @@ import numpy as np
 
 from .propagate import backward, forward
 
-__all__ = ["modular_graph", "time_fb"]
+__all__ = ["modular_graph", "weak_modular_graph", "time_fb"]
 
 
 def modular_graph(p, n_levels, seed, max_q=32, edges_per_node=3.0, weight=0.35):
@@ -60,6 +60,63 @@ def modular_graph(p, n_levels, seed, max_q=32, edges_per_node=3.0, weight=0.35):
             n_edges += not mask[j, i]
             mask[j, i] = True
     K = np.where(mask, weight * rng.standard_normal((p, p)), 0.0)
+    np.fill_diagonal(K, 0.1 * rng.standard_normal(p))
+    return K, mask
+
+
+def weak_modular_graph(p, n_levels, seed, q_range=(8, 32), density=0.3, rho=0.25,
+                       cross_per_node=0.5, cross_weight=0.2):
+    """K and its edge mask for the regime where whole-graph solvers are strongest:
+    few levels, most edges inside weak modules.
+
+    Modules of ``q_range`` nodes with random internal edges (each ordered pair
+    with probability ``density``, plus a ring so that each is one strongly
+    connected component), each A_SS rescaled to spectral radius ``rho``: with
+    tanh (|f'| <= 1) the whole-graph fixed point of Eq. (3) then contracts at
+    rate <= ``rho`` per step and converges to 1e-10 in ~20 steps.  About
+    ``cross_per_node * p`` cross edges (weights ``cross_weight * N(0, 1)``)
+    go from each module's level to the next levels (a module of level l >= 1
+    hears at least one of level l - 1).  Biases ``0.1 * N(0, 1)`` on the
+    diagonal; everything from ``np.random.default_rng(seed)``.  The
+    propagation benchmark's "weak modules" regime (DESIGN.md sec. 12).
+    """
+    rng = np.random.default_rng(seed)
+    lo, hi = q_range
+    sizes = []
+    while sum(sizes) < p:
+        sizes.append(int(min(rng.integers(lo, hi + 1), p - sum(sizes))))
+    perm = rng.permutation(p)
+    mods = np.split(perm, np.cumsum(sizes)[:-1])
+    level = np.sort(rng.integers(0, n_levels, len(mods)))
+    level[: min(n_levels, len(mods))] = np.arange(min(n_levels, len(mods)))
+    level = np.sort(level)
+    K = np.zeros((p, p))
+    mask = np.zeros((p, p), dtype=bool)
+    for nodes in mods:
+        q = len(nodes)
+        if q == 1:
+            continue
+        m = rng.random((q, q)) < density
+        m[np.arange(q), np.roll(np.arange(q), -1)] = True  # a ring: strongly connected
+        np.fill_diagonal(m, False)
+        W = np.where(m, rng.standard_normal((q, q)), 0.0)
+        W *= rho / max(np.abs(np.linalg.eigvals(W)).max(), 1e-300)
+        K[np.ix_(nodes, nodes)] = W
+        mask[np.ix_(nodes, nodes)] = m
+    by_level = [np.flatnonzero(level == l) for l in range(n_levels)]
+    for m, nodes in enumerate(mods):  # each module of level l >= 1 hears level l - 1
+        if level[m]:
+            src = mods[rng.choice(by_level[level[m] - 1])]
+            mask[rng.choice(src), rng.choice(nodes)] = True
+    n_cross = sum(int(level[m] > 0) for m in range(len(mods)))
+    while n_cross < cross_per_node * p and n_levels > 1:
+        a, b = rng.choice(len(mods), 2, replace=False)
+        if level[a] < level[b]:
+            j, i = rng.choice(mods[a]), rng.choice(mods[b])
+            n_cross += not mask[j, i]
+            mask[j, i] = True
+    cross = mask & (K == 0.0)
+    K[cross] = cross_weight * rng.standard_normal(int(cross.sum()))
     np.fill_diagonal(K, 0.1 * rng.standard_normal(p))
     return K, mask
 

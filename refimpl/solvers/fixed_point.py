@@ -191,9 +191,7 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, code, atol, rtol, max_iter,
             if not np.isfinite(R):
                 st = NONFINITE
                 break
-            for a in range(q):
-                for s in range(B):
-                    x[a, s] = xn[a, s]
+            x, xn = xn, x  # x takes the new iterate (no copy)
             stalled = it >= STALL_AFTER and R >= prev
             if give_up and it >= STALL_AFTER and not stalled:
                 # the tolerance would need log(tol / R) / log(rate) more steps
