@@ -138,6 +138,8 @@ def propagation_rows(p=3000, B=256, n_in=32, n_out=10, tol=1e-10, seed=0, repeat
             "lev": time_fb(net, X0, G, g, **kw),
             "seq": time_fb(net, X0, G, g, mode="sequential", **kw),
             "whole": time_fb(net, X0, G, g, mode="whole", whole_method="fixed_point", **kw),
+            "whole_fwd": lambda: forward(net, X0, g, mode="whole", whole_method="fixed_point",
+                                         **kw),
             "anderson": time_fb(net, X0, G, g, mode="whole", **kw),
         }
         if torch_equilibrium is not None:
@@ -246,6 +248,9 @@ def main(argv=None):
                       f"{r['fp_iters']}" for r in rows))
     print("modules whose fixed point diverges (one pass in the floor): "
           + ", ".join(f"{r['regime']}: {r['fp_failed']}" for r in rows))
+    print("forwards alone: NM / whole-graph fixed point / module-wise floor (4): "
+          + ", ".join(f"{r['regime']}: {fmt_time(r['t_fwd'])} / {fmt_time(r['t_whole_fwd'])}"
+                      f" / {fmt_time(r['t_floor'])}" for r in rows))
     print("targets (issue 12): NM/(1) <= 0.4, NM/(2) <= 0.67, fwd/(4) <= 1.5")
     if args.no_mlp:
         return 0
