@@ -22,7 +22,10 @@ import time
 
 import numpy as np
 
-__all__ = ["CallbackHook", "EarlyStopping", "EarlyStoppingAttributes", "Hook", "run_epochs"]
+from .validation import check_fit_data
+
+__all__ = ["CallbackHook", "EarlyStopping", "EarlyStoppingAttributes", "EpochTrainer", "Hook",
+           "run_epochs"]
 
 
 class EarlyStopping:
@@ -78,6 +81,31 @@ class EarlyStoppingAttributes:
                           lambda self, v: setattr(self.stopping, "best_epoch", v))
     stale = property(lambda self: self.stopping.stale,
                      lambda self, v: setattr(self.stopping, "stale", v))
+
+
+class EpochTrainer(EarlyStoppingAttributes):
+    """What the trainers of Alg. 2 share (the NM ``Trainer``, the NN baseline, the DEQ and
+    OPTNET layers): the early-stopping attributes and :meth:`_fit_epochs`, the body of
+    their ``fit`` (DESIGN.md sec. 6).
+
+    A subclass has ``config`` (``epochs``, ``batch_size``), ``n_in``, ``n_out``,
+    ``epoch``, ``history`` and the learner methods of :func:`run_epochs`; its
+    ``end_epoch`` reads ``self._n`` (the number of training rows) and ``self._val``
+    (the validation split, ``(None, None)`` without one).
+    """
+
+    def _fit_epochs(self, X, y, X_val, y_val, *, epochs, callback, hooks):
+        """Check the data, then run epochs until ``config.epochs`` in total (or
+        ``epochs`` more) with ``hooks`` and ``callback`` (a :class:`CallbackHook`, last);
+        returns ``self.history``."""
+        c = self.config
+        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
+        target = c.epochs if epochs is None else self.epoch + int(epochs)
+        self._n, self._val = X.shape[0], (X_val, y_val)
+        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
+        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
+                   hooks=hooks)
+        return self.history
 
 
 class Hook:

@@ -52,14 +52,14 @@ import numpy as np
 
 from .graph.prune import prune, prune_top_k_incremental
 from .io import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
+from .loop import EarlyStopping, EpochTrainer
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
 from .propagate import forward
 from .regularization import l2_gradient, l2_proximal, nm_proximal, nm_rate_times
 from .solvers.result import ConvergenceError
 from .threads import with_threads
-from .validation import check_fit_data, check_int, check_rows, check_scalar, check_threads
+from .validation import check_int, check_rows, check_scalar, check_threads
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
            "TrainingDivergedError", "FORMAT"]
@@ -234,7 +234,7 @@ class EpochRecord:
     seconds: float
 
 
-class Trainer(EarlyStoppingAttributes):
+class Trainer(EpochTrainer):
     """Alg. 2 of the paper: train a neural-module network on (X, y).
 
     Parameters
@@ -313,14 +313,8 @@ class Trainer(EarlyStoppingAttributes):
         ``callback(trainer, record)`` is called after each epoch; returning
         True stops training.  ``hooks``: more :class:`refimpl.loop.Hook`
         objects.  Returns the history."""
-        c = self.config
-        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
-        target = c.epochs if epochs is None else self.epoch + int(epochs)
-        self._n, self._val = X.shape[0], (X_val, y_val)
-        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
-        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
-                   hooks=hooks)
-        return self.history
+        return self._fit_epochs(X, y, X_val, y_val, epochs=epochs, callback=callback,
+                                hooks=hooks)
 
     def begin_epoch(self):
         """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""

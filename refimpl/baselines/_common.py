@@ -13,9 +13,9 @@ same seeding (``SeedSequence(seed)`` spawned into an initialization seed and a
 batch-order RNG), the same early stopping (:class:`refimpl.loop.EarlyStopping`)
 and history rows with the fields of :class:`refimpl.train.EpochRecord`.
 
-A layer model has ``params()`` (name -> array, updated in place),
-``loss_and_grad(X0, y) -> (loss, grads, Z, iterations)``, ``outputs(X0) -> Z``,
-``copy()``, ``n_weights`` and ``p``.
+A layer model (:class:`LayerModel`: ``NAMES``, ``params()`` (name -> array, updated in
+place), ``n_weights``, ``n_in``) has ``loss_and_grad(X0, y) -> (loss, grads, Z,
+iterations)``, ``outputs(X0) -> Z``, ``copy()`` and ``p``.
 """
 from __future__ import annotations
 
@@ -24,14 +24,13 @@ import time
 
 import numpy as np
 
-from ..loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
+from ..loop import EarlyStopping, EpochTrainer
 from ..model import output_loss
 from ..optim import Optimizer
 from ..solvers.result import ConvergenceError, SolveStatus
 from ..train import EpochRecord, TrainConfig
-from ..validation import check_fit_data
 
-__all__ = ["LayerConvergenceError", "LayerTrainer"]
+__all__ = ["LayerConvergenceError", "LayerModel", "LayerTrainer"]
 
 
 class LayerConvergenceError(ConvergenceError):
@@ -50,7 +49,28 @@ class LayerConvergenceError(ConvergenceError):
                   f"{self.iterations} iterations")
 
 
-class LayerTrainer(EarlyStoppingAttributes):
+class LayerModel:
+    """The parameter bookkeeping of a Table 1 baseline layer (the DEQ network, the OPTNET
+    layer): its arrays are the attributes named in ``NAMES``, ``W1`` (p, n_in) the
+    input weights."""
+
+    NAMES: tuple = ()
+
+    @property
+    def n_in(self) -> int:
+        return int(self.W1.shape[1])
+
+    @property
+    def n_weights(self) -> int:
+        """Number of learned parameters."""
+        return int(sum(getattr(self, n).size for n in self.NAMES))
+
+    def params(self) -> dict:
+        """The parameter arrays by name (the arrays themselves)."""
+        return {n: getattr(self, n) for n in self.NAMES}
+
+
+class LayerTrainer(EpochTrainer):
     """Trainer of a Table 1 baseline layer (see the module docstring), a learner of
     :func:`refimpl.loop.run_epochs` (Alg. 2's loop without pruning).
 
@@ -95,14 +115,8 @@ class LayerTrainer(EarlyStoppingAttributes):
         :func:`refimpl.loop.run_epochs` (Alg. 2's loop without pruning);
         ``callback(trainer, record)`` after each epoch, True stops; ``hooks``: more
         :class:`refimpl.loop.Hook` objects (Table 1's time budget).  Returns the history."""
-        c = self.config
-        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
-        target = c.epochs if epochs is None else self.epoch + int(epochs)
-        self._n, self._val = X.shape[0], (X_val, y_val)
-        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
-        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
-                   hooks=hooks)
-        return self.history
+        return self._fit_epochs(X, y, X_val, y_val, epochs=epochs, callback=callback,
+                                hooks=hooks)
 
     def begin_epoch(self):
         """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""

@@ -40,11 +40,11 @@ import numpy as np
 
 from ..activations import get_activation, get_output
 from ..model import output_loss
-from ..loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
+from ..loop import EarlyStopping, EpochTrainer
 from ..optim import Optimizer
 from ..regularization import l2_gradient, l2_proximal
 from ..train import EpochRecord, TrainConfig
-from ..validation import check_fit_data, check_int, check_rows
+from ..validation import check_int, check_rows
 
 __all__ = ["MLP", "MLPCache", "MLPGradients", "mlp_forward", "mlp_backward",
            "mlp_loss_and_grad", "mlp_predict", "mlp_predict_proba", "MLPTrainer"]
@@ -236,7 +236,7 @@ def mlp_predict(mlp, X):
     return np.argmax(mlp_forward(mlp, X).Z, axis=1)
 
 
-class MLPTrainer(EarlyStoppingAttributes):
+class MLPTrainer(EpochTrainer):
     """Train the NN baseline of Table 1 with the semantics of
     :class:`refimpl.train.Trainer` (see the module docstring).
 
@@ -296,14 +296,8 @@ class MLPTrainer(EarlyStoppingAttributes):
         :func:`refimpl.loop.run_epochs`; ``callback(trainer, record)`` after each
         epoch, True stops; ``hooks``: more :class:`refimpl.loop.Hook` objects.
         Returns the history (Table 1's NN row, DESIGN.md sec. 10)."""
-        c = self.config
-        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
-        target = c.epochs if epochs is None else self.epoch + int(epochs)
-        self._n, self._val = X.shape[0], (X_val, y_val)
-        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
-        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
-                   hooks=hooks)
-        return self.history
+        return self._fit_epochs(X, y, X_val, y_val, epochs=epochs, callback=callback,
+                                hooks=hooks)
 
     def begin_epoch(self):
         """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
