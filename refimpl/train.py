@@ -313,8 +313,7 @@ class Trainer(EpochTrainer):
         ``callback(trainer, record)`` is called after each epoch; returning
         True stops training.  ``hooks``: more :class:`refimpl.loop.Hook`
         objects.  Returns the history."""
-        return self._fit_epochs(X, y, X_val, y_val, epochs=epochs, callback=callback,
-                                hooks=hooks)
+        return super().fit(X, y, X_val, y_val, epochs=epochs, callback=callback, hooks=hooks)
 
     def begin_epoch(self):
         """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
