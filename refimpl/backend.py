@@ -98,8 +98,9 @@ def get_backend(name=None, device=None) -> Backend:
 
     Parameters
     ----------
-    name : {"numpy", "cupy"}, array-API namespace module, Backend or None
-        ``None`` reads the environment variable ``REFIMPL_BACKEND`` and
+    name : str, array-API namespace module, Backend or None
+        ``"numpy"`` (numba), ``"cupy"``, ``"numpy-generic"`` (the generic
+        path on NumPy) or ``"array_api_strict"``.  ``None`` reads the environment variable ``REFIMPL_BACKEND`` and
         defaults to ``"numpy"`` (the numba reference path).  A module (for
         example :mod:`array_api_strict`, or :mod:`numpy` for the generic
         path on NumPy arrays) selects the generic path in that namespace.
@@ -144,8 +145,26 @@ def get_backend(name=None, device=None) -> Backend:
         if key not in _CACHE:
             _CACHE[key] = _cupy_namespace()
         return Backend("cupy", _CACHE[key], device, True)  # pragma: no cover - GPU only
-    raise ValueError(f"backend: unknown backend {name!r}; expected 'numpy', 'cupy' or an "
-                     "array-API namespace module")
+    if key == "numpy-generic":
+        import numpy
+
+        return get_backend(numpy, device)
+    if key in _NAMESPACES:
+        import importlib
+
+        try:
+            module = importlib.import_module(key)
+        except ImportError as exc:
+            raise BackendError(f"backend={name!r} needs the package {key!r} "
+                               "(pip install -e '.[test]')") from exc
+        return get_backend(module, device)
+    raise ValueError(f"backend: unknown backend {name!r}; expected one of "
+                     f"{['numpy', 'cupy', 'numpy-generic', *_NAMESPACES]} or an array-API "
+                     "namespace module")
+
+
+#: Array-API namespaces that may be named by a string (``--backend`` on the CLI).
+_NAMESPACES = ("array_api_strict",)
 
 
 def is_reference(backend) -> bool:

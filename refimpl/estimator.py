@@ -131,6 +131,10 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         apply them to every input.
     random_state : int or None, default 0
         Seeds the initialization, the mini-batch order and the validation split.
+    backend : str or array-API namespace module, default "numpy"
+        Where training and prediction run (:func:`refimpl.get_backend`):
+        ``"numpy"`` is the numba CPU path, ``"cupy"`` the GPU; inputs and
+        outputs stay NumPy arrays.
 
     Attributes
     ----------
@@ -166,7 +170,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
     def __init__(self, nodes=100, edges=None, gamma=None, epochs=50, batch_size=32, lr=0.1,
                  momentum=0.5, optimizer="sgd", reg="none", alpha=1e-3, reg_step="proximal",
                  activation="tanh", init_scale=0.5, patience=10, validation_fraction=0.1,
-                 standardize=True, random_state=0):
+                 standardize=True, random_state=0, backend="numpy"):
         # scikit-learn convention: store the parameters, validate them in fit.
         self.nodes = nodes
         self.edges = edges
@@ -185,6 +189,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         self.validation_fraction = validation_fraction
         self.standardize = standardize
         self.random_state = random_state
+        self.backend = backend
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, y):
@@ -208,7 +213,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
             batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             optimizer=self.optimizer, reg=self.reg, alpha=self.alpha, reg_step=self.reg_step,
             activation=self.activation, output="softmax", init_scale=self.init_scale,
-            patience=self.patience, monitor="val_loss", seed=seed)
+            patience=self.patience, monitor="val_loss", seed=seed, backend=self.backend)
 
         if self.standardize:
             mean = X.mean(axis=0)
@@ -262,7 +267,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         trainer = self.trainer_
         c = trainer.config
         return _alg3_predict_proba(trainer.net, X, self.gamma_, atol=c.atol, rtol=c.rtol,
-                                   solver=c.solver)
+                                   solver=c.solver, backend=c.backend)
 
     def predict(self, X):
         """Class labels (from ``classes_``) of the rows of ``X`` (Alg. 3: argmax)."""

@@ -28,6 +28,13 @@ How the regularizer enters the step (``reg_step``):
   ``alpha = 1e-3`` (r = z_i z_j ~ 4e4) at any ``eta >= 1e-2``.
 
 Optimizers: SGD with momentum (0.5 by default: the paper's Table 3) or Adam.
+
+Backends (``backend``, DESIGN.md section 3): ``"numpy"`` runs the numba
+path.  Any other backend runs forward, loss and backward on the generic
+path (:mod:`refimpl.xp`) and keeps the parameters and the optimizer state on
+its device, where the dense update of K, W1, Wm happens; the data are
+uploaded once per :meth:`Trainer.fit`.  Pruning, Tarjan and the schedule stay
+on the CPU (numba), so each step copies K back to the host for them.
 Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
 it bit for bit.  Progress is reported through callbacks; nothing prints.
@@ -41,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import get_backend, is_reference, to_numpy
 from .graph.prune import graph_from_mask, prune
 from .model import NMNetwork, loss_and_grad, output_loss
 from .propagate import check_input, forward
@@ -107,6 +115,10 @@ class TrainConfig:
         "dag": K restricted to its strict upper triangle (node order 0..p-1),
         the DAG baseline of Table 1: every module is a singleton.
     seed : int
+    backend : str, namespace module or Backend
+        ``"numpy"`` (numba, the reference), ``"cupy"`` or another backend of
+        :func:`refimpl.get_backend` (see the module docstring); checkpoints
+        store its name.
     """
 
     nodes: int = 100
@@ -131,6 +143,7 @@ class TrainConfig:
     mode: str = "levels"
     structure: str = "graph"
     seed: int = 0
+    backend: object = "numpy"
 
     def __post_init__(self):
         def positive_int(name):
@@ -173,6 +186,7 @@ class TrainConfig:
             raise ValueError(f"monitor: expected 'val_loss' or 'val_error', got {self.monitor!r}")
         if self.reg_step not in ("proximal", "thm31"):
             raise ValueError(f"reg_step: expected 'proximal' or 'thm31', got {self.reg_step!r}")
+        get_backend(self.backend)  # BackendError / ValueError naming the backend
 
     @property
     def k(self) -> int | None:
@@ -185,7 +199,9 @@ class TrainConfig:
         return min(10 * p, p * (p - 1) // (2 if self.structure == "dag" else 1))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["backend"] = get_backend(self.backend).name
+        return d
 
 
 PARAMS = ("K", "W1", "Wm")
@@ -200,10 +216,18 @@ class _Optimizer:
         self.momentum = config.momentum
         self.t = 0
         self.state = {}
+        self.xp = None  # NumPy (None keeps the trainer picklable)
         for name, shape in shapes.items():
             self.state[f"m_{name}"] = np.zeros(shape)
             if self.kind == "adam":
                 self.state[f"v_{name}"] = np.zeros(shape)
+
+    def to(self, xp, device):
+        """Move the state to namespace ``xp`` on ``device`` (NumPy: ``xp = np``)."""
+        self.xp = None if xp is np else xp
+        for k, v in self.state.items():
+            self.state[k] = to_numpy(v).copy() if xp is np else xp.asarray(to_numpy(v),
+                                                                          device=device)
 
     def step(self, params, grads):
         self.t += 1
@@ -221,7 +245,7 @@ class _Optimizer:
                 v += 0.001 * g * g
                 mh = m / (1 - 0.9 ** self.t)
                 vh = v / (1 - 0.999 ** self.t)
-                params[name] -= self.lr * mh / (np.sqrt(vh) + 1e-8)
+                params[name] -= self.lr * mh / ((self.xp or np).sqrt(vh) + 1e-8)
 
 
 def check_labels(y, n, n_out, name):
@@ -268,10 +292,24 @@ def early_stopping_step(trainer, score, snapshot):
     return patience is not None and trainer.stale >= patience
 
 
-def _error(net, graph, X, y, atol, rtol, solver, mode="levels"):
-    fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
-    loss, _ = output_loss(fwd.Z, y, net.output)
-    return loss, float(np.mean(np.argmax(fwd.Z, axis=1) != y)), fwd
+def _default_device(xp):
+    import array_api_compat
+
+    return array_api_compat.device(xp.empty(0))
+
+
+def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy"):
+    if is_reference(backend):
+        fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
+    else:
+        from .xp import forward as generic_forward
+
+        fwd = generic_forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode,
+                              backend=backend,
+                              **({"whole_method": "fixed_point"} if mode == "whole" else {}))
+    Z = to_numpy(fwd.Z)
+    loss, _ = output_loss(Z, y, net.output)
+    return loss, float(np.mean(np.argmax(Z, axis=1) != y)), fwd
 
 
 @dataclass
@@ -375,6 +413,8 @@ class Trainer:
         X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
         target = c.epochs if epochs is None else self.epoch + int(epochs)
         n = X.shape[0]
+        if not is_reference(c.backend):
+            return self._fit_generic(X, y, X_val, y_val, target, callback)
         while self.epoch < target:
             t0 = time.perf_counter()
             order = self.rng.permutation(n)
@@ -398,32 +438,87 @@ class Trainer:
                 losses.append(loss * idx.size)
                 errs.append(float(np.sum(np.argmax(fwd.Z, axis=1) != y[idx])))
                 iters.append(fwd.iterations)
-            self.epoch += 1
-            graph = self.prune()
-            self.gamma = graph.gamma  # Alg. 2 line 13
-            mask = graph.mask()
-            regrown = 0 if self._prev_mask is None else int(np.sum(mask & ~self._prev_mask))
-            self._prev_mask = mask
-            sizes = graph.schedule.module_sizes
-            val_loss = val_err = None
-            if X_val is not None:
-                val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
-                                              c.solver, c.mode)
-            rec = EpochRecord(
-                epoch=self.epoch, loss=float(sum(losses) / n), train_error=float(sum(errs) / n),
-                val_loss=val_loss, val_error=val_err, edges=graph.n_edges, regrown=regrown,
-                modules=int(np.sum(sizes > 1)), largest_module=int(sizes.max(initial=0)),
-                levels=graph.schedule.n_levels, newton_iterations=float(np.mean(iters)),
-                gamma=float(graph.gamma), seconds=time.perf_counter() - t0)
-            self.history.append(dataclasses.asdict(rec))
-            stop = early_stopping_step(
-                self, val_loss if c.monitor == "val_loss" else val_err,
-                lambda: {**{n: getattr(self.net, n).copy() for n in PARAMS},
-                         "gamma": np.array(self.gamma)})
-            if callback is not None and callback(self, rec):
-                stop = True
-            if stop:
+            if self._end_epoch(t0, losses, errs, iters, n, X_val, y_val, callback):
                 break
+        return self.history
+
+    def _end_epoch(self, t0, losses, errs, iters, n, X_val, y_val, callback):
+        """History row, gamma (Alg. 2 line 13) and early stopping; True to stop."""
+        c = self.config
+        self.epoch += 1
+        graph = self.prune()
+        self.gamma = graph.gamma  # Alg. 2 line 13
+        mask = graph.mask()
+        regrown = 0 if self._prev_mask is None else int(np.sum(mask & ~self._prev_mask))
+        self._prev_mask = mask
+        sizes = graph.schedule.module_sizes
+        val_loss = val_err = None
+        if X_val is not None:
+            val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
+                                          c.solver, c.mode, c.backend)
+        rec = EpochRecord(
+            epoch=self.epoch, loss=float(sum(losses) / n), train_error=float(sum(errs) / n),
+            val_loss=val_loss, val_error=val_err, edges=graph.n_edges, regrown=regrown,
+            modules=int(np.sum(sizes > 1)), largest_module=int(sizes.max(initial=0)),
+            levels=graph.schedule.n_levels, newton_iterations=float(np.mean(iters)),
+            gamma=float(graph.gamma), seconds=time.perf_counter() - t0)
+        self.history.append(dataclasses.asdict(rec))
+        stop = early_stopping_step(
+            self, val_loss if c.monitor == "val_loss" else val_err,
+            lambda: {**{n: getattr(self.net, n).copy() for n in PARAMS},
+                     "gamma": np.array(self.gamma)})
+        if callback is not None and callback(self, rec):
+            stop = True
+        return stop
+
+    def _fit_generic(self, X, y, X_val, y_val, target, callback):
+        """Alg. 2 on the generic path: data, parameters and optimizer state on
+        the backend's device; the dense update of K, W1, Wm runs there too."""
+        from .xp import loss_and_grad as generic_loss_and_grad
+
+        c = self.config
+        bk = get_backend(c.backend)
+        xp = bk.xp
+        dev = bk.device if bk.device is not None else _default_device(xp)
+        Xd, yd = xp.asarray(X, device=dev), xp.asarray(y, device=dev)
+        params = {name: xp.asarray(getattr(self.net, name), device=dev) for name in PARAMS}
+        self.opt.to(xp, dev)
+        lower = None if c.structure != "dag" else xp.asarray(self._lower, device=dev)
+        n = X.shape[0]
+        try:
+            while self.epoch < target:
+                t0 = time.perf_counter()
+                order = self.rng.permutation(n)
+                losses, errs, iters = [], [], []
+                for s in range(0, n, c.batch_size):
+                    idx = order[s:s + c.batch_size]
+                    di = xp.asarray(idx, device=dev)
+                    yb = xp.take(yd, di)
+                    graph = self.prune()
+                    loss, grads, fwd = generic_loss_and_grad(
+                        self.net, xp.take(Xd, di, axis=0), yb, graph, backend=bk,
+                        atol=c.atol, rtol=c.rtol, solver=c.solver, mode=c.mode,
+                        **({"whole_method": "fixed_point"} if c.mode == "whole" else {}))
+                    gK = grads.K
+                    if lower is not None:
+                        gK = xp.where(lower, 0.0, gK)  # the lower triangle stays 0
+                    rho = self._reg_rate(graph)
+                    rho = None if rho is None else xp.asarray(rho, device=dev)
+                    if rho is not None and c.reg_step == "thm31":
+                        gK = gK + rho * params["K"]  # Thm. 3.1: dJ/dw + alpha r w
+                    self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
+                    if rho is not None and c.reg_step == "proximal":
+                        params["K"] = params["K"] / (1.0 + self.opt.lr * rho)  # Thm. 3.1
+                    for name in PARAMS:  # pruning and the schedule run on the host
+                        setattr(self.net, name, to_numpy(params[name]).copy())
+                    losses.append(loss * idx.size)
+                    wrong = xp.argmax(fwd._Zc, axis=1) != xp.astype(yb, xp.int64)
+                    errs.append(float(xp.sum(xp.astype(wrong, xp.float64))))
+                    iters.append(fwd.iterations)
+                if self._end_epoch(t0, losses, errs, iters, n, X_val, y_val, callback):
+                    break
+        finally:
+            self.opt.to(np, None)
         return self.history
 
     def restore_best(self):
@@ -509,14 +604,20 @@ class Trainer:
         return self
 
 
-def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto"):
+def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto", backend="numpy"):
     """Alg. 3 of the paper: prune K with the trained ``gamma``, solve Eq. (3),
-    return ``Y = g(Z)`` (class probabilities for a softmax output)."""
+    return ``Y = g(Z)`` (class probabilities for a softmax output), a NumPy
+    array (``backend``: where Eq. (3) is solved, see :func:`refimpl.get_backend`)."""
     X = check_input(X, net.n_in, "X")
     if not (np.isfinite(gamma) and gamma >= 0):
         raise ValueError(f"gamma: expected a finite number >= 0, got {gamma!r}")
     graph = prune(net.K, gamma=gamma)
-    return forward(net, X, graph, atol=atol, rtol=rtol, solver=solver).Y
+    if is_reference(backend):
+        return forward(net, X, graph, atol=atol, rtol=rtol, solver=solver).Y
+    from .xp import forward as generic_forward
+
+    return to_numpy(generic_forward(net, X, graph, atol=atol, rtol=rtol, solver=solver,
+                                    backend=backend).Y)
 
 
 def predict(net, X, gamma, **options):
