@@ -20,6 +20,7 @@ from functools import cached_property
 import numpy as np
 
 from .activations import get_activation, get_output
+from .backend import is_reference
 from .equations import fixed_point_adjoint_group, fixed_point_group, level_product
 from .solvers.newton import ACT_CODES, adjoint_group, newton_group
 from .solvers.result import ConvergenceError, SolveStatus
@@ -211,7 +212,8 @@ def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter)
 
 
 def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=True,
-            solver="auto", mode="levels", whole_method="anderson", compute_cond=False):
+            solver="auto", mode="levels", whole_method="anderson", compute_cond=False,
+            backend="numpy"):
     """Solve Eq. (3) of the paper module by module (Alg. 1 lines 9-24).
 
     .. math:: X = 1 b^T + f(X) A + X^0 W_1^T, \\qquad Z = f(X) W_m^T, \\quad Y = g(Z)
@@ -251,11 +253,23 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         fixed-point iteration (:func:`refimpl.solvers.whole.whole_graph_fixed_point`).
     compute_cond : bool
         Also record max cond_2(J) per module (costly: an SVD per sample).
+    backend : str, array-API namespace module or Backend
+        ``"numpy"``: this numba path.  Anything else (``"cupy"``,
+        ``array_api_strict``, ...; see :func:`refimpl.get_backend`) runs the
+        generic path :func:`refimpl.xp.forward`, whose results are arrays of
+        the caller's namespace and device (``mode="whole"`` there needs
+        ``whole_method="fixed_point"``).
 
     Returns
     -------
     ForwardResult
     """
+    if not is_reference(backend):
+        from .xp import forward as generic_forward
+
+        return generic_forward(net, X0, graph, backend=backend, atol=atol, rtol=rtol,
+                               max_iter=max_iter, throw=throw, solver=solver, mode=mode,
+                               whole_method=whole_method, compute_cond=compute_cond)
     if solver not in SOLVERS:
         raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
     if mode not in MODES:
@@ -381,7 +395,7 @@ def _module_cond(res):
     return cond
 
 
-def backward(net, fwd, G):
+def backward(net, fwd, G, *, backend=None):
     """Gradients by the adjoint of Eq. (4) and Eq. (6)-(8) (Alg. 1 lines 25-38).
 
     .. math::
@@ -404,7 +418,14 @@ def backward(net, fwd, G):
     fwd : ForwardResult
     G : (B, n_out) array
         dL/dZ.
+    backend : optional
+        Ignored: the backend is the forward's (a result of the generic path
+        is passed on to :func:`refimpl.xp.backward`).
     """
+    if not isinstance(fwd, ForwardResult):
+        from .xp import backward as generic_backward
+
+        return generic_backward(net, fwd, G)
     G = np.asarray(G, dtype=np.float64)
     B = fwd.X0.shape[0]
     if G.shape != (B, net.n_out):
