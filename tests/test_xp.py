@@ -247,3 +247,81 @@ def test_generic_path_rejects_bad_input():
         refimpl.forward(net, xps.full((2, 3), xps.nan, device=dev), backend=xps)
     with pytest.raises(ValueError, match="whole_method"):
         refimpl.forward(net, xps.ones((2, 3), device=dev), backend=xps, mode="whole")
+
+
+def _gpu_check():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_check_dry_run(tmp_path, capsys):
+    """``refimpl bench gpu --dry-run``: the GPU script on the CPU stand-in
+    (array_api_strict here) at tiny sizes: every check passes, every timing
+    cell is filled, JSON and Markdown are written."""
+    import json
+
+    from refimpl.cli import main
+
+    out = tmp_path / "gpu"
+    assert main(["bench", "--backend", "array_api_strict", "gpu", "--dry-run",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert report["dry_run"] and report["backend"] == "array_api_strict"
+    assert len(report["checks"]) == 3 and all(r["ok"] for r in report["checks"])
+    assert any(r["max_q"] > 1 for r in report["checks"])
+    assert all(r["max_abs_dX"] <= 1e-9 for r in report["checks"])
+    assert {r["mode"] for r in report["timings"]} == {"levels", "sequential", "whole"}
+    assert all(r["cpu"] > 0 and r["backend"] > 0 for r in report["timings"])
+    assert "DRY RUN" in (out / "gpu_check.md").read_text()
+
+
+def test_gpu_check_fails_on_disagreement(tmp_path, monkeypatch):
+    """A check that does not meet its tolerance makes the script exit 1."""
+    mod = _gpu_check()
+    monkeypatch.setattr(mod, "X_ATOL", -1.0)  # no difference can pass
+    assert mod.main(["--dry-run", "--out", str(tmp_path), "--budget", "0"]) == 1
+    import json
+
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert not any(r["ok"] for r in report["checks"])
+    assert all(r["cpu"] is None for r in report["timings"])  # the time guard skipped them
+
+
+def test_train_and_predict_commands_take_a_backend(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    import json
+
+    from refimpl.cli import main
+
+    runs = {}
+    for bk in ("numpy", "array_api_strict"):
+        out = tmp_path / bk
+        assert main(["train", "--dataset", "iris", "--nodes", "8", "--edges", "16",
+                     "--epochs", "2", "--out", str(out), "--quiet", "--backend", bk]) == 0
+        runs[bk] = json.loads((out / "summary.json").read_text())
+        assert runs[bk]["config"]["backend"] == bk
+        assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
+                     "--backend", bk]) == 0
+    assert runs["array_api_strict"]["test_error"] == runs["numpy"]["test_error"]
+    assert runs["array_api_strict"]["gamma"] == pytest.approx(runs["numpy"]["gamma"],
+                                                               rel=1e-9)
+    assert main(["train", "--dataset", "iris", "--out", str(tmp_path / "x"), "--quiet",
+                 "--backend", "torchy"]) == 2
+
+
+def test_nmclassifier_backend():
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((60, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    kw = dict(nodes=8, edges=16, epochs=2, random_state=0)
+    a = refimpl.NMClassifier(**kw).fit(X, y)
+    b = refimpl.NMClassifier(**kw, backend="array_api_strict").fit(X, y)
+    np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), rtol=1e-8, atol=1e-12)
+    assert isinstance(b.predict_proba(X), np.ndarray)

@@ -18,6 +18,8 @@ def register(subparsers, name="predict", help_text=None):
     p.add_argument("--data-path", default=None)
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--output", default=None, help="write index,prediction,label as CSV")
+    p.add_argument("--backend", default="numpy",
+                   help="numpy (numba CPU), cupy (GPU), numpy-generic or array_api_strict")
     p.set_defaults(func=run)
     return p
 
@@ -44,7 +46,7 @@ def run(args) -> int:
         print(f"refimpl predict: {name} has {X.shape[1]} features, the network {trainer.n_in}",
               file=sys.stderr)
         return 2
-    pred = predict(trainer.net, X, trainer.gamma)
+    pred = predict(trainer.net, X, trainer.gamma, backend=args.backend)
     err = float(np.mean(pred != y))
     if args.output:
         with open(args.output, "w", newline="") as fh:

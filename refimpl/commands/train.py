@@ -44,6 +44,10 @@ def register(subparsers, name="train", help_text=None):
     p.add_argument("--init-scale", type=float, default=d.init_scale)
     p.add_argument("--patience", type=int, default=d.patience,
                    help="early stopping patience in epochs (0 disables)")
+    p.add_argument("--backend", default=None,
+                   help="numpy (numba CPU, default), cupy (GPU), numpy-generic or "
+                        "array_api_strict (the generic path on the CPU); --resume keeps "
+                        "the checkpoint's unless given")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -81,6 +85,10 @@ def run(args) -> int:
             import dataclasses
 
             trainer.config = dataclasses.replace(trainer.config, epochs=args.epochs)
+        if args.backend is not None:
+            import dataclasses
+
+            trainer.config = dataclasses.replace(trainer.config, backend=args.backend)
     else:
         try:
             config = TrainConfig(
@@ -88,7 +96,8 @@ def run(args) -> int:
                 batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                 optimizer=args.optimizer, reg=args.reg, alpha=args.alpha,
                 reg_step=args.reg_step, activation=args.activation, init_scale=args.init_scale,
-                patience=args.patience or None, seed=args.seed)
+                patience=args.patience or None, seed=args.seed,
+                backend=args.backend or "numpy")
         except ValueError as exc:
             print(f"refimpl train: {exc}", file=sys.stderr)
             return 2
@@ -114,7 +123,8 @@ def run(args) -> int:
     write_history(args.out, trainer.history)
     final = Trainer.load(ckpt)
     final.restore_best()
-    test_error = float(np.mean(predict(final.net, data.X_test, final.gamma) != data.y_test))
+    test_error = float(np.mean(predict(final.net, data.X_test, final.gamma,
+                                       backend=trainer.config.backend) != data.y_test))
     per_epoch = [h["seconds"] for h in trainer.history]
     summary = {
         "dataset": info["dataset"], "test_error": test_error,
