@@ -29,7 +29,8 @@ class BackendError(RuntimeError):
 
 @dataclass(frozen=True)
 class Backend:
-    """An array namespace, its device, and whether it is the numba reference.
+    """An array namespace, its device, and whether it is the numba reference
+    (the backends of DESIGN.md section 3).
 
     Attributes
     ----------
@@ -168,7 +169,8 @@ _NAMESPACES = ("array_api_strict",)
 
 
 def is_reference(backend) -> bool:
-    """True when ``backend`` selects the numba reference path (``"numpy"``)."""
+    """True when ``backend`` selects the numba reference path (``"numpy"``,
+    DESIGN.md section 3); ``None`` reads ``REFIMPL_BACKEND``."""
     if backend is None:
         backend = os.environ.get(ENV_VAR, "numpy")
     if isinstance(backend, str):
@@ -179,7 +181,8 @@ def is_reference(backend) -> bool:
 
 
 def to_numpy(a):
-    """Return ``a`` as a NumPy array (copying from the GPU or another device)."""
+    """Return ``a`` as a NumPy array (copying from the GPU or another device):
+    the host side of the boundary of DESIGN.md section 3's generic path."""
     import numpy
 
     if isinstance(a, (numpy.ndarray, numpy.generic)):

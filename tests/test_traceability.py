@@ -30,7 +30,8 @@ REFERENCE = re.compile(
 
 MODULES = ["refimpl", "refimpl.theory", "refimpl.regularization", "refimpl.perceptron",
            "refimpl.appendix_a", "refimpl.train", "refimpl.estimator", "refimpl.baselines.mlp",
-           "refimpl.experiments", "refimpl.solvers.anderson"]
+           "refimpl.experiments", "refimpl.solvers.anderson", "refimpl.backend", "refimpl.xp",
+           "refimpl.xp.solvers"]
 
 #: Known exceptions, each with its reason.  Kept minimal: the test below fails
 #: when an entry gains a reference (remove it then).  Entries marked "owner"
@@ -40,6 +41,8 @@ ALLOWED_WITHOUT_REFERENCE = {
     "refimpl.SolveStatus": "solver infrastructure (status codes), implements no equation",
     "refimpl.train.CheckpointError": "I/O infrastructure (error type), implements no equation",
     "refimpl.estimator.NotFittedError": "scikit-learn convention (error type), no equation",
+    "refimpl.BackendError": "backend infrastructure (error type), implements no equation",
+    "refimpl.backend.BackendError": "backend infrastructure (error type), implements no equation",
 }
 
 

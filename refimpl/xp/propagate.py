@@ -214,8 +214,8 @@ def _upload_graph(bd, net, graph):
 
 
 def _check_options(solver, mode, whole_method, atol, rtol, max_iter):
-    if solver not in SOLVERS:
-        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+    if solver not in SOLVERS and solver not in gs.STAGES:
+        raise ValueError(f"solver: expected one of {SOLVERS + tuple(gs.STAGES)}, got {solver!r}")
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     if whole_method != "fixed_point" and mode == "whole":

@@ -74,7 +74,8 @@ def _evaluate(xp, AT, C, X, sc, act):
 
 
 def jacobians(xp, AT, D, sc=1.0):
-    """Stacked J = I - sc A^T diag(f'(x)) per (module, sample): (n, B, q, q)."""
+    """Stacked Newton Jacobians of Eq. (3) on a module (DESIGN.md section 3),
+    J = I - sc A^T diag(f'(x)) per (module, sample): (n, B, q, q)."""
     q = AT.shape[-1]
     eye = xp.eye(q, dtype=AT.dtype, device=_device(AT))
     DT = xp.permute_dims(D, (0, 2, 1))  # (n, B, q)
@@ -88,7 +89,8 @@ def _device(a):
 
 
 def batched_solve(xp, J, R):
-    """Solve J x = r for stacked (..., q, q) and (..., q); a singular matrix
+    """The Newton step of DESIGN.md section 3 (and the adjoint's J^T solve):
+    solve J x = r for stacked (..., q, q) and (..., q); a singular matrix
     gives a NaN solution for its system only (NumPy's solve raises for the
     whole stack, CuPy returns non-finite values: both end here as NaN)."""
     try:
