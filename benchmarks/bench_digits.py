@@ -1,7 +1,7 @@
 """Acceptance run: NM networks vs scikit-learn's MLPClassifier on digits.
 
 Mean +- standard deviation of the test error over seeds, on the same seeded
-stratified splits (refimpl.datasets.load_builtin), and the seconds per
+stratified splits (refimpl.datasets.load), and the seconds per
 epoch.  NM: ``--nodes`` hidden nodes, ``--edges`` kept edges, SGD with
 momentum 0.5, early stopping on the validation split; MLP:
 ``MLPClassifier(hidden_layer_sizes=(nodes,))`` with its defaults (Adam).
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import machine, markdown_table  # noqa: E402
 
-from refimpl.datasets import load_builtin  # noqa: E402
+from refimpl.datasets import load  # noqa: E402
 from refimpl.train import Trainer, TrainConfig, predict  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main(argv=None):
     secs = {k: [] for k in rows}
     extra = {}
     for seed in range(args.seeds):
-        data = load_builtin(args.dataset, seed=seed)
+        data = load(args.dataset, seed=seed)
         common = dict(nodes=args.nodes, edges=args.edges, epochs=args.epochs, lr=args.lr,
                       patience=args.patience)
         for reg in regs:

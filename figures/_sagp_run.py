@@ -23,11 +23,11 @@ def sagp_run(ctx):
     key = ("sagp_run", ctx.quick)
     if key in ctx.shared:
         return ctx.shared[key]
-    from refimpl.datasets import load_builtin
+    from refimpl.datasets import load
     from refimpl.sagp import SAGPConfig, train_sagp
 
     s = settings(ctx.quick)
-    d = load_builtin(s["dataset"], seed=s["seed"], val_size=s["val_fraction"],
+    d = load(s["dataset"], seed=s["seed"], val_size=s["val_fraction"],
                      test_size=s["test_fraction"])
     every = max(1, s["epochs"] // 20)
 

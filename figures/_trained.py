@@ -9,7 +9,7 @@ by the two figures (``ctx.shared``).  No mathematics here.
 """
 from __future__ import annotations
 
-DATASETS = ("digits", "wine", "breast_cancer", "iris")
+from refimpl.datasets import BUILTIN_DATASETS as DATASETS
 
 
 def settings(quick):
@@ -25,14 +25,14 @@ def trained_graphs(ctx):
     import numpy as np
 
     from refimpl import prune
-    from refimpl.datasets import load_builtin
+    from refimpl.datasets import load
     from refimpl.train import Trainer, TrainConfig, predict
 
     s = settings(ctx.quick)
     out = {}
     for name in DATASETS:
         ctx.progress(f"training on {name}")
-        d = load_builtin(name, seed=s["seed"])
+        d = load(name, seed=s["seed"])
         cfg = TrainConfig(nodes=s["nodes"], edges=s["edges_per_node"] * s["nodes"],
                           epochs=s["epochs"], reg="nm", alpha=s["alpha"],
                           patience=s["patience"], seed=s["seed"])

@@ -29,13 +29,13 @@ MODELS = (  # (label, mode, reg)
 
 
 def compute(ctx):
-    from refimpl.datasets import load_builtin
+    from refimpl.datasets import load
     from refimpl.solvers import ConvergenceError
     from refimpl.train import Trainer, TrainConfig
 
     nodes = (50, 100, 150, 200, 250, 300) if ctx.quick else tuple(range(25, 301, 25))
     epochs = 5 if ctx.quick else 8
-    d = load_builtin("digits", seed=0)
+    d = load("digits", seed=0)
     n_train = 512 if ctx.quick else d.X_train.shape[0]
     X, y = d.X_train[:n_train], d.y_train[:n_train]
     cols = {k: [] for k in ("model", "mode", "reg", "nodes", "edges", "seconds_per_epoch",

@@ -26,7 +26,7 @@ def settings(quick):
 
 
 def compute(ctx):
-    from refimpl.datasets import load_builtin
+    from refimpl.datasets import load
     from refimpl.train import Trainer, TrainConfig, predict
 
     s = settings(ctx.quick)
@@ -34,7 +34,7 @@ def compute(ctx):
     cols = {k: [] for k in ("alpha", "k", "seed", "test_error", "val_error", "epochs_run",
                             "largest_module")}
     for seed in s["seeds"]:
-        d = load_builtin(s["dataset"], seed=seed)
+        d = load(s["dataset"], seed=seed)
         for alpha in s["alphas"]:
             for kp in s["k_per_node"]:
                 ctx.progress(f"seed {seed} alpha={alpha:g} k={kp * p}")

@@ -18,18 +18,18 @@ pre-activation ``z = h^steps`` of the output neurons (S-Alg. 2 lines 4-9).
 State arrays of :func:`gp_trace` (one entry per step, batch rows):
 
 - ``Xhat[l]``  (B, N): :math:`\hat x^l`, the activated values sent at step l+1
-  (after dropout, if any); ``Xhat[0] = [X0, 0]``.
+  (after the step transform, if any); ``Xhat[0] = [X0, 0]``.
 - ``H[l]``     (B, N): :math:`h^{l+1}`, the pre-activation received at step l+1.
-- ``P[l]``     (B, N): the value fed to sigma at step l+1 (``H[l]`` after batch norm);
+- ``P[l]``     (B, N): the value fed to sigma at step l+1 (``H[l]`` after the step transform's ``pre``);
   only for l + 1 < steps, since the last step is read out before sigma.
 
-Batch norm and dropout are the optional "common hyper-parameters" of the
-supplement's Table 3; the supplement does not say where they act, so the choices are
-documented on :class:`GPBatchNorm` and :func:`gp_trace`.
+Batch norm and dropout, the optional "common hyper-parameters" of the supplement's
+Table 3, act through a :class:`StepTransform` (SAGP's, :mod:`refimpl.sagp.norm`); the
+S-Eq. 11 layout of a SAGP lives in :mod:`refimpl.sagp.layout`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -37,16 +37,14 @@ import numpy as np
 from .activations import Activation, get_activation
 
 __all__ = [
-    "GPBatchNorm",
     "GPGradients",
     "GPTrace",
-    "SAGPLayout",
+    "StepTransform",
     "gp_backward",
     "gp_forward",
     "gp_trace",
     "infer_n_out",
     "mlp_to_graph",
-    "sagp_layout",
 ]
 
 
@@ -211,129 +209,27 @@ def mlp_to_graph(weights: Sequence, biases: Sequence) -> tuple[np.ndarray, np.nd
     return A, b
 
 
-# --------------------------------------------------------------------------- S-Eq. 11
-@dataclass(frozen=True)
-class SAGPLayout:
-    """Neuron numbering and block structure of a SAGP graph (S-Eq. 11).
-
-    Attributes
-    ----------
-    n_in, h_max, n_out : int
-        |I|, |H|max, |O|.
-    fixed : (N, N) ndarray
-        The identity blocks of S-Eq. 11: ``I`` on the inputs and, when
-        ``output_self_loops``, ``I`` on the outputs.  Not trained, not masked, not counted
-        as synapses.
-    trainable : (N, N) bool ndarray
-        The synapses that may exist: the blocks A_{I->H}, A_{I->O}, A_{H->H}
-        (diagonal included), A_{H->O}.
-    output_self_loops : bool
-    """
-
-    n_in: int
-    h_max: int
-    n_out: int
-    fixed: np.ndarray = field(repr=False)
-    trainable: np.ndarray = field(repr=False)
-    output_self_loops: bool = False
-
-    @property
-    def N(self) -> int:
-        return self.n_in + self.h_max + self.n_out
-
-    @property
-    def inputs(self) -> np.ndarray:
-        """Indices 0 .. |I|-1 (the supplement's 1 .. |I|)."""
-        return np.arange(self.n_in)
-
-    @property
-    def hidden(self) -> np.ndarray:
-        """Indices |I| .. |I|+|H|max-1 (the supplement's |I|+1 .. |I|+|H|max)."""
-        return np.arange(self.n_in, self.n_in + self.h_max)
-
-    @property
-    def outputs(self) -> np.ndarray:
-        """The last |O| indices."""
-        return np.arange(self.n_in + self.h_max, self.N)
-
-
-def sagp_layout(n_in: int, h_max: int, n_out: int, *, output_self_loops: bool = False) -> SAGPLayout:
-    r"""Block layout of a SAGP adjacency (S-Eq. 11) with the pseudo-code's numbering.
-
-    Implements S-Eq. 11:
-
-    .. math::
-
-        A = \begin{bmatrix} I_{|I|} & A_{I\to H} & A_{I\to O} \\
-            0 & A_{H\to H} & A_{H\to O} \\ 0 & 0 & I_{|O|} \end{bmatrix}
-
-    with inputs at indices 0..|I|-1, all potential hidden neurons next, outputs last
-    (supplement Sec. 3.3 "Pseudo-code", 0-based).
-
-    The output identity block is the "output enhancement" that the supplement says it
-    "considered"; S-Alg. 1 line 14 sums only over senders in I and H, which leaves it
-    out.  Documented choice: off by default (S-Alg. 1), on with ``output_self_loops``.
-
-    Parameters
-    ----------
-    n_in, h_max, n_out : int
-        |I| >= 1, |H|max >= 0, |O| >= 1.
-    output_self_loops : bool, default False
-
-    Returns
-    -------
-    SAGPLayout
-
-    Raises
-    ------
-    ValueError
-        If a size is out of range.
-    """
-    for name, v, lo in (("n_in", n_in, 1), ("h_max", h_max, 0), ("n_out", n_out, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    n_in, h_max, n_out = int(n_in), int(h_max), int(n_out)
-    N = n_in + h_max + n_out
-    I, H, O = slice(0, n_in), slice(n_in, n_in + h_max), slice(n_in + h_max, N)
-    fixed = np.zeros((N, N))
-    fixed[I, I] = np.eye(n_in)  # S-Eq. (11): I_{|I|x|I|}
-    if output_self_loops:
-        fixed[O, O] = np.eye(n_out)  # S-Eq. (11): I_{|O|x|O|}
-    trainable = np.zeros((N, N), dtype=bool)
-    trainable[I, H] = True  # S-Eq. (11): A_{I->H}
-    trainable[I, O] = True  # S-Eq. (11): A_{I->O}
-    trainable[H, H] = True  # S-Eq. (11): A_{H->H}
-    trainable[H, O] = True  # S-Eq. (11): A_{H->O}
-    return SAGPLayout(n_in, h_max, n_out, fixed, trainable, bool(output_self_loops))
-
-
 # --------------------------------------------------------------------------- forward
-@dataclass
-class GPBatchNorm:
-    """Channel-wise batch norm inside the message passing (supplement Table 3, Sec. 3.3).
+class StepTransform:
+    """What acts between the message-passing steps of S-Alg. 2 besides sigma (identity here).
 
-    Documented choice (the supplement only names a "channel-wise activated
-    BatchNorm"): the neurons selected by ``where`` (the hidden neurons) are normalized
-    per neuron over the batch before sigma, at every step whose activation is used
-    (steps 1 .. steps-1); the affine ``gamma``, ``beta`` are shared by all steps, the
-    running statistics are kept per step (PyTorch conventions: momentum 0.1, biased
-    variance for normalization, unbiased variance in the running average).
-
-    Attributes
-    ----------
-    gamma, beta : (N,) ndarray
-    running_mean, running_var : (steps - 1, N) ndarray
-    where : (N,) bool ndarray
-    momentum, eps : float
+    :func:`gp_trace` calls ``pre(l, H)`` on step ``l + 1``'s pre-activation before sigma
+    and ``post(l, X)`` on its activated values; :func:`gp_backward` calls the adjoints
+    ``post_backward(l, dX)`` and ``pre_backward(l, dP)``.  The supplement's batch norm and
+    dropout (:class:`refimpl.sagp.SAGPStepTransform`) are such a transform.
     """
 
-    gamma: np.ndarray
-    beta: np.ndarray
-    running_mean: np.ndarray
-    running_var: np.ndarray
-    where: np.ndarray
-    momentum: float = 0.1
-    eps: float = 1e-5
+    def pre(self, l, H):
+        return H
+
+    def post(self, l, X):
+        return X
+
+    def pre_backward(self, l, dP):
+        return dP
+
+    def post_backward(self, l, dX):
+        return dX
 
 
 @dataclass
@@ -341,9 +237,8 @@ class GPTrace:
     """Everything the backward pass of :func:`gp_trace` needs: the states of S-Alg. 2's
     message-passing steps (see the module docstring).
 
-    ``z`` is the readout (B, n_out); ``running_mean``/``running_var`` are the updated
-    running statistics of batch norm in training mode (``None`` otherwise); the caller
-    decides whether to store them.
+    ``z`` is the readout (B, n_out); ``transform`` the :class:`StepTransform` of the
+    pass, if any (it keeps its own caches).
     """
 
     Xhat: list
@@ -354,11 +249,7 @@ class GPTrace:
     n_out: int
     steps: int
     activation: Activation
-    training: bool = False
-    bn_cache: list = field(default_factory=list)
-    dropout_masks: list = field(default_factory=list)
-    running_mean: np.ndarray | None = None
-    running_var: np.ndarray | None = None
+    transform: StepTransform | None = None
 
 
 def gp_trace(
@@ -369,11 +260,7 @@ def gp_trace(
     activation="tanh",
     *,
     n_out: int | None = None,
-    batchnorm: GPBatchNorm | None = None,
-    training: bool = False,
-    dropout: float = 0.0,
-    dropout_where=None,
-    rng: np.random.Generator | None = None,
+    transform: StepTransform | None = None,
 ) -> GPTrace:
     r"""Message passing of a graph perceptron, keeping the state for the backward pass.
 
@@ -394,18 +281,9 @@ def gp_trace(
     activation : str or Activation
     n_out : int, optional
         Number of output neurons; inferred by :func:`infer_n_out` when omitted.
-    batchnorm : GPBatchNorm, optional
-        Batch norm of the hidden neurons (see :class:`GPBatchNorm`); training mode uses
-        batch statistics, otherwise the running statistics.
-    training : bool
-        Selects batch statistics and dropout.
-    dropout : float in [0, 1)
-        Inverted dropout on the activated values of the neurons in ``dropout_where``
-        (default: every neuron that is not an input), applied in training only.
-        Documented choice: the supplement does not say where dropout acts.
-    dropout_where : (N,) bool array, optional
-    rng : numpy.random.Generator, optional
-        Required when dropout is active.
+    transform : StepTransform, optional
+        Acts before and after sigma at every step whose activation is used (SAGP's batch
+        norm and dropout, :class:`refimpl.sagp.SAGPStepTransform`).
 
     Returns
     -------
@@ -414,7 +292,7 @@ def gp_trace(
     Raises
     ------
     ValueError
-        On shapes, a non-integer ``steps``, ``dropout`` out of range, or a missing ``rng``.
+        On shapes or a non-integer ``steps``.
     """
     A, b = _check_graph(A, b)
     steps = _check_steps(steps)
@@ -429,61 +307,21 @@ def gp_trace(
         n_out = infer_n_out(A, n0)
     if isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer)) or not 1 <= n_out <= N - n0:
         raise ValueError(f"n_out: expected an integer in [1, {N - n0}], got {n_out!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-    use_dropout = training and dropout > 0.0
-    if use_dropout:
-        if rng is None:
-            raise ValueError("rng: a numpy Generator is required when dropout is active")
-        if dropout_where is None:
-            dropout_where = np.arange(N) >= n0
-        dropout_where = np.asarray(dropout_where, dtype=bool)
-    if batchnorm is not None:
-        w = np.asarray(batchnorm.where, dtype=bool)
-        if w.shape != (N,) or batchnorm.running_mean.shape[0] < steps - 1:
-            raise ValueError(
-                "batchnorm: where must have shape (N,) and the running statistics one row per step"
-            )
-        run_mean = batchnorm.running_mean.copy() if training else None
-        run_var = batchnorm.running_var.copy() if training else None
-
     Xhat = np.zeros((B, N))
     Xhat[:, :n0] = X0  # S-Alg. 2 line 4: x^0 = [x; 0]
-    trace = GPTrace([Xhat], [], [], np.empty((B, n_out)), n0, int(n_out), steps, act, training)
+    trace = GPTrace([Xhat], [], [], np.empty((B, n_out)), n0, int(n_out), steps, act, transform)
     for l in range(steps):
         H = trace.Xhat[l] @ A + b  # S-Alg. 2 line 6 / S-Eq. (3): h^{l+1} = A^T x^l + b
         trace.H.append(H)
         if l == steps - 1:
             break
-        P = H
-        if batchnorm is not None:
-            P = H.copy()
-            Hw = H[:, w]
-            if training:
-                mu = Hw.mean(axis=0)
-                var = Hw.var(axis=0)
-                m = batchnorm.momentum
-                run_mean[l, w] = (1 - m) * run_mean[l, w] + m * mu
-                unbiased = var * B / (B - 1) if B > 1 else var
-                run_var[l, w] = (1 - m) * run_var[l, w] + m * unbiased
-            else:
-                mu = batchnorm.running_mean[l, w]
-                var = batchnorm.running_var[l, w]
-            inv = 1.0 / np.sqrt(var + batchnorm.eps)
-            nh = (Hw - mu) * inv
-            P[:, w] = batchnorm.gamma[w] * nh + batchnorm.beta[w]
-            trace.bn_cache.append((nh, inv))
+        P = H if transform is None else transform.pre(l, H)
         trace.P.append(P)
         Xn = act.f(P)  # S-Alg. 2 line 7: x^{l+1} = sigma(h^{l+1})
-        if use_dropout:
-            keep = rng.random((B, N)) >= dropout
-            D = np.where(dropout_where[None, :], keep / (1.0 - dropout), 1.0)
-            Xn = Xn * D
-            trace.dropout_masks.append(D)
+        if transform is not None:
+            Xn = transform.post(l, Xn)
         trace.Xhat.append(Xn)
     trace.z = trace.H[-1][:, N - n_out:]  # S-Alg. 2 line 9: z = [h^L_i], i in O
-    if batchnorm is not None and training:
-        trace.running_mean, trace.running_var = run_mean, run_var
     return trace
 
 
@@ -538,18 +376,16 @@ class GPGradients:
         Dense: every entry, whether or not it is a synapse.
     b : (N,) ndarray
     X0 : (B, n0) ndarray
-    gamma, beta : (N,) ndarray or None
-        Batch-norm affine parameters, when batch norm was used.
+
+    The gradients of a :class:`StepTransform`'s own parameters stay on the transform.
     """
 
     A: np.ndarray
     b: np.ndarray
     X0: np.ndarray
-    gamma: np.ndarray | None = None
-    beta: np.ndarray | None = None
 
 
-def gp_backward(A, trace: GPTrace, G, *, batchnorm: GPBatchNorm | None = None) -> GPGradients:
+def gp_backward(A, trace: GPTrace, G) -> GPGradients:
     r"""Explicit backward pass through the unrolled message passing of :func:`gp_trace`.
 
     Implements the adjoint of S-Alg. 2 lines 5-9 (reverse-mode through the ``steps``
@@ -562,7 +398,7 @@ def gp_backward(A, trace: GPTrace, G, *, batchnorm: GPBatchNorm | None = None) -
         \partial L/\partial \hat x^l = \delta^{l+1} A^T,\quad
         \delta^{l} = \sigma'(p^l) \odot (\partial L/\partial \hat x^l)
 
-    (through dropout and batch norm where used); :math:`\delta^{steps}` is ``G`` on
+    (through the trace's :class:`StepTransform` where used); :math:`\delta^{steps}` is ``G`` on
     the output neurons and zero elsewhere.
 
     Parameters
@@ -573,8 +409,6 @@ def gp_backward(A, trace: GPTrace, G, *, batchnorm: GPBatchNorm | None = None) -
         From :func:`gp_trace`.
     G : (B, n_out) array
         dL/dz.
-    batchnorm : GPBatchNorm, optional
-        The same object that was given to the forward pass.
 
     Returns
     -------
@@ -593,8 +427,6 @@ def gp_backward(A, trace: GPTrace, G, *, batchnorm: GPBatchNorm | None = None) -
     act = trace.activation
     dA = np.zeros_like(A)
     db = np.zeros(N)
-    dgamma = np.zeros(N) if batchnorm is not None else None
-    dbeta = np.zeros(N) if batchnorm is not None else None
     delta = np.zeros((B, N))
     delta[:, N - trace.n_out:] = G  # z = h^steps at the outputs
     dX0 = None
@@ -605,21 +437,11 @@ def gp_backward(A, trace: GPTrace, G, *, batchnorm: GPBatchNorm | None = None) -
         if l == 0:
             dX0 = dX[:, : trace.n_in].copy()
             break
-        if trace.dropout_masks:
-            dX = dX * trace.dropout_masks[l - 1]
+        tf = trace.transform
+        if tf is not None:
+            dX = tf.post_backward(l - 1, dX)
         dP = dX * act.df(trace.P[l - 1])  # through sigma
-        if batchnorm is not None:
-            w = np.asarray(batchnorm.where, dtype=bool)
-            nh, inv = trace.bn_cache[l - 1]
-            dPw = dP[:, w]
-            dgamma[w] += (dPw * nh).sum(axis=0)
-            dbeta[w] += dPw.sum(axis=0)
-            dnh = dPw * batchnorm.gamma[w]
-            if trace.training:  # batch statistics depend on the whole batch
-                dHw = inv / B * (B * dnh - dnh.sum(axis=0) - nh * (dnh * nh).sum(axis=0))
-            else:
-                dHw = dnh * inv
-            dP = dP.copy()
-            dP[:, w] = dHw
+        if tf is not None:
+            dP = tf.pre_backward(l - 1, dP)
         delta = dP
-    return GPGradients(dA, db, dX0, dgamma, dbeta)
+    return GPGradients(dA, db, dX0)

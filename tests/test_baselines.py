@@ -16,15 +16,12 @@ from refimpl.perceptron import gp_forward, mlp_to_graph
 from refimpl.solvers.anderson import anderson_fixed_point
 from refimpl.solvers.result import SolveStatus
 from refimpl.solvers.whole import whole_graph_fixed_point
+from refimpl.testing import toy_classification
 from refimpl.train import EpochRecord, TrainConfig
 
 
 def toy_data(seed=0, n=150, n_in=5, n_classes=3):
-    rng = np.random.default_rng(seed)
-    centers = 2.0 * rng.standard_normal((n_classes, n_in))
-    y = rng.integers(0, n_classes, n)
-    X = centers[y] + 0.7 * rng.standard_normal((n, n_in))
-    return X, y
+    return toy_classification(seed, n, n_in, n_classes)
 
 
 @pytest.mark.parametrize("widths, output", [(7, "softmax"), ((5, 4), "softmax"),

@@ -441,3 +441,36 @@ def test_teacher_label_noise():
 def test_module_exports():
     for name in D.__all__:
         assert hasattr(D, name)
+
+
+# --------------------------------------------------------------------------- registry
+def _same(a, b):
+    for part in ("train", "val", "test"):
+        assert_array_equal(getattr(a, f"X_{part}"), getattr(b, f"X_{part}"))
+        assert_array_equal(getattr(a, f"y_{part}"), getattr(b, f"y_{part}"))
+    assert_array_equal(a.classes, b.classes)
+    assert a.name == b.name
+
+
+def test_load_registry_dispatches_by_name(tmp_path):
+    """``load(name, path, seed, ...)`` is the one dispatch: each name reaches its loader."""
+    pytest.importorskip("sklearn")
+    _same(D.load("iris", seed=3, test_size=0.2), load_builtin("iris", seed=3, test_size=0.2))
+    _same(D.load("teacher", seed=2, n_samples=40, n_in=3, n_classes=2),
+          teacher_data(40, 3, 2, seed=2))
+    _write_codon(tmp_path)
+    with pytest.warns(DataQualityWarning):
+        a = D.load("codon", tmp_path, seed=1)
+    with pytest.warns(DataQualityWarning):
+        b = load_codon(tmp_path, seed=1)
+    _same(a, b)
+    assert set(D.DATASETS) == set(D.BUILTIN_DATASETS + D.PAPER_DATASETS + ("teacher",))
+
+
+def test_load_registry_errors(tmp_path):
+    with pytest.raises(ValueError, match="name: unknown data set 'mnist'"):
+        D.load("mnist")
+    with pytest.raises(ValueError, match="path: the data set 'iris' is not read from disk"):
+        D.load("iris", tmp_path)
+    with pytest.raises(FileNotFoundError, match="REFIMPL_GAS_DRIFT"):
+        D.load("gas_drift")

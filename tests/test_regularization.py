@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from refimpl.graph import graph_from_mask, prune
+from refimpl.testing import central_difference
 from refimpl.regularization import (
     NMRepulsion,
     l2_gradient,
@@ -32,13 +33,7 @@ E = math.e
 
 def central_diff(f, K, h):
     """Central-difference gradient of the scalar ``f`` at ``K``, every entry."""
-    G = np.empty_like(K)
-    for idx in np.ndindex(*K.shape):
-        Kp, Km = K.copy(), K.copy()
-        Kp[idx] += h
-        Km[idx] -= h
-        G[idx] = (f(Kp) - f(Km)) / (2.0 * h)
-    return G
+    return central_difference(f, K, h)
 
 
 def off_diagonal(p):

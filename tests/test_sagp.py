@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from refimpl.perceptron import gp_forward
+from refimpl.testing import toy_classification
 from refimpl.sagp import (
     SAGPConfig,
     ablation_config,
@@ -33,11 +34,7 @@ from refimpl.sagp import (
 
 # --------------------------------------------------------------------------- fixtures
 def _blobs(seed, n=60, n_in=4, n_classes=3):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=2.0, size=(n_classes, n_in))
-    y = np.arange(n) % n_classes
-    X = centers[y] + rng.normal(scale=0.7, size=(n, n_in))
-    return X, y
+    return toy_classification(seed, n, n_in, n_classes, balanced=True)
 
 
 def _model(seed=0, n_in=3, h_max=3, n_out=2, logit_scale=0.3, **cfg):

@@ -8,15 +8,12 @@ import pytest
 
 from refimpl import NMNetwork, loss_and_grad, prune
 from refimpl.regularization import nm_repulsion, nm_update
+from refimpl.testing import toy_classification
 from refimpl.train import CheckpointError, Trainer, TrainConfig, predict, predict_proba
 
 
 def toy_data(seed=0, n=120, n_in=5, n_classes=3):
-    rng = np.random.default_rng(seed)
-    centers = 2.0 * rng.standard_normal((n_classes, n_in))
-    y = rng.integers(0, n_classes, n)
-    X = centers[y] + 0.7 * rng.standard_normal((n, n_in))
-    return X, y
+    return toy_classification(seed, n, n_in, n_classes)
 
 
 SMALL = dict(nodes=12, edges=30, epochs=4, batch_size=16, lr=0.1, patience=None)

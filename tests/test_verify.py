@@ -117,3 +117,124 @@ def test_run_claims_is_pure(capsys):
 def test_claim_names_unique():
     names = [c.name for c in verify.CLAIMS]
     assert len(set(names)) == len(names)
+
+
+# ----------------------------------------------------------------------------
+# claims that can fail: a broken component makes verify fail
+# ----------------------------------------------------------------------------
+
+
+def _claim(name):
+    return next(c for c in verify.CLAIMS if c.name == name)
+
+
+def test_broken_weight_gradient_fails_verify(monkeypatch):
+    """A wrong dL/dWm (half the true one) makes the FD claim, and ``refimpl verify``, fail."""
+    real = verify.loss_and_grad
+
+    def broken(*args, **kwargs):
+        loss, grads, fwd = real(*args, **kwargs)
+        return loss, dataclasses.replace(grads, Wm=grads.Wm * 0.5), fwd
+
+    monkeypatch.setattr(verify, "loss_and_grad", broken)
+    (res,) = verify.run_claims([_claim("eq4-8-fd")])
+    assert not res.passed and res.error > 1e-2
+    rc, out, _ = _run_cli(["verify", "--json", "--claim", "eq4-8-fd"])
+    assert rc == 1 and json.loads(out)["claims"][0]["passed"] is False
+
+
+def test_broken_backward_fails_eq4_claim(monkeypatch):
+    """U = f'(V) (Alg. 1 line 44 read literally) instead of f'(X) V fails the Eq. 4 claim."""
+    from refimpl.activations import get_activation
+
+    real = verify.loss_and_grad
+
+    def broken(net, *args, **kwargs):
+        loss, grads, fwd = real(net, *args, **kwargs)
+        U = get_activation(net.activation).df(grads.V)
+        return loss, dataclasses.replace(grads, U=U), fwd
+
+    monkeypatch.setattr(verify, "loss_and_grad", broken)
+    (res,) = verify.run_claims([_claim("eq4-v")])
+    assert not res.passed
+
+
+def test_broken_repulsion_fails_eq9_10(monkeypatch):
+    """R = z_i z_j d_ij (Eq. 10 inverted) fails the hand-computed case."""
+    real = verify.nm_repulsion
+
+    def broken(graph):
+        rep = real(graph)
+        return dataclasses.replace(rep, R=np.outer(rep.z, rep.z) * rep.D)
+
+    monkeypatch.setattr(verify, "nm_repulsion", broken)
+    (res,) = verify.run_claims([_claim("eq9-10")])
+    assert not res.passed and res.error > 0.1
+
+
+def test_eq9_10_hand_values_are_eq10():
+    """The hand table of the claim: entries with an edge are z_i z_j e^{w~}, others z_i z_j."""
+    R = verify._r_hand()
+    z = np.array([2.0, 2.0, 1.0, 1.0])
+    assert R[0, 1] == pytest.approx(4 * np.e**0.5, rel=1e-15)
+    assert R[3, 0] == z[3] * z[0] and R[0, 3] == 2.0
+    (res,) = verify.run_claims([_claim("eq9-10")])
+    assert res.passed
+
+
+def test_appendix_h_is_measured_and_reported(json_run):
+    """The App. H claim reports both runs and its verdict, whichever way it comes out."""
+    _, out, _ = json_run
+    row = next(c for c in json.loads(out)["claims"] if c["name"] == "appendix-h")
+    assert row["passed"]
+    assert ("holds" in row["detail"]) and ("NM:" in row["detail"]) and ("none:" in row["detail"])
+    assert "p_merge by q" in row["detail"] and "disparity" in row["detail"]
+
+
+def test_appendix_h_fails_when_nm_regularization_is_off(monkeypatch):
+    """With R = 0 inside training the NM run is the unregularized run: the claim fails."""
+    import refimpl.train as train
+    from refimpl.regularization import nm_repulsion
+
+    def zero_R(graph):
+        rep = nm_repulsion(graph)
+        return dataclasses.replace(rep, R=np.zeros_like(rep.R))
+
+    monkeypatch.setattr(train, "nm_repulsion", zero_R)
+    (res,) = verify.run_claims([_claim("appendix-h")])
+    assert not res.passed and res.error > 0.9
+
+
+def test_merge_probabilities_hand_case():
+    """Eq. 16 per module on a 4-node case: module {0, 1} has 8 candidate edges to the
+    rest, 1 kept (1 -> 2), so theta = 7/8 and p = 1 - (7/8)^2."""
+    from refimpl.graph import prune
+
+    g = prune(verify._K_HAND, gamma=0.2)
+    pm = verify._merge_probabilities(verify._K_HAND, g)
+    assert pm[2] == pytest.approx(1 - (7 / 8) ** 2, rel=1e-15)
+    # singletons {2} (candidates 6, kept 2: 1 -> 2, 2 -> 3) and {3} (6, kept 1)
+    assert pm[1] == pytest.approx(((1 - 4 / 6) + (1 - 5 / 6)) / 2, rel=1e-15)
+
+
+def test_testing_oracles_agree_with_the_engine():
+    """refimpl.testing's dense Newton forward and dense adjoint against forward/backward."""
+    from refimpl import forward
+    from refimpl.model import output_loss
+    from refimpl.propagate import backward
+    from refimpl.testing import dense_adjoint, dense_newton_forward, eq3_residual, random_case
+
+    net, X0, T = random_case(3, p=12, k=36)
+    g = net.prune()
+    fwd = forward(net, X0, g, atol=1e-13, rtol=1e-13)
+    X, Z = dense_newton_forward(net, X0, g)
+    # Both solve to ~1e-13 relative; cond of the Jacobian ~ 10: rtol 1e-10.
+    np.testing.assert_allclose(X, fwd.X, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(Z, fwd.Z, rtol=1e-10, atol=1e-12)
+    assert np.abs(eq3_residual(net, g, X0, X)).max() < 1e-12
+    assert np.abs(eq3_residual(net, g, X0, X + 1e-3)).max() > 1e-4
+    _, G = output_loss(fwd.Z, T, net.output)
+    V, U = dense_adjoint(net, g, fwd.X, G)
+    b = backward(net, fwd, G)
+    np.testing.assert_allclose(V, b.V, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(U, b.U, rtol=1e-10, atol=1e-13)

@@ -1,18 +1,16 @@
 """Dataset lookup shared by the commands (no mathematics)."""
 from __future__ import annotations
 
-BUILTIN = ("digits", "wine", "breast_cancer", "iris")
-UCI = ("codon", "gas_drift", "daily_sports", "facebook")
+from ..datasets import BUILTIN_DATASETS as BUILTIN
+from ..datasets import PAPER_DATASETS as UCI
 
 
 def load(name, *, seed=0, path=None):
-    """A :class:`refimpl.datasets.Dataset` by name (built-in or a UCI local copy)."""
+    """A :class:`refimpl.datasets.Dataset` by name (built-in or a UCI local copy),
+    through :func:`refimpl.datasets.load`; an unknown name exits with a one-line message."""
     from .. import datasets
 
-    if name in BUILTIN:
-        return datasets.load_builtin(name, seed=seed)
-    loader = getattr(datasets, f"load_{name}", None)
-    if name not in UCI or loader is None:
+    if name not in BUILTIN + UCI:
         raise SystemExit(f"--dataset: unknown data set {name!r}; choose from "
                          f"{', '.join(BUILTIN + UCI)}")
-    return loader(path, seed=seed)
+    return datasets.load(name, path, seed=seed)

@@ -25,9 +25,8 @@ import sys
 
 import numpy as np
 
+from ..datasets import BUILTIN_DATASETS as DATASETS
 from ..validation import json_default
-
-DATASETS = ("digits", "wine", "breast_cancer", "iris")
 
 #: History columns written to the CSV (the id lists stay in the JSON file).
 CSV_COLUMNS = (
@@ -89,9 +88,9 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
 
 
 def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: float) -> dict:
-    """The seeded stratified split of :func:`refimpl.datasets.load_builtin`
+    """The seeded stratified split of :func:`refimpl.datasets.load`
     (standardized with the training statistics), as the command uses it."""
-    from ..datasets import load_builtin
+    from ..datasets import load
 
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(
@@ -99,7 +98,7 @@ def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: floa
             f"got {val_fraction}, {test_fraction}"
         )
     try:
-        d = load_builtin(name, seed=seed, val_size=val_fraction, test_size=test_fraction)
+        d = load(name, seed=seed, val_size=val_fraction, test_size=test_fraction)
     except ImportError as exc:
         raise RuntimeError(str(exc)) from exc
     return {

@@ -1,35 +1,8 @@
-r"""Datasets (DESIGN.md sec. 11): built-in data, loaders of the paper's four datasets, teachers.
+"""Loaders of the paper's four UCI / SNAP data sets from local copies (DESIGN.md sec. 11).
 
-Three sources, all returned as a :class:`Dataset` (train / validation / test splits):
-
-- :func:`load_builtin`: scikit-learn's bundled real data (digits, wine, breast cancer,
-  iris); shipped inside scikit-learn, no network.  Needs the optional ``data`` extra.
-- :func:`load_codon`, :func:`load_gas_drift`, :func:`load_daily_sports`,
-  :func:`load_facebook`: the four datasets of the paper's Table 1, read from a local copy
-  in their published formats (the build machines cannot download them).
-- :func:`teacher_data`: labels of a random sparse acyclic teacher network, for controlled
-  experiments.
-
-Conventions (DESIGN.md sec. 2): float64 features, batches are rows, class labels are the
-integers ``0 .. n_classes - 1``; ``Dataset.classes[y]`` maps them back to the original
-label values.
-
-Where the local copies are found
---------------------------------
-Each loader takes ``path``; when it is ``None`` the loader reads a per-dataset
-environment variable, then ``$REFIMPL_DATA/<subfolder>``:
-
-=====================  ======================  ==================  ==========================
-loader                 variable                subfolder           expected content
-=====================  ======================  ==================  ==========================
-load_codon             REFIMPL_CODON           codon_usage         ``codon_usage.csv``
-load_gas_drift         REFIMPL_GAS_DRIFT       gas_drift           ``batch1.dat .. batch10.dat``
-load_daily_sports      REFIMPL_DAILY_SPORTS    daily_sports        ``data/a01/p1/s01.txt ...``
-load_facebook          REFIMPL_FACEBOOK        facebook            ``musae_facebook_*`` (3 files)
-=====================  ======================  ==================  ==========================
-
-A missing file raises :class:`FileNotFoundError` naming the expected location and the
-variables.  Loaders do I/O only; they print nothing and hold no global state.
+Each loader takes ``path``; when it is ``None`` it reads a per-dataset environment
+variable, then ``$REFIMPL_DATA/<subfolder>`` (see :mod:`refimpl.datasets`).  Loaders do
+I/O only; they print nothing and hold no global state.
 """
 from __future__ import annotations
 
@@ -38,245 +11,17 @@ import json
 import os
 import re
 import warnings
-from dataclasses import dataclass, replace
 from pathlib import Path
+
 import numpy as np
 
-__all__ = [
-    "BUILTIN_DATASETS",
-    "DataQualityWarning",
-    "Dataset",
-    "load_builtin",
-    "load_codon",
-    "load_daily_sports",
-    "load_facebook",
-    "load_gas_drift",
-    "split_standardize",
-    "stratified_split",
-    "teacher_data",
-]
+from .base import DataQualityWarning, Dataset, split_standardize
 
-BUILTIN_DATASETS = ("digits", "wine", "breast_cancer", "iris")
+__all__ = ["PAPER_DATASETS", "load_codon", "load_daily_sports", "load_facebook",
+           "load_gas_drift"]
 
-
-class DataQualityWarning(UserWarning):
-    """A loader dropped malformed rows of a published file (it says which)."""
-
-
-# --------------------------------------------------------------------------- container
-@dataclass(frozen=True, eq=False, repr=False)
-class Dataset:
-    """A classification dataset split into train, validation and test parts.
-
-    Attributes
-    ----------
-    X_train, X_val, X_test : ndarray of float64, shape (n_split, n_features)
-        Features, standardized with the training statistics (see
-        :func:`split_standardize`) unless the caller asked otherwise.
-    y_train, y_val, y_test : ndarray of int64, shape (n_split,)
-        Class indices in ``0 .. n_classes - 1``.
-    classes : ndarray, shape (n_classes,)
-        Original label values: ``classes[y]`` gives the label of the source data.
-    feature_names : tuple of str or None
-    name : str
-    """
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    classes: np.ndarray
-    feature_names: tuple[str, ...] | None = None
-    name: str = "custom"
-
-    def __post_init__(self):
-        d = self.X_train.shape[1] if self.X_train.ndim == 2 else None
-        for part in ("train", "val", "test"):
-            X, y = getattr(self, f"X_{part}"), getattr(self, f"y_{part}")
-            if X.ndim != 2 or X.shape[1] != d:
-                raise ValueError(f"X_{part}: expected shape (n, {d}), got {X.shape}")
-            if y.shape != (X.shape[0],):
-                raise ValueError(f"y_{part}: expected shape ({X.shape[0]},), got {y.shape}")
-        if self.feature_names is not None and len(self.feature_names) != d:
-            raise ValueError(f"feature_names: expected {d} names, got {len(self.feature_names)}")
-
-    @property
-    def n_features(self) -> int:
-        return int(self.X_train.shape[1])
-
-    @property
-    def n_classes(self) -> int:
-        return int(len(self.classes))
-
-    def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, n_features={self.n_features}, "
-                f"n_classes={self.n_classes}, n_train={len(self.y_train)}, "
-                f"n_val={len(self.y_val)}, n_test={len(self.y_test)})")
-
-
-# --------------------------------------------------------------------------- splitting
-def stratified_split(y, *, seed=0, val_size=0.15, test_size=0.15):
-    r"""Seeded stratified train / validation / test index split (numpy only).
-
-    Per class c with :math:`n_c` rows (shuffled with ``rng``), the test part takes
-    :math:`t_c = \lfloor n_c\,\mathrm{test\_size} + 1/2 \rfloor` rows and the validation
-    part :math:`\lfloor n_c(\mathrm{test\_size} + \mathrm{val\_size}) + 1/2\rfloor - t_c`
-    (rounding the cumulative fractions), the rest is training.  So every class count of
-    every split is within one row of :math:`n_c` times the split's fraction, and split sizes
-    equal the requested fractions up to half a row per class.  A class of one row goes to
-    training while ``test_size + val_size < 1/2``.
-
-    Parameters
-    ----------
-    y : array_like, shape (n,)
-        Labels of any type that :func:`numpy.unique` can sort.
-    seed : int
-        Seed of ``np.random.default_rng``; the same seed gives the same split.
-    val_size, test_size : float
-        Fractions in [0, 1) with ``val_size + test_size < 1``.
-
-    Returns
-    -------
-    train, val, test : ndarray of int64
-        Disjoint row indices covering ``range(n)``, each in a seeded random order.
-    """
-    val_size, test_size = float(val_size), float(test_size)
-    if not (0.0 <= val_size < 1.0 and 0.0 <= test_size < 1.0 and val_size + test_size < 1.0):
-        raise ValueError("val_size and test_size must lie in [0, 1) with "
-                         f"val_size + test_size < 1, got {val_size} and {test_size}")
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y: expected a 1-D array, got shape {y.shape}")
-    rng = np.random.default_rng(seed)
-    _, codes = np.unique(y, return_inverse=True)
-    parts = ([], [], [])
-    for c in range(int(codes.max()) + 1 if codes.size else 0):
-        rows = rng.permutation(np.flatnonzero(codes == c))
-        n_c = rows.size
-        n_test = int(np.floor(n_c * test_size + 0.5))
-        n_test_val = int(np.floor(n_c * (test_size + val_size) + 0.5))
-        parts[2].append(rows[:n_test])
-        parts[1].append(rows[n_test:n_test_val])
-        parts[0].append(rows[n_test_val:])
-    return tuple(rng.permutation(np.concatenate(p).astype(np.int64)) if p
-                 else np.zeros(0, np.int64) for p in parts)
-
-
-def _encode(y, classes=None) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes 0..C-1 of labels ``y`` and the label values ``classes``."""
-    if classes is None:
-        classes, codes = np.unique(y, return_inverse=True)
-        return codes.astype(np.int64).reshape(-1), classes
-    classes = np.asarray(classes)
-    index = {v: i for i, v in enumerate(classes.tolist())}
-    uniq, inv = np.unique(y, return_inverse=True)
-    unknown = [v for v in uniq.tolist() if v not in index]
-    if unknown:
-        raise ValueError(f"labels {unknown[:5]} are not in classes {classes.tolist()}")
-    lut = np.array([index[v] for v in uniq.tolist()], dtype=np.int64)
-    return lut[inv.reshape(-1)], classes
-
-
-def split_standardize(X, y, *, seed=0, val_size=0.15, test_size=0.15, standardize=True,
-                      classes=None, feature_names=None, name="custom") -> Dataset:
-    r"""Split ``(X, y)`` with :func:`stratified_split` and standardize with train statistics.
-
-    Implements the preprocessing of DESIGN.md sec. 11: every loader ends here.  The
-    standardization
-
-    .. math::
-
-        x \mapsto (x - \mu_{train}) / s_{train}, \qquad
-        s_{train} = \mathrm{std}_{train}(x) \text{ (ddof 0), or 1 where it is 0}
-
-    is fitted on the training rows only and applied unchanged to validation and test rows
-    (no information from them leaks into training).  A feature that is constant on the
-    training rows is only centred: it is divided by 1, not by 0.
-
-    Parameters
-    ----------
-    X : array_like, shape (n, n_features)
-        Finite features.
-    y : array_like, shape (n,)
-        Labels of any sortable type; mapped to ``0 .. n_classes - 1`` in sorted order.
-    seed, val_size, test_size
-        See :func:`stratified_split`.
-    standardize : bool
-        False returns the raw features (split only).
-    classes : array_like, optional
-        The full, ordered label set (for labels that may be absent from ``y``); default
-        the sorted unique labels of ``y``.
-    feature_names : sequence of str, optional
-    name : str
-
-    Returns
-    -------
-    Dataset
-    """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    if X.ndim != 2:
-        raise ValueError(f"X: expected a 2-D array (n, n_features), got shape {X.shape}")
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y: expected shape ({X.shape[0]},) to match X, got {y.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X: contains NaN or infinite values")
-    codes, classes = _encode(y, classes)
-    tr, va, te = stratified_split(codes, seed=seed, val_size=val_size, test_size=test_size)
-    X_tr, X_va, X_te = X[tr], X[va], X[te]
-    if standardize and tr.size:
-        mu = X_tr.mean(axis=0)
-        s = X_tr.std(axis=0)
-        s = np.where(s > 0.0, s, 1.0)                  # constant feature: divide by 1
-        X_tr, X_va, X_te = ((A - mu) / s for A in (X_tr, X_va, X_te))
-    if feature_names is not None:
-        feature_names = tuple(str(f) for f in feature_names)
-    return Dataset(X_train=np.ascontiguousarray(X_tr), y_train=codes[tr],
-                   X_val=np.ascontiguousarray(X_va), y_val=codes[va],
-                   X_test=np.ascontiguousarray(X_te), y_test=codes[te],
-                   classes=classes, feature_names=feature_names, name=name)
-
-
-# --------------------------------------------------------------------------- built-in data
-def load_builtin(name, *, seed=0, val_size=0.15, test_size=0.15) -> Dataset:
-    """scikit-learn's bundled real datasets (DESIGN.md sec. 11), split and standardized.
-
-    Parameters
-    ----------
-    name : {"digits", "wine", "breast_cancer", "iris"}
-        ``load_digits`` (1797 x 64, 10 classes), ``load_wine`` (178 x 13, 3),
-        ``load_breast_cancer`` (569 x 30, 2), ``load_iris`` (150 x 4, 3).
-    seed, val_size, test_size
-        See :func:`split_standardize`.
-
-    Returns
-    -------
-    Dataset
-        Class codes equal scikit-learn's targets; ``classes`` holds its ``target_names``.
-
-    Raises
-    ------
-    ImportError
-        scikit-learn is not installed (``pip install -e ".[data]"``).
-    ValueError
-        Unknown ``name``.
-    """
-    if name not in BUILTIN_DATASETS:
-        raise ValueError(f"unknown built-in dataset {name!r}; choose one of {BUILTIN_DATASETS}")
-    try:
-        from sklearn import datasets as skd
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the built-in datasets need scikit-learn: install the 'data' "
-                          'extra (pip install -e ".[data]")') from exc
-    bunch = getattr(skd, f"load_{name}")()
-    target = np.asarray(bunch.target, dtype=np.int64)
-    names = np.asarray(bunch.target_names)
-    ds = split_standardize(bunch.data, target, seed=seed, val_size=val_size,
-                           test_size=test_size, classes=np.arange(len(names)),
-                           feature_names=getattr(bunch, "feature_names", None), name=name)
-    return replace(ds, classes=names)
+#: The paper's data sets (Table 1), read from local copies only.
+PAPER_DATASETS = ("codon", "daily_sports", "facebook", "gas_drift")
 
 
 # --------------------------------------------------------------------------- local copies
@@ -318,7 +63,7 @@ _CODON_RE = re.compile(r"^[ACGU]{3}$")
 
 def load_codon(path=None, *, seed=0, val_size=0.15, test_size=0.15, standardize=True,
                bad_rows="drop") -> Dataset:
-    """UCI "Codon usage" (the paper's Codon dataset), from a local ``codon_usage.csv``.
+    """UCI "Codon usage" (the paper's Codon dataset, Table 1), from a local ``codon_usage.csv``.
 
     Published format: a CSV with header ``Kingdom, DNAtype, SpeciesID, Ncodons,
     SpeciesName`` followed by the 64 codon columns (``UUU, UUC, ...``), one row per
@@ -418,7 +163,7 @@ def _read_libsvm_batch(f: Path) -> tuple[list[int], list[dict[int, float]]]:
 
 def load_gas_drift(path=None, *, batches=range(1, 11), seed=0, val_size=0.15,
                    test_size=0.15, standardize=True) -> Dataset:
-    """UCI "Gas sensor array drift" (the paper's Gas dataset), from local ``batchN.dat``.
+    """UCI "Gas sensor array drift" (the paper's Gas dataset, Table 1), from local ``batchN.dat``.
 
     Published format: ten files ``batch1.dat .. batch10.dat`` in libsvm format, one
     measurement per line, ``label;concentration 1:v1 2:v2 ... 128:v128`` (16 sensors x 8
@@ -474,7 +219,7 @@ _DSA_FILE = re.compile(r"^a(\d+)$"), re.compile(r"^p(\d+)$"), re.compile(r"^s(\d
 
 def load_daily_sports(path=None, *, features="stats", seed=0, val_size=0.15,
                       test_size=0.15, standardize=True) -> Dataset:
-    """UCI "Daily and Sports Activities" (the paper's Activity dataset), from a local copy.
+    """UCI "Daily and Sports Activities" (the paper's Activity dataset, Table 1), from a local copy.
 
     Published format: a folder ``data/a01/p1/s01.txt .. data/a19/p8/s60.txt`` (19
     activities x 8 subjects x 60 five-second segments); each file holds 125 rows (25 Hz)
@@ -545,7 +290,7 @@ _FB_FILES = ("musae_facebook_edges.csv", "musae_facebook_target.csv",
 
 def load_facebook(path=None, *, n_features=None, degree=True, seed=0, val_size=0.15,
                   test_size=0.15, standardize=True) -> Dataset:
-    """Facebook Large Page-Page network (MUSAE), node classification from a local copy.
+    """Facebook Large Page-Page network (MUSAE; the paper's Table 1), from a local copy.
 
     Published format (three files in one folder):
 
@@ -622,72 +367,3 @@ def load_facebook(path=None, *, n_features=None, degree=True, seed=0, val_size=0
                              test_size=test_size, standardize=standardize,
                              feature_names=names, name="facebook")
 
-
-# --------------------------------------------------------------------------- teachers
-def teacher_data(n_samples, n_in, n_classes, *, seed=0, p=32, k=4, noise=0.0,
-                 val_size=0.15, test_size=0.15, standardize=True) -> Dataset:
-    r"""Synthetic classification data labelled by a random sparse acyclic teacher network.
-
-    The teacher is a random DAG on ``n_in`` inputs and ``p`` hidden nodes (tanh), kept
-    inside this module so that the data does not depend on the code it tests.  Hidden
-    node ``i`` (in topological order) draws ``min(k, n_in + i)`` distinct predecessors
-    among the inputs and the earlier hidden nodes, with weights
-    :math:`\mathcal N(0, 1/k_i)` and bias :math:`\mathcal N(0, 0.25)`:
-
-    .. math::
-
-        x_i = \tanh\Big(\sum_{j \in \mathrm{pred}(i)} w_{ji}\, x_j + b_i\Big),
-        \qquad z = W^m x_{hidden}, \quad W^m_{oi} \sim \mathcal N(0, 1/p).
-
-    Inputs are standard normal.  Each logit column is z-scored over the drawn sample
-    (which sets the output biases so the classes come out roughly balanced), the label
-    is its argmax, and a fraction ``noise`` of the labels is replaced by uniformly drawn
-    classes (label noise; the replacement may equal the clean label).  The inputs and the
-    clean labels do not depend on ``noise`` (the split does: it is stratified on the
-    returned labels).
-
-    Parameters
-    ----------
-    n_samples, n_in, n_classes : int
-        ``n_classes >= 2``.
-    seed : int
-        One ``np.random.default_rng(seed)`` draws the teacher, the inputs, the noise and
-        the split: the same seed gives identical data.
-    p : int
-        Hidden nodes of the teacher.
-    k : int
-        In-degree of each hidden node (sparsity of the teacher graph).
-    noise : float in [0, 1]
-        Label-noise fraction.
-    val_size, test_size, standardize
-        See :func:`split_standardize`.
-
-    Returns
-    -------
-    Dataset
-        ``classes`` is ``arange(n_classes)`` even if a class is drawn for no sample.
-    """
-    n_samples, n_in, n_classes, p, k = map(int, (n_samples, n_in, n_classes, p, k))
-    if n_samples < 1 or n_in < 1 or n_classes < 2 or p < 1 or k < 1:
-        raise ValueError("need n_samples >= 1, n_in >= 1, n_classes >= 2, p >= 1, k >= 1")
-    if not 0.0 <= noise <= 1.0:
-        raise ValueError(f"noise must lie in [0, 1], got {noise}")
-    rng = np.random.default_rng(seed)
-    V = np.empty((n_samples, n_in + p))                # node values, inputs first
-    V[:, :n_in] = rng.standard_normal((n_samples, n_in))
-    for i in range(n_in, n_in + p):
-        pred = rng.choice(i, size=min(k, i), replace=False)
-        w = rng.standard_normal(pred.size) / np.sqrt(pred.size)
-        V[:, i] = np.tanh(V[:, pred] @ w + 0.5 * rng.standard_normal())
-    Wm = rng.standard_normal((n_classes, p)) / np.sqrt(p)
-    Z = V[:, n_in:] @ Wm.T
-    Z = (Z - Z.mean(0)) / np.where(Z.std(0) > 0, Z.std(0), 1.0)
-    y = Z.argmax(axis=1)
-    split_seed = int(rng.integers(2**31))
-    flip = rng.random(n_samples) < noise
-    y[flip] = rng.integers(0, n_classes, size=int(flip.sum()))
-    return split_standardize(V[:, :n_in], y, seed=split_seed,
-                             val_size=val_size, test_size=test_size,
-                             standardize=standardize, classes=np.arange(n_classes),
-                             feature_names=[f"x{j}" for j in range(n_in)],
-                             name=f"teacher(p={p}, k={k}, seed={seed})")

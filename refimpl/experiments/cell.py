@@ -1,0 +1,149 @@
+"""One cell of Table 1 (Sec. 4.1): train one model within its time budget, evaluate it."""
+from __future__ import annotations
+
+import datetime
+import math
+import time
+
+import numpy as np
+
+from ..activations import get_activation
+from ..baselines.mlp import MLPTrainer, mlp_forward
+from ..propagate import forward
+from ..solvers.result import ConvergenceError
+from ..train import Trainer
+from .domain import LR_SCALE, Settings, load_dataset, method_config
+
+__all__ = ["TimeBudgetExceeded", "run_cell"]
+
+
+class TimeBudgetExceeded(Exception):
+    """Raised inside training when a run passes its time budget (Table 1's "over time")."""
+
+
+class _BudgetTrainer(Trainer):
+    """Trainer that stops at the next mini-batch once the deadline passes
+    (``Trainer.prune`` runs once per mini-batch, Alg. 2 line 5)."""
+
+    deadline = math.inf
+
+    def prune(self):
+        if time.perf_counter() > self.deadline:
+            raise TimeBudgetExceeded
+        return super().prune()
+
+
+class _BudgetMLP(MLPTrainer):
+    deadline = math.inf
+
+    def before_batch(self):
+        if time.perf_counter() > self.deadline:
+            raise TimeBudgetExceeded
+
+
+def _eq3_residual(net, graph, X0, X):
+    """``||X - (1 b^T + f(X) A + X0 W1^T)||_inf``, the residual of Eq. (3)."""
+    f = get_activation(net.activation).f
+    R = X - (graph.b + (graph.A.T @ f(X).T).T + X0 @ net.W1.T)  # Eq. (3)
+    return float(np.abs(R).max()) if R.size else 0.0
+
+
+def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=None,
+             data=None) -> dict:
+    """Train one cell of Table 1 and evaluate its test error rate (Sec. 4.1).
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS` except the open rows.
+    dataset : str
+        A built-in or paper data set name (the row's label when ``data`` is given).
+    nodes, seed : int
+        Hidden nodes p (the NN's hidden width) and the seed of the split,
+        the initialization and the batch order.
+    settings : Settings
+    data_path : str, optional
+        Local copy of a paper data set.
+    data : Dataset, optional
+        Use this data instead of loading ``dataset``.
+
+    Returns
+    -------
+    dict
+        One row with the keys :data:`COLUMNS`: ``error`` is the test error
+        rate of the best validation epoch (NaN when no epoch finished),
+        ``iterations`` the mean solver iterations per mini-batch (the
+        whole-graph fixed point for DEQ, the largest module's Newton /
+        fixed-point iterations otherwise, 0 for NN and DAG), ``residual``
+        the Eq. (3) residual on the test set.
+    """
+    config = method_config(method, nodes, seed, settings)
+    if data is None:
+        data = load_dataset(dataset, int(seed), data_path)
+    t0 = time.perf_counter()
+    if method == "NN":
+        trainer = _BudgetMLP(config, data.n_features, data.n_classes)
+    else:
+        trainer = _BudgetTrainer(config, data.n_features, data.n_classes)
+    trainer.deadline = t0 + settings.time_budget
+    scale = LR_SCALE[method] if settings.lr_scaling else 1.0
+    lr0 = trainer.opt.lr
+
+    def callback(tr, rec):
+        tr.opt.lr *= scale  # Table 3: "scaling learningRate", per epoch
+        return time.perf_counter() > tr.deadline
+
+    status, message = "ok", ""
+    try:
+        trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, callback=callback)
+        if time.perf_counter() > trainer.deadline:
+            status = "over time"
+    except TimeBudgetExceeded:
+        status = "over time"
+    except ConvergenceError as exc:
+        status, message = "diverged", str(exc)
+    except FloatingPointError as exc:  # pragma: no cover - numpy errstate raise
+        status, message = "diverged", str(exc)
+    train_seconds = time.perf_counter() - t0
+    hist = trainer.history
+    if status == "ok" and any(not math.isfinite(h["loss"]) for h in hist):
+        status, message = "diverged", "non-finite training loss"
+    trainer.restore_best()
+    error = residual = math.nan
+    modules = largest = 0
+    edges = 0
+    if trainer.best is not None:
+        if method == "NN":
+            Z = mlp_forward(trainer.net, data.X_test).Z
+            edges = trainer.net.n_weights
+            residual = 0.0
+        else:
+            graph = Trainer.prune(trainer)  # the trained graph, past the deadline check
+            fwd = forward(trainer.net, data.X_test, graph, atol=config.atol, rtol=config.rtol,
+                          solver=config.solver, mode=config.mode, throw=False)
+            Z = fwd.Z
+            residual = _eq3_residual(trainer.net, graph, fwd.X0, fwd.X)
+            edges = graph.n_edges
+            sizes = graph.schedule.module_sizes
+            modules, largest = int(np.sum(sizes > 1)), int(sizes.max(initial=0))
+            if not fwd.converged and status == "ok":
+                status, message = "diverged", f"test-set solve: {fwd.status.message}"
+        if np.all(np.isfinite(Z)):
+            error = float(np.mean(np.argmax(Z, axis=1) != data.y_test))
+        elif status == "ok":
+            status, message = "diverged", "non-finite outputs on the test set"
+    iters = [h["newton_iterations"] for h in hist]
+    best = getattr(trainer, "best_epoch", 0) if trainer.best is not None else 0
+    return {
+        "dataset": dataset, "method": method, "nodes": int(nodes), "seed": int(seed),
+        "status": status, "error": error,
+        "val_error": float(hist[best - 1]["val_error"]) if best else math.nan,
+        "train_loss": float(hist[-1]["loss"]) if hist else math.nan,
+        "epochs": len(hist), "seconds": train_seconds,
+        "iterations": float(np.mean(iters)) if iters else math.nan,
+        "residual": residual, "edges": int(edges), "modules": modules,
+        "largest_module": largest, "lr": float(lr0), "settings": settings.fingerprint(),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="microseconds"),
+        "message": message,
+    }
