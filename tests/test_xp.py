@@ -325,3 +325,33 @@ def test_nmclassifier_backend():
     b = refimpl.NMClassifier(**kw, backend="array_api_strict").fit(X, y)
     np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), rtol=1e-8, atol=1e-12)
     assert isinstance(b.predict_proba(X), np.ndarray)
+
+
+def test_registered_solver_stage_hook(backend, monkeypatch):
+    """A stage registered in refimpl.xp.solvers.STAGES (the hook the Krylov
+    solver plugs into) solves the groups the strategy gives it, forward and
+    adjoint, with the numba path's results."""
+    if backend.reference:
+        pytest.skip("the hook belongs to the generic path")
+    from refimpl.xp import solvers as gs
+
+    calls = []
+
+    def solve(xp, AT, C, act, atol, rtol, max_iter, active):
+        calls.append("solve")
+        return gs.newton_group(xp, AT, C, act, atol, rtol, max_iter, active)
+
+    def adjoint(xp, AT, D, RHS, atol, rtol):
+        calls.append("adjoint")
+        return gs.newton_adjoint(xp, AT, D, RHS)
+
+    monkeypatch.setitem(gs.STAGES, "dense_copy", (solve, adjoint))
+    rng = np.random.default_rng(4)
+    net = NMNetwork.random(3, 14, 2, seed=4, k=40, scale=0.6)
+    X0, T = rng.standard_normal((3, 3)), rng.integers(0, 2, 3)
+    g = net.prune()
+    l0, g0, f0 = refimpl.loss_and_grad(net, X0, T, g, **TIGHT)
+    l1, g1, f1 = lag(backend, net, X0, T, g, solver="dense_copy", **TIGHT)
+    assert calls.count("solve") >= 1 and calls.count("adjoint") == calls.count("solve")
+    np.testing.assert_allclose(backend.to_numpy(f1.X), f0.X, **X_TOL)
+    np.testing.assert_allclose(backend.to_numpy(g1.K), g0.K, **G_TOL)

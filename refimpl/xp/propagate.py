@@ -111,6 +111,7 @@ class _GroupRecord:
     blocks: object     # (n, q, q) A_SS on the device
     newton: np.ndarray  # (n,) bool: modules Newton solved (their J^T is solved)
     fixed: np.ndarray   # (n,) bool: modules the fixed point solved
+    other: dict = field(default_factory=dict)  # registered stage name -> (n,) bool
 
 
 @dataclass
@@ -301,6 +302,7 @@ def _solve_group(res, g, act, data, throw):
     todo = np.ones(n, dtype=bool)
     newton = np.zeros(n, dtype=bool)
     fixed = np.zeros(n, dtype=bool)
+    other = {}
     for stage in gs.module_solver_stages(q, n, B, res.solver):
         if not todo.any():
             break
@@ -329,7 +331,10 @@ def _solve_group(res, g, act, data, throw):
             nres = to_numpy(xp.max(nres, axis=1)) if B else np.zeros(n)
             it[todo] += nit[todo]
             rr[todo], st[todo] = nres[todo], nst[todo]
-            newton |= todo
+            if stage == "newton":
+                newton |= todo
+            else:
+                other[stage] = todo.copy()
             todo[:] = False
     XT[g.start:g.stop, :] = xp.reshape(X, (n * q, B))
     FT[g.start:g.stop, :] = act.f(XT[g.start:g.stop, :])
@@ -343,7 +348,7 @@ def _solve_group(res, g, act, data, throw):
         if throw:
             m = bad[0]
             raise ConvergenceError(g.ids[m], g.nodes[m], q, rr[m], it[m], st[m], res)
-    return _GroupRecord(g, blocks, newton, fixed)
+    return _GroupRecord(g, blocks, newton, fixed, other)
 
 
 def _forward_whole(res, act, data, throw):
@@ -482,6 +487,16 @@ def _adjoint_group(fwd, r, UT, VT, net):
         mask = xp.asarray(r.newton, device=bd.device)[:, None, None]
         Un = gs.newton_adjoint(xp, AT, xp.where(mask, D, 0.0), RHS)
         U = xp.where(mask, Un, U)
+    for name, solved in r.other.items():  # a registered stage's own adjoint
+        mask = xp.asarray(solved, device=bd.device)[:, None, None]
+        Us = gs.STAGES[name][1](xp, AT, xp.where(mask, D, 0.0), xp.where(mask, RHS, 0.0),
+                                fwd.atol, fwd.rtol)
+        fin = to_numpy(xp.all(xp.isfinite(Us), axis=(1, 2)))
+        badm = np.flatnonzero(solved & ~fin)
+        if badm.size:
+            raise ConvergenceError(g.ids[badm[0]], g.nodes[badm[0]], q, np.nan, 0,
+                                   SolveStatus.MAX_ITERATIONS, fwd)
+        U = xp.where(mask, Us, U)
     if r.fixed.any():
         mask = xp.asarray(r.fixed, device=bd.device)[:, None, None]
         Uf, ok = gs.fixed_point_adjoint(xp, r.blocks, xp.where(mask, D, 0.0),

@@ -39,23 +39,32 @@ def module_solver_stages(q, n_modules, batch, solver):
     ``max_iter`` steps); "auto": Newton for ``q <= AUTO_NEWTON_MAX_Q``,
     otherwise a fixed-point trial (``AUTO_FP_ITER_PER_Q * q`` steps, given up
     early when its rate cannot make it) whose unfinished modules go to
-    Newton.  The engine's matrix-free Krylov solver plugs in here: register
-    its stage in :data:`STAGES` and return its name for large ``q``.
+    Newton; with the matrix-free Newton-Krylov solver of
+    :mod:`refimpl.solvers.krylov` registered as the stage "krylov", modules
+    of at least ``refimpl.propagate.AUTO_KRYLOV_MIN_Q`` nodes go to it, as on
+    the numba path.
     """
     if solver == "newton":
         return ("newton",)
     if solver == "fixed_point":
         return ("fixed_point",)
     if solver == "auto":
-        return ("newton",) if q <= AUTO_NEWTON_MAX_Q else ("fixed_point_trial", "newton")
+        if q <= AUTO_NEWTON_MAX_Q:
+            return ("newton",)
+        krylov_min = _auto_krylov_min_q()
+        if "krylov" in STAGES and krylov_min is not None and q >= krylov_min:
+            return ("krylov",)
+        return ("fixed_point_trial", "newton")
     if solver in STAGES:
         return (solver,)
     raise ValueError(f"solver: no stage {solver!r} on the generic path; known: "
                      f"{sorted(('auto', 'newton', 'fixed_point', *STAGES))}")
 
 
-#: Extra stages by name: ``name -> (solve, adjoint)`` with the signatures of
-#: :func:`newton_group` and :func:`newton_adjoint` (the Krylov hook).
+#: Extra stages by name (the Krylov hook): ``name -> (solve, adjoint)`` with
+#: ``solve(xp, AT, C, act, atol, rtol, max_iter, active) -> (X, status,
+#: iterations, ||r||_inf)`` as :func:`newton_group` and ``adjoint(xp, AT, D,
+#: RHS, atol, rtol) -> U`` solving ``J^T u = rhs`` (NaN where it fails).
 STAGES: dict = {}
 
 
@@ -253,3 +262,40 @@ def fixed_point_adjoint(xp, blocks, D, RHS, atol, rtol, max_iter):
         if delta <= atol + rtol * (float(xp.max(xp.abs(U))) if U.size else 0.0):
             return U, True
     return U, False
+
+
+def _auto_krylov_min_q():
+    """The numba path's Krylov cutoff for solver="auto" (None where it has none)."""
+    import importlib
+
+    return getattr(importlib.import_module("refimpl.propagate"), "AUTO_KRYLOV_MIN_Q", None)
+
+
+def _register_krylov():
+    """Register the engine's namespace-generic Newton-Krylov solver
+    (:mod:`refimpl.solvers.krylov`, DESIGN.md section 3's large-module
+    solve) as the stage "krylov", with the dense blocks' products as its
+    operators; a no-op where that module does not exist."""
+    try:
+        from ..solvers import krylov as nk
+    except ImportError:
+        return
+
+    def solve(xp, AT, C, act, atol, rtol, max_iter, active):
+        def fd(x):
+            fx = act.f(x)
+            return fx, act.derivative(x, fx)
+
+        x, _, st, it, res = nk.newton_krylov(xp, lambda V: AT @ V, fd, C, C, atol=atol,
+                                             rtol=rtol, max_iter=max_iter)
+        return x, xp.astype(st, xp.int32), xp.astype(it, xp.int32), res
+
+    def adjoint(xp, AT, D, RHS, atol, rtol):
+        A = xp.matrix_transpose(AT)
+        U, st, _ = nk.krylov_adjoint(xp, lambda V: A @ V, D, RHS, atol=atol, rtol=rtol)
+        return xp.where((st == 0)[:, None, :], U, xp.nan)
+
+    STAGES.setdefault("krylov", (solve, adjoint))
+
+
+_register_krylov()
