@@ -355,3 +355,30 @@ def test_registered_solver_stage_hook(backend, monkeypatch):
     assert calls.count("solve") >= 1 and calls.count("adjoint") == calls.count("solve")
     np.testing.assert_allclose(backend.to_numpy(f1.X), f0.X, **X_TOL)
     np.testing.assert_allclose(backend.to_numpy(g1.K), g0.K, **G_TOL)
+
+
+def test_failed_adjoint_names_the_module_or_reports_it(backend, monkeypatch):
+    """backward raises ConvergenceError naming the module whose adjoint solve
+    failed; with throw=False the gradients carry the status instead."""
+    if backend.reference:
+        pytest.skip("the generic path's adjoint failures")
+    from refimpl.xp import backward as generic_backward
+    from refimpl.xp import solvers as gs
+
+    def solve(xp, AT, C, act, atol, rtol, max_iter, active):
+        return gs.newton_group(xp, AT, C, act, atol, rtol, max_iter, active)
+
+    def adjoint(xp, AT, D, RHS, atol, rtol):
+        return RHS * xp.nan  # an adjoint solve that fails everywhere
+
+    monkeypatch.setitem(gs.STAGES, "broken", (solve, adjoint))
+    net = NMNetwork.random(3, 10, 2, seed=5, k=30, scale=0.5)
+    g = net.prune()
+    X0 = np.random.default_rng(5).standard_normal((2, 3))
+    f = fwd(backend, net, X0, g, solver="broken")
+    G = backend.asarray(np.ones((2, 2)))
+    with pytest.raises(ConvergenceError, match="neural module"):
+        generic_backward(net, f, G)
+    gr = generic_backward(net, f, G, throw=False)
+    assert gr.status == SolveStatus.MAX_ITERATIONS and gr.failed_modules
+    assert all(g.schedule.module_sizes[m] > 1 for m in gr.failed_modules)

@@ -192,6 +192,8 @@ class GenericGradients:
     Wm: object
     U: object
     V: object
+    status: SolveStatus = SolveStatus.CONVERGED
+    failed_modules: list = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ helpers
@@ -400,7 +402,7 @@ def _module_cond(res):
 
 
 # ----------------------------------------------------------------- backward
-def backward(net, fwd, G):
+def backward(net, fwd, G, *, throw=True):
     """Gradients by the adjoint Eq. (4) and Eq. (6)-(8) (Alg. 1 lines 25-38), generic path.
 
     .. math::
@@ -415,8 +417,11 @@ def backward(net, fwd, G):
     Reverse level order; per group ``J^T u = f'(x) * v_ext`` by one batched
     ``xp.linalg.solve`` at the forward's solution (Newton-solved modules) or
     the adjoint fixed point (fixed-point-solved ones; J^T solve as fallback).
-    ``G`` (B, n_out) = dL/dZ, in the caller's namespace or NumPy.  Returns
-    :class:`GenericGradients` in the caller's namespace and device.
+    ``G`` (B, n_out) = dL/dZ, in the caller's namespace or NumPy.  A failed
+    adjoint solve raises :class:`ConvergenceError` naming the module; with
+    ``throw=False`` the gradients carry ``status`` and ``failed_modules``
+    instead.  Returns :class:`GenericGradients` in the caller's namespace
+    and device.
     """
     bd = fwd.boundary
     xp = bd.xp
@@ -435,6 +440,7 @@ def backward(net, fwd, G):
     VT = xp.matrix_transpose(Wm) @ xp.matrix_transpose(G)  # (G Wm)^T in positions
     UT = xp.zeros((p, B), dtype=xp.float64, device=bd.device)
     DFT = fwd.DFT
+    failures = []
     if fwd.mode == "whole":
         AT = xp.reshape(xp.take(data, plan.whole_idx), (p, p))
         A = xp.matrix_transpose(AT)
@@ -448,8 +454,10 @@ def backward(net, fwd, G):
                 ok = True
                 break
         if not ok:
-            raise ConvergenceError(-1, S.order, p, np.nan, 20 * fwd.max_iter,
-                                   SolveStatus.MAX_ITERATIONS, fwd)
+            failures.append(ConvergenceError(-1, S.order, p, np.nan, 20 * fwd.max_iter,
+                                             SolveStatus.MAX_ITERATIONS, fwd))
+            if throw:
+                raise failures[-1]
         UT = DFT * VT
     else:
         for step, recs in reversed(fwd.steps):
@@ -459,7 +467,7 @@ def backward(net, fwd, G):
             if s > a:
                 UT[a:s, :] = DFT[a:s, :] * VT[a:s, :]
             for r in recs:
-                _adjoint_group(fwd, r, UT, VT, net)
+                _adjoint_group(fwd, r, UT, VT, net, failures, throw)
     position = plan.position
     Un = xp.take(UT, position, axis=0)   # (p, B) = U^T, node order
     Fn = xp.take(fwd.FT, position, axis=0)
@@ -469,11 +477,13 @@ def backward(net, fwd, G):
     dWm = xp.matrix_transpose(G) @ xp.matrix_transpose(Fn)     # Eq. (7)
     dW1 = Un @ fwd.X0                                          # Eq. (8)
     V = xp.matrix_transpose(xp.take(VT, position, axis=0))
+    status = max((e.status for e in failures), default=SolveStatus.CONVERGED)
     return GenericGradients(K=bd.back(dK), W1=bd.back(dW1), Wm=bd.back(dWm),
-                            U=bd.back(xp.matrix_transpose(Un)), V=bd.back(V))
+                            U=bd.back(xp.matrix_transpose(Un)), V=bd.back(V), status=status,
+                            failed_modules=[e.module for e in failures])
 
 
-def _adjoint_group(fwd, r, UT, VT, net):
+def _adjoint_group(fwd, r, UT, VT, net, failures, throw):
     """Eq. (4) on one group: ``J^T u = f'(x) * v_ext``, then ``V_S += A_SS U_S``."""
     bd = fwd.boundary
     xp = bd.xp
@@ -493,9 +503,11 @@ def _adjoint_group(fwd, r, UT, VT, net):
                                 fwd.atol, fwd.rtol)
         fin = to_numpy(xp.all(xp.isfinite(Us), axis=(1, 2)))
         badm = np.flatnonzero(solved & ~fin)
-        if badm.size:
-            raise ConvergenceError(g.ids[badm[0]], g.nodes[badm[0]], q, np.nan, 0,
-                                   SolveStatus.MAX_ITERATIONS, fwd)
+        for m in badm:
+            failures.append(ConvergenceError(g.ids[m], g.nodes[m], q, np.nan, 0,
+                                             SolveStatus.MAX_ITERATIONS, fwd))
+            if throw:
+                raise failures[-1]
         U = xp.where(mask, Us, U)
     if r.fixed.any():
         mask = xp.asarray(r.fixed, device=bd.device)[:, None, None]
@@ -506,10 +518,11 @@ def _adjoint_group(fwd, r, UT, VT, net):
             Uf = gs.newton_adjoint(xp, AT, xp.where(mask, D, 0.0), RHS)
             fin = to_numpy(xp.all(xp.isfinite(Uf), axis=(1, 2)))
             badm = np.flatnonzero(r.fixed & ~fin)
-            if badm.size:
-                m = g.ids[badm[0]]
-                raise ConvergenceError(m, g.nodes[badm[0]], q, np.nan, 0,
-                                       SolveStatus.NO_DECREASE, fwd)
+            for m in badm:
+                failures.append(ConvergenceError(g.ids[m], g.nodes[m], q, np.nan, 0,
+                                                 SolveStatus.NO_DECREASE, fwd))
+                if throw:
+                    raise failures[-1]
         U = xp.where(mask, Uf, U)
     UT[g.start:g.stop, :] = xp.reshape(U, (n * q, B))
     # Complete V on the module: V_S = v_ext + A_SS U_S.
