@@ -31,7 +31,7 @@ REFERENCE = re.compile(
 MODULES = ["refimpl", "refimpl.theory", "refimpl.regularization", "refimpl.perceptron",
            "refimpl.appendix_a", "refimpl.train", "refimpl.estimator", "refimpl.baselines.mlp",
            "refimpl.experiments", "refimpl.solvers.anderson", "refimpl.sagp", "refimpl.datasets",
-           "refimpl.backend", "refimpl.xp", "refimpl.xp.solvers"]
+           "refimpl.backend", "refimpl.xp", "refimpl.xp.solvers", "refimpl.xp.cuda_tiny"]
 
 #: Known exceptions, each with its reason.  Kept minimal: the test below fails
 #: when an entry gains a reference (remove it then).  Entries marked "owner"

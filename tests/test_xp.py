@@ -382,3 +382,21 @@ def test_failed_adjoint_names_the_module_or_reports_it(backend, monkeypatch):
     gr = generic_backward(net, f, G, throw=False)
     assert gr.status == SolveStatus.MAX_ITERATIONS and gr.failed_modules
     assert all(g.schedule.module_sizes[m] > 1 for m in gr.failed_modules)
+
+
+def test_cuda_kernels_in_the_simulator():
+    """tests/cudasim in a separate process under numba's CUDA simulator (the
+    kernels of refimpl/xp/cuda_tiny.py on NumPy arrays, tiny sizes)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", REFIMPL_CUDA_TINY="1",
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(root / "tests" / "cudasim")], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "2 passed" in out.stdout, out.stdout[-2000:]

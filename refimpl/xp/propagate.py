@@ -305,7 +305,7 @@ def _solve_group(res, g, act, data, throw):
     newton = np.zeros(n, dtype=bool)
     fixed = np.zeros(n, dtype=bool)
     other = {}
-    for stage in gs.module_solver_stages(q, n, B, res.solver):
+    for stage in gs.module_solver_stages(q, n, B, res.solver, xp):
         if not todo.any():
             break
         if stage in ("fixed_point", "fixed_point_trial"):

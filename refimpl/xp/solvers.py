@@ -30,7 +30,7 @@ AUTO_NEWTON_MAX_Q = 8
 AUTO_FP_ITER_PER_Q = 10
 
 
-def module_solver_stages(q, n_modules, batch, solver):
+def module_solver_stages(q, n_modules, batch, solver, xp=None):
     """The solver strategy of one group: the stages, in order, that solve it.
 
     Implements DESIGN.md section 3's choice of module solver on the generic
@@ -39,11 +39,16 @@ def module_solver_stages(q, n_modules, batch, solver):
     ``max_iter`` steps); "auto": Newton for ``q <= AUTO_NEWTON_MAX_Q``,
     otherwise a fixed-point trial (``AUTO_FP_ITER_PER_Q * q`` steps, given up
     early when its rate cannot make it) whose unfinished modules go to
-    Newton; with the matrix-free Newton-Krylov solver of
+    Newton.  On CuPy, modules of up to :data:`refimpl.xp.cuda_tiny.MAX_Q`
+    nodes ("newton" or "auto") go to the stage "newton_cuda"
+    (:mod:`refimpl.xp.cuda_tiny`: one CUDA thread per module and sample);
+    with the matrix-free Newton-Krylov solver of
     :mod:`refimpl.solvers.krylov` registered as the stage "krylov", modules
     of at least ``refimpl.propagate.AUTO_KRYLOV_MIN_Q`` nodes go to it, as on
     the numba path.
     """
+    if solver in ("newton", "auto") and _tiny_kernels(xp, q):
+        return ("newton_cuda",)
     if solver == "newton":
         return ("newton",)
     if solver == "fixed_point":
@@ -299,3 +304,32 @@ def _register_krylov():
 
 
 _register_krylov()
+
+
+#: Environment variable that forces the tiny-module CUDA kernels on any
+#: namespace (``REFIMPL_CUDA_TINY=1``): with ``NUMBA_ENABLE_CUDASIM=1`` the
+#: tests run them on NumPy arrays in the CUDA simulator.
+TINY_ENV = "REFIMPL_CUDA_TINY"
+
+
+def _tiny_kernels(xp, q):
+    """Use :mod:`refimpl.xp.cuda_tiny` for a group of q-node modules?"""
+    import os
+
+    if xp is None:
+        return False
+    from .cuda_tiny import MAX_Q
+
+    if q > MAX_Q:
+        return False
+    forced = os.environ.get(TINY_ENV, "") == "1"
+    if not forced:
+        import array_api_compat
+
+        if not array_api_compat.is_cupy_namespace(xp):
+            return False
+    if "newton_cuda" not in STAGES:
+        from .cuda_tiny import adjoint_stage, solve_stage
+
+        STAGES["newton_cuda"] = (solve_stage, adjoint_stage)
+    return True
