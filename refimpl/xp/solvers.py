@@ -39,9 +39,10 @@ def module_solver_stages(q, n_modules, batch, solver, xp=None):
     ``max_iter`` steps); "auto": Newton for ``q <= AUTO_NEWTON_MAX_Q``,
     otherwise a fixed-point trial (``AUTO_FP_ITER_PER_Q * q`` steps, given up
     early when its rate cannot make it) whose unfinished modules go to
-    Newton.  On CuPy, modules of up to :data:`refimpl.xp.cuda_tiny.MAX_Q`
-    nodes ("newton" or "auto") go to the stage "newton_cuda"
-    (:mod:`refimpl.xp.cuda_tiny`: one CUDA thread per module and sample);
+    Newton.  On CuPy with a working :mod:`numba.cuda`, modules of up to
+    :data:`refimpl.xp.cuda_tiny.MAX_Q` (8) nodes ("newton" or "auto") go to
+    the stage "newton_cuda" (:mod:`refimpl.xp.cuda_tiny`: one CUDA thread per
+    module and sample; ``REFIMPL_CUDA_TINY=0`` turns it off);
     with the matrix-free Newton-Krylov solver of
     :mod:`refimpl.solvers.krylov` registered as the stage "krylov", modules
     of at least ``refimpl.propagate.AUTO_KRYLOV_MIN_Q`` nodes go to it, as on
@@ -306,30 +307,41 @@ def _register_krylov():
 _register_krylov()
 
 
-#: Environment variable that forces the tiny-module CUDA kernels on any
-#: namespace (``REFIMPL_CUDA_TINY=1``): with ``NUMBA_ENABLE_CUDASIM=1`` the
-#: tests run them on NumPy arrays in the CUDA simulator.
+#: Environment variable for the tiny-module CUDA kernels: "1" forces them on
+#: any namespace (with ``NUMBA_ENABLE_CUDASIM=1`` the tests run them on NumPy
+#: arrays in the CUDA simulator), "0" turns them off; unset, CuPy uses them
+#: when :func:`numba.cuda.is_available` (else the batched dense Newton).
 TINY_ENV = "REFIMPL_CUDA_TINY"
+_NUMBA_CUDA: list = []
 
 
 def _tiny_kernels(xp, q):
     """Use :mod:`refimpl.xp.cuda_tiny` for a group of q-node modules?"""
     import os
 
-    if xp is None:
+    if xp is None or q > 8:
         return False
-    from .cuda_tiny import MAX_Q
-
-    if q > MAX_Q:
+    setting = os.environ.get(TINY_ENV, "")
+    if setting == "0":
         return False
-    forced = os.environ.get(TINY_ENV, "") == "1"
-    if not forced:
+    if setting != "1":
         import array_api_compat
 
         if not array_api_compat.is_cupy_namespace(xp):
             return False
-    if "newton_cuda" not in STAGES:
-        from .cuda_tiny import adjoint_stage, solve_stage
+        if not _NUMBA_CUDA:  # pragma: no cover - GPU machines only
+            try:
+                from numba import cuda
 
+                _NUMBA_CUDA.append(bool(cuda.is_available()))
+            except Exception:
+                _NUMBA_CUDA.append(False)
+        if not _NUMBA_CUDA[0]:  # pragma: no cover
+            return False
+    if "newton_cuda" not in STAGES:
+        from .cuda_tiny import MAX_Q, adjoint_stage, solve_stage
+
+        if q > MAX_Q:
+            return False
         STAGES["newton_cuda"] = (solve_stage, adjoint_stage)
     return True
