@@ -19,8 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: name -> (module in this folder, one line: what it shows)
 FIGURES: dict[str, tuple[str, str]] = {
+    "fig2": ("fig2", "test error on binary tasks: NMs vs cyclic Forward-Forward vs DARTS"),
     "fig4a": ("fig4a", "running time vs node count (p <= 300): NM + NM reg. vs DEQ"),
     "fig4b": ("fig4b", "running time vs node count (p <= 3000): level-batched vs sequential"),
+    "fig8": ("fig8", "node classification: NMs (features, + neighbour mean) vs a 2-layer GCN"),
     "fig9": ("fig9", "test error vs alpha and k (heat map)"),
     "fig10a": ("fig10a", "p_merge vs module size q: Eq. 16 and Monte Carlo"),
     "fig10b": ("fig10b", "running time vs average module size"),
