@@ -400,3 +400,16 @@ def test_cuda_kernels_in_the_simulator():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "2 passed" in out.stdout, out.stdout[-2000:]
+
+
+def test_condition_numbers_agree(backend):
+    net = NMNetwork.random(3, 16, 2, seed=9, k=48, scale=0.6)
+    X0 = np.random.default_rng(9).standard_normal((3, 3))
+    g = net.prune()
+    ref = refimpl.forward(net, X0, g, compute_cond=True)
+    got = fwd(backend, net, X0, g, compute_cond=True)
+    multi = g.schedule.module_sizes > 1
+    assert multi.any()
+    # cond_2 from singular values of the same J: agreement to rounding (x agrees to 1e-10).
+    np.testing.assert_allclose(got.module_cond[multi], ref.module_cond[multi], rtol=1e-6,
+                               atol=0)
