@@ -4,7 +4,7 @@ One self-contained script (``refimpl bench gpu`` or ``python
 benchmarks/gpu_check.py``):
 
 1. **Checks** (on a GPU): on the propagation benchmark's graphs (modules of
-   1..32 nodes wired as a deep and a wide DAG, ``bench_propagation.py``) and a
+   1..32 nodes wired as a deep and a wide DAG, :func:`refimpl.workloads.modular_graph`) and a
    giant module (one strongly connected component), forward + loss +
    backward on the backend agree with the numba CPU path: X to 1e-9 (abs),
    gradients K, W1, Wm to rtol 1e-8, module statuses equal.
@@ -35,14 +35,12 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import fmt_time, machine, markdown_table  # noqa: E402
-from bench_propagation import modular_graph  # noqa: E402
-
-import refimpl  # noqa: E402
-from refimpl import NMNetwork  # noqa: E402
-from refimpl.backend import get_backend, to_numpy  # noqa: E402
-from refimpl.graph import graph_from_mask  # noqa: E402
+import refimpl
+from refimpl import NMNetwork
+from refimpl.backend import get_backend, to_numpy
+from refimpl.graph import graph_from_mask
+from refimpl.timing import fmt_time, machine, markdown_table
+from refimpl.workloads import modular_graph
 
 X_ATOL = 1e-9
 G_RTOL = 1e-8

@@ -1,45 +1,17 @@
-"""Timing drivers of Fig. 4b and Fig. 10b, reusing ``benchmarks/``.
+"""Timing drivers of Fig. 4b and Fig. 10b.
 
 The graph builder (``modular_graph``: modules of 1..max_q nodes, rings with chords,
 wired in ``n_levels`` levels), the forward + backward closure (``time_fb``) and the
-timer (``best_time``) are the benchmark scripts' own, imported from the
-``benchmarks/`` folder next to this one, so the figures and ``refimpl bench
+timer (``best_time``) are the package's (:mod:`refimpl.workloads`,
+:mod:`refimpl.timing`), shared with ``benchmarks/``, so the figures and ``refimpl bench
 propagation`` measure the same thing.  No mathematics here.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_BENCH_DIR = os.path.join(os.path.dirname(_HERE), "benchmarks")
-
-
-def _load(name: str):
-    mod_name = f"refimpl_figures_{name}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    path = os.path.join(_BENCH_DIR, f"{name}.py")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: the timing figures need the benchmarks/ "
-                                "folder of a source checkout")
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def bench():
-    """The ``benchmarks/bench_propagation.py`` module."""
-    return _load("bench_propagation")
-
-
-def machine() -> str:
-    return _load("_timing").machine()
+from refimpl.timing import best_time, machine  # noqa: F401  (machine: used by the figures)
+from refimpl.workloads import modular_graph, time_fb
 
 
 def time_modes(p, n_levels, max_q, modes, *, solver="newton", batch=64, n_in=16, n_out=10,
@@ -54,12 +26,11 @@ def time_modes(p, n_levels, max_q, modes, *, solver="newton", batch=64, n_in=16,
     Returns ``(times, stats)``: ``times[mode]`` in seconds; ``stats`` holds the level
     count, the module count, the mean and largest module size and the edge count.
     """
-    b = bench()
     from refimpl import NMNetwork
     from refimpl.graph import graph_from_mask
 
     rng = np.random.default_rng(seed)
-    K, mask = b.modular_graph(p, n_levels, seed, max_q=max_q)
+    K, mask = modular_graph(p, n_levels, seed, max_q=max_q)
     net = NMNetwork(K, rng.standard_normal((p, n_in)) / np.sqrt(n_in),
                     rng.standard_normal((n_out, p)) / np.sqrt(p))
     g = graph_from_mask(K, mask)
@@ -68,9 +39,9 @@ def time_modes(p, n_levels, max_q, modes, *, solver="newton", batch=64, n_in=16,
     kw = dict(atol=tol, rtol=tol, solver=solver)
     times = {}
     for mode in modes:
-        run = b.time_fb(net, X0, G, g, mode=mode, **kw)
+        run = time_fb(net, X0, G, g, mode=mode, **kw)
         run()  # warm up (numba kernels load from the cache)
-        times[mode] = b.best_time(run, repeat=repeat, min_total=min_total)
+        times[mode] = best_time(run, repeat=repeat, min_total=min_total)
     S = g.schedule
     stats = dict(levels=S.n_levels, modules=S.n_modules,
                  mean_module_size=p / S.n_modules, largest_module=S.max_module_size,

@@ -1,7 +1,8 @@
 """Regenerate the papers' figures from the library: the registry and the driver.
 
-Run ``refimpl figures --out DIR [--quick] [--only NAME] [--redo] [--pdf]`` (or
-``python figures/make_figures.py ...``).  Every figure module in this folder defines
+Run ``refimpl figures --out DIR [--quick] [--only NAME] [--redo] [--pdf]``: the command
+loads this file from the source checkout; nothing here imports the command back.
+Every figure module in this folder defines
 ``make(out_dir, quick=True, progress=None, *, redo=False, pdf=False, threads=1,
 shared=None) -> list of written paths`` (data file first); the modules call the
 library, cache their data (CSV or NPZ) next to the image, and re-plot from it when it
@@ -112,18 +113,3 @@ def make(names, out_dir, *, quick=False, redo=False, pdf=False, threads=1, show_
     finally:
         bar.close()
     return done
-
-
-def main(argv=None) -> int:
-    """``python figures/make_figures.py``: the same options as ``refimpl figures``."""
-    import argparse
-
-    from refimpl.commands.figures import add_arguments, run
-
-    parser = argparse.ArgumentParser(prog="make_figures.py", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

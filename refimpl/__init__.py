@@ -11,6 +11,11 @@ from .propagate import ForwardResult, Gradients, backward, forward
 from .regularization import l2_gradient, l2_penalty, nm_gradient, nm_penalty, nm_repulsion, nm_update
 from .solvers import ConvergenceError, SolveStatus
 from . import perceptron, theory  # noqa: E402  (refimpl.theory.posterior, refimpl.perceptron.*)
+from . import propagate as _propagate, xp as _xp  # noqa: E402
+
+# backend= other than "numpy" on forward/backward reaches the generic path (DESIGN.md
+# sec. 3) through this table: refimpl.xp is not below refimpl.propagate in the layers.
+_propagate.GENERIC.update(forward=_xp.forward, backward=_xp.backward)
 
 __all__ = [
     "__version__",

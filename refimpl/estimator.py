@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 
 import numpy as np
 
 from .datasets import stratified_split
 from .train import Trainer, TrainConfig
 from .train import predict_proba as _alg3_predict_proba
+from .validation import check_array, encode_class_labels
 
 try:  # scikit-learn is an optional extra (``.[data]``); see the module docstring
     from sklearn.base import BaseEstimator as _BaseEstimator
@@ -113,7 +113,8 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
     reg : {"none", "l2", "nm"}, default "none"
         Regularizer of K; "nm" is the NM regularization of Thm. 3.1.
     alpha : float, default 1e-3
-        Regularization strength (the paper's Table 3).
+        Regularization strength (the paper's Table 3); L2 uses the same rate as NM
+        regularization with R = 1 (see :mod:`refimpl.regularization`).
     reg_step : {"proximal", "thm31"}, default "proximal"
         How the regularizer enters the step (see :mod:`refimpl.train`).
     activation : str, default "tanh"
@@ -202,8 +203,9 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         y : array_like, shape (n_samples,)
             Class labels of any sortable type (at least two distinct).
         """
-        X = _check_X(X)
-        classes, codes = _encode_labels(y, X.shape[0])
+        X = check_array(X)
+        classes, codes = encode_class_labels(y, X.shape[0],
+                                             conversion_warning=_DataConversionWarning)
         seed = self._seed()
         vf = self.validation_fraction
         if isinstance(vf, bool) or not isinstance(vf, numbers.Real) or not 0.0 <= vf < 1.0:
@@ -261,7 +263,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         order of ``classes_`` (Alg. 3: prune with ``gamma_``, solve Eq. (3),
         softmax)."""
         self._check_fitted()
-        X = _check_X(X, self.n_features_in_)
+        X = check_array(X, self.n_features_in_)
         if self.mean_ is not None:
             X = (X - self.mean_) / self.scale_
         trainer = self.trainer_
@@ -282,74 +284,3 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
                                  "Call 'fit' with appropriate arguments before using this "
                                  "estimator.")
-
-
-def _check_X(X, n_features=None):
-    """``X`` as a finite float64 (n_samples, n_features) array; ValueError naming X."""
-    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
-        raise ValueError("X: sparse input is not supported; pass a dense array "
-                         "(X.toarray())")
-    X = np.asarray(X)
-    if X.dtype.kind == "O":
-        try:
-            X = X.astype(np.float64)
-        except TypeError as exc:  # TypeError as numpy and scikit-learn raise it
-            raise TypeError(f"X: expected numeric values: {exc}") from None
-        except ValueError as exc:
-            raise ValueError(f"X: expected numeric values: {exc}") from None
-    if X.ndim != 2:
-        hint = ("; Reshape your data with X.reshape(-1, 1) for one feature or "
-                "X.reshape(1, -1) for one sample") if X.ndim == 1 else ""
-        raise ValueError(f"X: expected a 2-D array (n_samples, n_features), got shape "
-                         f"{X.shape}{hint}")
-    if X.dtype.kind == "c":
-        raise ValueError("X: Complex data not supported")
-    if X.dtype.kind not in "fiub":
-        raise ValueError(f"X: expected a real numeric array, got dtype {X.dtype}")
-    # The next two messages are scikit-learn's (check_array), which its checks match.
-    if X.shape[0] == 0:
-        raise ValueError(f"X: Found array with 0 sample(s) (shape={X.shape}) while a "
-                         "minimum of 1 is required.")
-    if X.shape[1] == 0:
-        raise ValueError(f"X: Found array with 0 feature(s) (shape={X.shape}) while a "
-                         "minimum of 1 is required.")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"X has {X.shape[1]} features, but NMClassifier is expecting "
-                         f"{n_features} features as input.")
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if not np.isfinite(X).all():
-        raise ValueError("X: contains NaN or infinity")
-    return X
-
-
-def _encode_labels(y, n_samples):
-    """The sorted distinct labels and the code (0..n_classes-1) of each row."""
-    if y is None:
-        raise ValueError("y: NMClassifier requires y to be passed, but the target y is None")
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:  # a column vector: scikit-learn warns and ravels
-        warnings.warn("A column-vector y was passed when a 1d array was expected; "
-                      "y.ravel() is used", _DataConversionWarning, stacklevel=3)
-        y = y.ravel()
-    if y.ndim != 1:
-        raise ValueError(f"y: expected a 1-D array of labels, got shape {y.shape}")
-    if y.shape[0] != n_samples:
-        raise ValueError(f"y: has {y.shape[0]} labels but X has {n_samples} samples")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all():
-            raise ValueError("y: contains NaN or infinity")
-        if np.any(y != np.round(y)):  # scikit-learn's type_of_target says "continuous"
-            raise ValueError("y: Unknown label type: continuous (non-integer floats); a "
-                             "classifier needs discrete labels")
-    if y.dtype.kind == "c":
-        raise ValueError("y: Unknown label type: complex")
-    if y.dtype.kind == "O" and any(v is None for v in y):
-        raise ValueError("y: contains None")
-    try:
-        classes, codes = np.unique(y, return_inverse=True)
-    except TypeError as exc:
-        raise ValueError(f"y: labels must be mutually comparable ({exc})") from None
-    if classes.size < 2:
-        raise ValueError(f"y: a classifier needs at least 2 classes, got 1 class "
-                         f"({classes[0]!r})")
-    return classes, codes.reshape(-1).astype(np.int64)

@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from .activations import Activation, get_activation
+from .validation import check_int
 
 __all__ = [
     "GPGradients",
@@ -62,9 +63,7 @@ def _check_graph(A, b) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
-    return int(steps)
+    return check_int(steps, "steps", 1)
 
 
 def _check_input(x, N: int) -> tuple[np.ndarray, bool]:

@@ -34,6 +34,13 @@ SOLVERS = ("auto", "newton", "fixed_point")
 MODES = ("levels", "sequential", "whole")
 
 
+#: The generic (array-API) path's entry points for ``backend=`` other than
+#: "numpy": ``{"forward": refimpl.xp.forward, "backward": refimpl.xp.backward}``,
+#: filled by ``refimpl/__init__.py`` (refimpl.xp sits beside this module in the
+#: layer table, so this module does not import it).
+GENERIC: dict = {}
+
+
 def check_input(X0, n_in, name="X0"):
     """``X0`` as a float64 (B, n_in) array (a single sample (n_in,) becomes
     one row); raises ValueError naming the problem."""
@@ -265,11 +272,9 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     ForwardResult
     """
     if not is_reference(backend):
-        from .xp import forward as generic_forward
-
-        return generic_forward(net, X0, graph, backend=backend, atol=atol, rtol=rtol,
-                               max_iter=max_iter, throw=throw, solver=solver, mode=mode,
-                               whole_method=whole_method, compute_cond=compute_cond)
+        return GENERIC["forward"](net, X0, graph, backend=backend, atol=atol, rtol=rtol,
+                                  max_iter=max_iter, throw=throw, solver=solver, mode=mode,
+                                  whole_method=whole_method, compute_cond=compute_cond)
     if solver not in SOLVERS:
         raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
     if mode not in MODES:
@@ -423,9 +428,7 @@ def backward(net, fwd, G, *, backend=None):
         is passed on to :func:`refimpl.xp.backward`).
     """
     if not isinstance(fwd, ForwardResult):
-        from .xp import backward as generic_backward
-
-        return generic_backward(net, fwd, G)
+        return GENERIC["backward"](net, fwd, G)
     G = np.asarray(G, dtype=np.float64)
     B = fwd.X0.shape[0]
     if G.shape != (B, net.n_out):

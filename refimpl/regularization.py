@@ -12,22 +12,35 @@ biases are not edges and are not penalized.
 - :func:`nm_update`: the update of Thm. 3.1 (Eq. 12) exactly as stated.
 - :func:`l2_penalty`, :func:`l2_gradient`: plain L2 (the "NMs&L2" rows of
   Table 1).
+- :func:`nm_proximal`, :func:`l2_proximal`: the implicit (backward-Euler) form of
+  the shrinkage, stable for every step size (the trainers' default).
 
 Two errata (``proofs/thm3_1.md``, ``proofs/errata.md``): the gradient of
 :math:`\alpha \sum r w^2` is :math:`2 \alpha r w`, not :math:`\alpha r w`
 (Eq. 17), so the update of Thm. 3.1 is gradient descent on
 :math:`J + (\alpha/2) \sum r w^2`; and R depends on the weights (through W~
 and the module sizes z), so the update treats R as a stop-gradient.
+
+Rate convention of training (DESIGN.md sec. 5): the trainers use Thm. 3.1's rate
+for both regularizers, so that NM regularization with R = 1 (no kept edges: every
+module a singleton, W~ = 0) is exactly L2 at the same alpha.  The shrinkage term of
+an update is :math:`\alpha r_{ij} w_{ij}` (NM) and :math:`\alpha w_{ij}` (L2), i.e.
+gradient descent on :math:`J + (\alpha/2)\sum r w^2` and :math:`J + (\alpha/2)\sum
+w^2`; :func:`nm_proximal` and :func:`l2_proximal` are their implicit forms.  It is
+also DeepLearnToolbox's ``weightPenaltyL2`` convention (``dW + alpha W``), whose
+parameter names the paper's Table 3 uses.  The penalties :func:`nm_penalty` (Eq. 11)
+and :func:`l2_penalty` keep the stated :math:`\alpha\sum r w^2` and
+:math:`\alpha\sum w^2`: their gradients are twice the training terms, which the
+trainers obtain as ``nm_gradient(K, graph, alpha / 2)`` and ``l2_gradient(K, alpha / 2)``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .graph.prune import PrunedGraph, check_square_finite
-from .validation import as_float_array
+from .validation import as_float_array, check_scalar
 
 __all__ = [
     "NMRepulsion",
@@ -37,6 +50,8 @@ __all__ = [
     "nm_update",
     "l2_penalty",
     "l2_gradient",
+    "nm_proximal",
+    "l2_proximal",
 ]
 
 
@@ -80,15 +95,7 @@ class NMRepulsion:
 
 def _scalar(value, name, *, strict):
     """``value`` as a finite float, ``> 0`` if ``strict`` else ``>= 0``."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected a real number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a real number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0.0 or (strict and v == 0.0):
-        raise ValueError(f"{name}: must be finite and {'> 0' if strict else '>= 0'}, got {v!r}")
-    return v
+    return check_scalar(value, name, minimum=0.0, strict=strict)
 
 
 def _repulsion_of(graph):
@@ -305,6 +312,42 @@ def nm_update(K, grad, graph, alpha, eta, *, out=None):
     return out
 
 
+def nm_proximal(K, graph, alpha, eta, *, out=None):
+    r"""The implicit (backward-Euler) form of Thm. 3.1's shrinkage.
+
+    Implements, off the diagonal,
+
+    .. math::
+
+        w_{ij} \leftarrow \frac{w_{ij}}{1 + \eta \alpha r_{ij}} \qquad (i \ne j),
+
+    the proximal step of :math:`(\alpha/2)\sum r w^2` (Thm. 3.1's objective, see
+    :func:`nm_update`): equal to Thm. 3.1's factor :math:`1 - \eta\alpha r_{ij}` to
+    first order in eta, and stable for every :math:`\eta\alpha r_{ij}`.  Applied after
+    an optimizer's step on dJ/dw.  Biases (the diagonal) are left as they are.
+
+    Parameters
+    ----------
+    K : (p, p) array
+    graph : PrunedGraph or NMRepulsion
+    alpha : float, ``>= 0``
+    eta : float, ``> 0``
+    out : (p, p) float64 array, optional
+        Where to write the result; may be ``K`` itself (in place).
+
+    Returns
+    -------
+    (p, p) array
+    """
+    rep = _repulsion_of(graph)
+    K = _check_K(K, rep.p)
+    alpha = _scalar(alpha, "alpha", strict=False)
+    eta = _scalar(eta, "eta", strict=True)
+    rho = alpha * rep.R  # Thm. 3.1: alpha r_ij
+    np.fill_diagonal(rho, 0.0)  # biases are not penalized
+    return np.divide(K, 1.0 + eta * rho, out=out)
+
+
 # ----------------------------------------------------------------------------
 # plain L2 ("NMs&L2" rows of Table 1)
 # ----------------------------------------------------------------------------
@@ -337,21 +380,57 @@ def l2_penalty(K, alpha):
     return float(alpha * K2.sum())
 
 
-def l2_gradient(K, alpha):
+def l2_gradient(K, alpha, *, biases_on_diagonal=True):
     r"""Gradient of :func:`l2_penalty` (the "NMs&L2" rows of Table 1):
     :math:`2\alpha w_{ij}` off the diagonal, 0 on it.
 
     Parameters
     ----------
     K : (p, p) array
+        Or any weight matrix when ``biases_on_diagonal`` is False.
     alpha : float, ``>= 0``
+    biases_on_diagonal : bool
+        True (``K``): the diagonal holds biases, not penalized.  False (e.g. a weight
+        matrix of the NN baseline): every entry is a weight.
 
     Returns
     -------
-    (p, p) array
+    array
     """
-    K = check_square_finite(K, "K")
+    K = check_square_finite(K, "K") if biases_on_diagonal else as_float_array(K, "K")
     alpha = _scalar(alpha, "alpha", strict=False)
     G = (2.0 * alpha) * K
-    np.fill_diagonal(G, 0.0)
+    if biases_on_diagonal:
+        np.fill_diagonal(G, 0.0)
     return G
+
+
+def l2_proximal(K, alpha, eta, *, biases_on_diagonal=True, out=None):
+    r"""The implicit (backward-Euler) form of the L2 shrinkage (the "NMs&L2" rows of Table 1).
+
+    Implements :math:`w_{ij} \leftarrow w_{ij} / (1 + \eta\alpha)`, the proximal step
+    of :math:`(\alpha/2)\sum w^2` (``l2_penalty`` at alpha / 2): the training rate
+    convention of the module docstring, :func:`nm_proximal` with R = 1.  The diagonal
+    (biases) is left as it is unless ``biases_on_diagonal`` is False.
+
+    Parameters
+    ----------
+    K : (p, p) array
+        Or any weight matrix when ``biases_on_diagonal`` is False.
+    alpha : float, ``>= 0``
+    eta : float, ``> 0``
+    biases_on_diagonal : bool
+    out : float64 array, optional
+        Where to write the result; may be ``K`` itself (in place).
+
+    Returns
+    -------
+    array
+    """
+    K = check_square_finite(K, "K") if biases_on_diagonal else as_float_array(K, "K")
+    alpha = _scalar(alpha, "alpha", strict=False)
+    eta = _scalar(eta, "eta", strict=True)
+    rho = np.full(K.shape, alpha)  # the training rate: Thm. 3.1's alpha r_ij with r = 1
+    if biases_on_diagonal:
+        np.fill_diagonal(rho, 0.0)
+    return np.divide(K, 1.0 + eta * rho, out=out)

@@ -12,29 +12,38 @@ Regularizers (on the off-diagonal of K; biases are not penalized):
 - ``"nm"``: NM regularization, Thm. 3.1: ``w <- w (1 - eta alpha r) -
   eta dJ/dw`` (R of Eq. 10 held constant for the step; see
   proofs/thm3_1.md for the factor 2 and the stop-gradient).
-- ``"l2"``: plain L2 ``alpha sum K^2`` (gradient ``2 alpha K``).
+- ``"l2"``: plain L2 at the same rate: ``w <- w (1 - eta alpha) - eta dJ/dw``,
+  i.e. NM regularization with R = 1 (the rate convention of
+  :mod:`refimpl.regularization`: gradient descent on ``J + (alpha/2) sum K^2``, so
+  Table 1's NMs&L2 and NMs&NM rows compare equal strengths at a shared alpha).
 - ``"none"``.
 
 How the regularizer enters the step (``reg_step``):
 
 - ``"proximal"`` (default): after the optimizer's step on dJ/dw, shrink
-  ``w <- w / (1 + eta alpha r)`` (L2: ``/ (1 + 2 eta alpha)``).  This is the
+  ``w <- w / (1 + eta alpha r)`` (L2: ``/ (1 + eta alpha)``).  This is the
   implicit (backward-Euler) form of Thm. 3.1's update: equal to it to first
-  order in eta, and stable for every ``eta alpha r``.
+  order in eta, and stable for every ``eta alpha r``
+  (:func:`refimpl.regularization.nm_proximal` / ``l2_proximal``).
 - ``"thm31"``: the explicit update exactly as Thm. 3.1 states it (the
   regularizer's ``alpha r w`` added to the gradient, through the momentum
-  buffer with SGD).  It flips the sign of w once ``eta alpha r > 1`` and
+  buffer with SGD; :func:`refimpl.regularization.nm_gradient` at alpha / 2, or
+  ``l2_gradient``).  It flips the sign of w once ``eta alpha r > 1`` and
   diverges beyond 2, which a 200-node module reaches with the paper's
   ``alpha = 1e-3`` (r = z_i z_j ~ 4e4) at any ``eta >= 1e-2``.
 
-Optimizers: SGD with momentum (0.5 by default: the paper's Table 3) or Adam.
+Optimizers: SGD with momentum (0.5 by default: the paper's Table 3) or Adam
+(:class:`refimpl.optim.Optimizer`); the epoch loop, early stopping and hooks are
+:mod:`refimpl.loop`'s.
 
-Backends (``backend``, DESIGN.md section 3): ``"numpy"`` runs the numba
-path.  Any other backend runs forward, loss and backward on the generic
-path (:mod:`refimpl.xp`) and keeps the parameters and the optimizer state on
-its device, where the dense update of K, W1, Wm happens; the data are
-uploaded once per :meth:`Trainer.fit`.  Pruning, Tarjan and the schedule stay
-on the CPU (numba), so each step copies K back to the host for them.
+Backends (``backend``, DESIGN.md section 3): ``"numpy"`` runs the numba path.
+Any other backend runs forward, loss and backward on the generic path
+(:mod:`refimpl.xp`) and keeps the parameters and the optimizer state on its
+device during :meth:`Trainer.fit`, where the optimizer's dense update of K,
+W1, Wm happens.  Pruning, Tarjan and the schedule stay on the CPU (numba), so
+each step copies the parameters back to the host for them; the regularizer's
+term (from the pruned graph's R) is computed there and uploaded.
+
 Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
 it bit for bit.  Progress is reported through callbacks; nothing prints.
@@ -42,28 +51,26 @@ it bit for bit.  Progress is reported through callbacks; nothing prints.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .backend import get_backend, is_reference, to_numpy
-from .graph.prune import graph_from_mask, prune
+from .graph.prune import prune
+from .io import CheckpointError, load_checkpoint, save_checkpoint
+from .loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
 from .model import NMNetwork, loss_and_grad, output_loss
-from .propagate import check_input, forward
-from .regularization import nm_repulsion
-from .validation import json_default
+from .optim import Optimizer
+from .propagate import forward
+from .regularization import l2_gradient, l2_proximal, nm_gradient, nm_proximal, nm_repulsion
+from .validation import check_fit_data, check_int, check_rows, check_scalar
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
            "FORMAT"]
 
 #: Tag and version written into every checkpoint.
 FORMAT = "refimpl-nm-checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is truncated, foreign or of another version."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,8 @@ class TrainConfig:
     optimizer : {"sgd", "adam"}
     reg : {"none", "l2", "nm"}
     alpha : float
-        Regularization strength (Table 3: 1e-3).
+        Regularization strength (Table 3: 1e-3), one rate for both regularizers:
+        NM shrinks by ``eta alpha r``, L2 by ``eta alpha`` (NM with R = 1).
     reg_step : {"proximal", "thm31"}
         How the regularizer enters the step (see the module docstring).
     activation, output : str
@@ -111,14 +119,14 @@ class TrainConfig:
     mode : {"levels", "sequential", "whole"}
         How Eq. (3) is solved (see :func:`refimpl.forward`); "whole" is the
         DEQ baseline of Table 1 (one implicit layer, fixed point).
-    structure : {"graph", "dag"}
-        "dag": K restricted to its strict upper triangle (node order 0..p-1),
-        the DAG baseline of Table 1: every module is a singleton.
-    seed : int
     backend : str, namespace module or Backend
         ``"numpy"`` (numba, the reference), ``"cupy"`` or another backend of
         :func:`refimpl.get_backend` (see the module docstring); checkpoints
         store its name.
+    structure : {"graph", "dag"}
+        "dag": K restricted to its strict upper triangle (node order 0..p-1),
+        the DAG baseline of Table 1: every module is a singleton.
+    seed : int
     """
 
     nodes: int = 100
@@ -146,30 +154,22 @@ class TrainConfig:
     backend: object = "numpy"
 
     def __post_init__(self):
-        def positive_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-
         for name in ("nodes", "epochs", "batch_size"):
-            positive_int(name)
+            check_int(getattr(self, name), name, 1)
         if self.edges is not None:
-            positive_int("edges")
+            check_int(self.edges, "edges", 1)
             if self.edges > self.nodes * (self.nodes - 1):
                 raise ValueError(f"edges: at most nodes*(nodes-1) = "
                                  f"{self.nodes * (self.nodes - 1)}, got {self.edges}")
         if self.patience is not None:
-            positive_int("patience")
+            check_int(self.patience, "patience", 1)
         for name in ("lr", "atol", "rtol", "init_scale"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name}: expected a finite number > 0, got {v!r}")
+            check_scalar(getattr(self, name), name, minimum=0.0, strict=True)
         if not (0.0 <= self.momentum < 1.0):
             raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
-        if not (np.isfinite(self.alpha) and self.alpha >= 0):
-            raise ValueError(f"alpha: expected a finite number >= 0, got {self.alpha!r}")
-        if self.gamma is not None and not (np.isfinite(self.gamma) and self.gamma >= 0):
-            raise ValueError(f"gamma: expected a finite number >= 0, got {self.gamma!r}")
+        check_scalar(self.alpha, "alpha", minimum=0.0)
+        if self.gamma is not None:
+            check_scalar(self.gamma, "gamma", minimum=0.0)
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
         if self.reg not in ("none", "l2", "nm"):
@@ -207,97 +207,6 @@ class TrainConfig:
 PARAMS = ("K", "W1", "Wm")
 
 
-class _Optimizer:
-    """SGD with momentum or Adam over the named parameter arrays (state as arrays)."""
-
-    def __init__(self, config, shapes):
-        self.kind = config.optimizer
-        self.lr = config.lr
-        self.momentum = config.momentum
-        self.t = 0
-        self.state = {}
-        self.xp = None  # NumPy (None keeps the trainer picklable)
-        for name, shape in shapes.items():
-            self.state[f"m_{name}"] = np.zeros(shape)
-            if self.kind == "adam":
-                self.state[f"v_{name}"] = np.zeros(shape)
-
-    def to(self, xp, device):
-        """Move the state to namespace ``xp`` on ``device`` (NumPy: ``xp = np``)."""
-        self.xp = None if xp is np else xp
-        for k, v in self.state.items():
-            self.state[k] = to_numpy(v).copy() if xp is np else xp.asarray(to_numpy(v),
-                                                                          device=device)
-
-    def step(self, params, grads):
-        self.t += 1
-        for name, g in grads.items():
-            m = self.state[f"m_{name}"]
-            if self.kind == "sgd":
-                m *= self.momentum
-                m -= self.lr * g
-                params[name] += m
-            else:  # Adam, the usual defaults beta1 = 0.9, beta2 = 0.999, eps = 1e-8
-                v = self.state[f"v_{name}"]
-                m *= 0.9
-                m += 0.1 * g
-                v *= 0.999
-                v += 0.001 * g * g
-                mh = m / (1 - 0.9 ** self.t)
-                vh = v / (1 - 0.999 ** self.t)
-                params[name] -= self.lr * mh / ((self.xp or np).sqrt(vh) + 1e-8)
-
-
-def check_labels(y, n, n_out, name):
-    """``y`` as ``n`` integer class labels in ``[0, n_out)``; ValueError naming ``name``."""
-    y = np.asarray(y)
-    if y.shape != (n,) or y.dtype.kind not in "iu":
-        raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} "
-                         f"dtype {y.dtype}")
-    if n and (y.min() < 0 or y.max() >= n_out):
-        raise ValueError(f"{name}: labels must lie in [0, {n_out})")
-    return y
-
-
-def check_fit_data(X, y, X_val, y_val, n_in, n_out):
-    """Training and (optional) validation data checked for a fit: float64
-    (B, n_in) inputs, integer labels in ``[0, n_out)``."""
-    X = check_input(X, n_in, "X")
-    y = check_labels(y, X.shape[0], n_out, "y")
-    if X_val is not None:
-        X_val = check_input(X_val, n_in, "X_val")
-        y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")
-    return X, y, X_val, y_val
-
-
-def early_stopping_step(trainer, score, snapshot):
-    """Early-stopping bookkeeping after an epoch (Alg. 2's validation split).
-
-    A strictly better ``score`` (ties keep the earlier epoch) records
-    ``trainer.best = snapshot()``, ``best_val`` and ``best_epoch`` and resets
-    ``stale``; otherwise ``stale`` grows.  Returns True when training should
-    stop (``config.patience`` epochs without improvement).  Shared by
-    :class:`Trainer` and the NN baseline.
-    """
-    if score is None:
-        return False
-    if score < trainer.best_val:
-        trainer.best_val = score
-        trainer.best_epoch = trainer.epoch
-        trainer.best = snapshot()
-        trainer.stale = 0
-        return False
-    trainer.stale += 1
-    patience = trainer.config.patience
-    return patience is not None and trainer.stale >= patience
-
-
-def _default_device(xp):
-    import array_api_compat
-
-    return array_api_compat.device(xp.empty(0))
-
-
 def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy"):
     if is_reference(backend):
         fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
@@ -305,11 +214,15 @@ def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy")
         from .xp import forward as generic_forward
 
         fwd = generic_forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode,
-                              backend=backend,
-                              **({"whole_method": "fixed_point"} if mode == "whole" else {}))
+                              backend=backend, **_whole_method(mode))
     Z = to_numpy(fwd.Z)
     loss, _ = output_loss(Z, y, net.output)
     return loss, float(np.mean(np.argmax(Z, axis=1) != y)), fwd
+
+
+def _whole_method(mode):
+    """The generic path solves mode="whole" by the plain fixed point."""
+    return {"whole_method": "fixed_point"} if mode == "whole" else {}
 
 
 @dataclass
@@ -331,7 +244,7 @@ class EpochRecord:
     seconds: float
 
 
-class Trainer:
+class Trainer(EarlyStoppingAttributes):
     """Alg. 2 of the paper: train a neural-module network on (X, y).
 
     Parameters
@@ -353,17 +266,16 @@ class Trainer:
         self.net = NMNetwork.random(self.n_in, config.nodes, self.n_out, seed=init_seed,
                                     activation=config.activation, output=config.output,
                                     k=config.k, gamma=config.gamma, scale=config.init_scale)
+        self._eligible = None
         if config.structure == "dag":
-            self._lower = np.tril(np.ones((config.nodes, config.nodes), dtype=bool), -1)
+            upper = np.triu(np.ones((config.nodes, config.nodes), dtype=bool), 1)
+            self._eligible, self._lower = upper, np.tril(~upper, -1)
             self.net.K[self._lower] = 0.0
         self.rng = np.random.default_rng(seeds[1])
-        self.opt = _Optimizer(config, {n: getattr(self.net, n).shape for n in PARAMS})
+        self.opt = Optimizer.from_config(config, {n: getattr(self.net, n).shape for n in PARAMS})
         self.epoch = 0
         self.history: list[dict] = []
-        self.best: dict | None = None
-        self.best_val = np.inf
-        self.best_epoch = 0
-        self.stale = 0
+        self.stopping = EarlyStopping(config.patience)
         self.gamma = np.nan
         self._prev_mask = None
         self.extra: dict = {}
@@ -373,77 +285,122 @@ class Trainer:
         """The pruned graph at the current K (Alg. 2 line 5).  With
         ``structure="dag"`` only the strict upper triangle is eligible."""
         c = self.config
-        if c.structure == "dag":
-            mags = np.abs(np.triu(self.net.K, 1))
-            if c.gamma is not None:
-                mask = np.triu(mags >= c.gamma, 1)
-            else:
-                # top k of the upper triangle, ties by row-major index (as prune)
-                iu = np.flatnonzero(np.triu(np.ones_like(mags, dtype=bool), 1).ravel())
-                vals = mags.ravel()[iu]
-                keep = iu[np.sort(np.argsort(-vals, kind="stable")[: c.k])]
-                mask = np.zeros(mags.size, dtype=bool)
-                mask[keep] = True
-                mask = mask.reshape(mags.shape)
-            g = graph_from_mask(self.net.K, mask)
-            kept = mags[mask]
-            return dataclasses.replace(g, gamma=float(kept.min()) if kept.size else np.inf)
-        return prune(self.net.K, k=c.k) if c.gamma is None else prune(self.net.K, gamma=c.gamma)
+        if c.gamma is None:
+            return prune(self.net.K, k=c.k, eligible=self._eligible)
+        return prune(self.net.K, gamma=c.gamma, eligible=self._eligible)
 
-    def _reg_rate(self, graph):
-        """The per-entry regularization rate rho (off-diagonal; 0 on the
-        diagonal): the regularizer's gradient is ``rho * K``.  NM (Thm. 3.1):
-        ``rho = alpha R``; L2: ``rho = 2 alpha``."""
+    def _reg_gradient(self, graph):
+        """The regularizer's term added to dJ/dK by ``reg_step="thm31"``: Thm. 3.1's
+        ``alpha r w`` (the gradient of Eq. 11 at alpha / 2, proofs/thm3_1.md), or
+        L2's ``alpha w`` (R = 1: the rate convention of :mod:`refimpl.regularization`)."""
         c = self.config
         if c.reg == "nm":
-            rho = c.alpha * nm_repulsion(graph).R  # Thm. 3.1: alpha r_ij
-        elif c.reg == "l2":
-            rho = np.full(self.net.K.shape, 2.0 * c.alpha)
+            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
+            return nm_gradient(self.net.K, rep, c.alpha / 2)  # Thm. 3.1: alpha r_ij w_ij
+        return l2_gradient(self.net.K, c.alpha / 2)  # alpha w_ij: Thm. 3.1 with r = 1
+
+    def _reg_shrink(self, graph):
+        """The implicit form of the same shrinkage, in place (``reg_step="proximal"``)."""
+        c = self.config
+        if c.reg == "nm":
+            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
+            nm_proximal(self.net.K, rep, c.alpha, self.opt.lr, out=self.net.K)
         else:
-            return None
-        np.fill_diagonal(rho, 0.0)  # biases are not penalized
-        return rho
+            l2_proximal(self.net.K, c.alpha, self.opt.lr, out=self.net.K)
 
     # ------------------------------------------------------------ training
-    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None):
+    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
         """Run epochs of Alg. 2 (until ``config.epochs`` in total, or
-        ``epochs`` more).  ``callback(trainer, record)`` is called after
-        each epoch; returning True stops training.  Returns the history."""
+        ``epochs`` more) with :func:`refimpl.loop.run_epochs`.
+        ``callback(trainer, record)`` is called after each epoch; returning
+        True stops training.  ``hooks``: more :class:`refimpl.loop.Hook`
+        objects.  Returns the history."""
         c = self.config
         X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
         target = c.epochs if epochs is None else self.epoch + int(epochs)
-        n = X.shape[0]
-        if not is_reference(c.backend):
-            return self._fit_generic(X, y, X_val, y_val, target, callback)
-        while self.epoch < target:
-            t0 = time.perf_counter()
-            order = self.rng.permutation(n)
-            losses, errs, iters = [], [], []
-            for s in range(0, n, c.batch_size):
-                idx = order[s:s + c.batch_size]
-                graph = self.prune()
-                loss, grads, fwd = loss_and_grad(self.net, X[idx], y[idx], graph,
-                                                 atol=c.atol, rtol=c.rtol, solver=c.solver,
-                                                 mode=c.mode)
-                gK = grads.K
-                if c.structure == "dag":
-                    gK[self._lower] = 0.0  # the lower triangle stays 0
-                rho = self._reg_rate(graph)
-                if rho is not None and c.reg_step == "thm31":
-                    gK = gK + rho * self.net.K  # Thm. 3.1: dJ/dw + alpha r w
-                params = {"K": self.net.K, "W1": self.net.W1, "Wm": self.net.Wm}
-                self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
-                if rho is not None and c.reg_step == "proximal":
-                    self.net.K /= 1.0 + self.opt.lr * rho  # implicit form of Thm. 3.1
-                losses.append(loss * idx.size)
-                errs.append(float(np.sum(np.argmax(fwd.Z, axis=1) != y[idx])))
-                iters.append(fwd.iterations)
-            if self._end_epoch(t0, losses, errs, iters, n, X_val, y_val, callback):
-                break
+        self._n, self._val = X.shape[0], (X_val, y_val)
+        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
+        self._device = None
+        if not is_reference(c.backend):  # parameters and optimizer state to the device
+            bk = get_backend(c.backend)
+            dev = bk.device
+            if dev is None:
+                import array_api_compat
+
+                dev = array_api_compat.device(bk.xp.empty(0))
+            self._device = (bk, dev, {n: bk.xp.asarray(getattr(self.net, n), device=dev)
+                                      for n in PARAMS})
+            self.opt.to(bk.xp, dev)
+        try:
+            run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
+                       hooks=hooks)
+        finally:
+            if self._device is not None:  # the host copy is current after every step
+                self.opt.to(np, None)
+                self._device = None
         return self.history
 
-    def _end_epoch(self, t0, losses, errs, iters, n, X_val, y_val, callback):
-        """History row, gamma (Alg. 2 line 13) and early stopping; True to stop."""
+    def begin_epoch(self):
+        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
+        self._loss_sum = self._err_sum = 0.0
+        self._iters = []
+
+    def train_batch(self, X, y):
+        """One mini-batch of Alg. 2 (lines 5-11): prune, forward, loss, backward, update
+        the dense K, W1, Wm with the optimizer and the regularizer."""
+        c = self.config
+        if getattr(self, "_device", None) is not None:
+            return self._train_batch_generic(X, y)
+        graph = self.prune()
+        loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
+                                         solver=c.solver, mode=c.mode)
+        gK = grads.K
+        if c.structure == "dag":
+            gK[self._lower] = 0.0  # the lower triangle stays 0
+        if c.reg != "none" and c.reg_step == "thm31":
+            gK = gK + self._reg_gradient(graph)  # Thm. 3.1: dJ/dw + alpha r w
+        params = {"K": self.net.K, "W1": self.net.W1, "Wm": self.net.Wm}
+        self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
+        if c.reg != "none" and c.reg_step == "proximal":
+            self._reg_shrink(graph)  # implicit form of Thm. 3.1
+        self._loss_sum += loss * y.shape[0]
+        self._err_sum += float(np.sum(np.argmax(fwd.Z, axis=1) != y))
+        self._iters.append(fwd.iterations)
+        return loss
+
+    def _train_batch_generic(self, X, y):
+        """:meth:`train_batch` on the generic path: forward, loss and backward
+        there (Eq. 3-8), the optimizer's dense update of the device copies of
+        K, W1, Wm, then the host copies refreshed for the next pruning."""
+        from .xp import loss_and_grad as generic_loss_and_grad
+
+        c = self.config
+        bk, dev, params = self._device
+        xp = bk.xp
+        graph = self.prune()
+        yd = xp.asarray(y, device=dev)
+        loss, grads, fwd = generic_loss_and_grad(
+            self.net, xp.asarray(X, device=dev), yd, graph, backend=bk, atol=c.atol,
+            rtol=c.rtol, solver=c.solver, mode=c.mode, **_whole_method(c.mode))
+        gK = grads.K
+        if c.structure == "dag":
+            gK = xp.where(xp.asarray(self._lower, device=dev), 0.0, gK)  # stays 0
+        if c.reg != "none" and c.reg_step == "thm31":
+            gK = gK + xp.asarray(self._reg_gradient(graph), device=dev)  # Thm. 3.1
+        self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
+        for name in PARAMS:  # pruning and the schedule run on the host
+            setattr(self.net, name, to_numpy(params[name]).copy())
+        if c.reg != "none" and c.reg_step == "proximal":
+            self._reg_shrink(graph)  # implicit form of Thm. 3.1, on the host copy
+            params["K"] = xp.asarray(self.net.K, device=dev)
+        wrong = xp.argmax(fwd._Zc, axis=1) != xp.astype(yd, xp.int64)
+        self._loss_sum += loss * y.shape[0]
+        self._err_sum += float(xp.sum(xp.astype(wrong, xp.float64)))
+        self._iters.append(fwd.iterations)
+        return loss
+
+    def end_epoch(self, t0):
+        """Close an epoch: gamma (Alg. 2 line 13), the record, the validation score."""
         c = self.config
         self.epoch += 1
         graph = self.prune()
@@ -453,73 +410,25 @@ class Trainer:
         self._prev_mask = mask
         sizes = graph.schedule.module_sizes
         val_loss = val_err = None
+        X_val, y_val = self._val
         if X_val is not None:
             val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
                                           c.solver, c.mode, c.backend)
+        n = self._n
         rec = EpochRecord(
-            epoch=self.epoch, loss=float(sum(losses) / n), train_error=float(sum(errs) / n),
-            val_loss=val_loss, val_error=val_err, edges=graph.n_edges, regrown=regrown,
-            modules=int(np.sum(sizes > 1)), largest_module=int(sizes.max(initial=0)),
-            levels=graph.schedule.n_levels, newton_iterations=float(np.mean(iters)),
-            gamma=float(graph.gamma), seconds=time.perf_counter() - t0)
+            epoch=self.epoch, loss=float(self._loss_sum / n),
+            train_error=float(self._err_sum / n), val_loss=val_loss, val_error=val_err,
+            edges=graph.n_edges, regrown=regrown, modules=int(np.sum(sizes > 1)),
+            largest_module=int(sizes.max(initial=0)), levels=graph.schedule.n_levels,
+            newton_iterations=float(np.mean(self._iters)), gamma=float(graph.gamma),
+            seconds=time.perf_counter() - t0)
         self.history.append(dataclasses.asdict(rec))
-        stop = early_stopping_step(
-            self, val_loss if c.monitor == "val_loss" else val_err,
-            lambda: {**{n: getattr(self.net, n).copy() for n in PARAMS},
-                     "gamma": np.array(self.gamma)})
-        if callback is not None and callback(self, rec):
-            stop = True
-        return stop
 
-    def _fit_generic(self, X, y, X_val, y_val, target, callback):
-        """Alg. 2 on the generic path: data, parameters and optimizer state on
-        the backend's device; the dense update of K, W1, Wm runs there too."""
-        from .xp import loss_and_grad as generic_loss_and_grad
+        def snapshot():
+            return {**{name: getattr(self.net, name).copy() for name in PARAMS},
+                    "gamma": np.array(self.gamma)}
 
-        c = self.config
-        bk = get_backend(c.backend)
-        xp = bk.xp
-        dev = bk.device if bk.device is not None else _default_device(xp)
-        Xd, yd = xp.asarray(X, device=dev), xp.asarray(y, device=dev)
-        params = {name: xp.asarray(getattr(self.net, name), device=dev) for name in PARAMS}
-        self.opt.to(xp, dev)
-        lower = None if c.structure != "dag" else xp.asarray(self._lower, device=dev)
-        n = X.shape[0]
-        try:
-            while self.epoch < target:
-                t0 = time.perf_counter()
-                order = self.rng.permutation(n)
-                losses, errs, iters = [], [], []
-                for s in range(0, n, c.batch_size):
-                    idx = order[s:s + c.batch_size]
-                    di = xp.asarray(idx, device=dev)
-                    yb = xp.take(yd, di)
-                    graph = self.prune()
-                    loss, grads, fwd = generic_loss_and_grad(
-                        self.net, xp.take(Xd, di, axis=0), yb, graph, backend=bk,
-                        atol=c.atol, rtol=c.rtol, solver=c.solver, mode=c.mode,
-                        **({"whole_method": "fixed_point"} if c.mode == "whole" else {}))
-                    gK = grads.K
-                    if lower is not None:
-                        gK = xp.where(lower, 0.0, gK)  # the lower triangle stays 0
-                    rho = self._reg_rate(graph)
-                    rho = None if rho is None else xp.asarray(rho, device=dev)
-                    if rho is not None and c.reg_step == "thm31":
-                        gK = gK + rho * params["K"]  # Thm. 3.1: dJ/dw + alpha r w
-                    self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
-                    if rho is not None and c.reg_step == "proximal":
-                        params["K"] = params["K"] / (1.0 + self.opt.lr * rho)  # Thm. 3.1
-                    for name in PARAMS:  # pruning and the schedule run on the host
-                        setattr(self.net, name, to_numpy(params[name]).copy())
-                    losses.append(loss * idx.size)
-                    wrong = xp.argmax(fwd._Zc, axis=1) != xp.astype(yb, xp.int64)
-                    errs.append(float(xp.sum(xp.astype(wrong, xp.float64))))
-                    iters.append(fwd.iterations)
-                if self._end_epoch(t0, losses, errs, iters, n, X_val, y_val, callback):
-                    break
-        finally:
-            self.opt.to(np, None)
-        return self.history
+        return rec, (val_loss if c.monitor == "val_loss" else val_err), snapshot
 
     def restore_best(self):
         """Put back the parameters of the best validation epoch (early stopping)."""
@@ -536,7 +445,6 @@ class Trainer:
         set and split), returned by :meth:`load` as ``trainer.extra``."""
         meta = {
             "extra": extra or {},
-            "format": FORMAT,
             "config": self.config.to_dict(),
             "n_in": self.n_in, "n_out": self.n_out,
             "epoch": self.epoch, "history": self.history,
@@ -553,11 +461,7 @@ class Trainer:
             arrays.update({f"best_{k}": v for k, v in self.best.items()})
         if self._prev_mask is not None:
             arrays["prev_mask"] = self._prev_mask
-        arrays["__meta__"] = np.array(json.dumps(meta, default=json_default))
-        path = str(path)
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
-        return path
+        return save_checkpoint(path, arrays, meta, FORMAT)
 
     @classmethod
     def load(cls, path):
@@ -568,18 +472,7 @@ class Trainer:
         CheckpointError
             The file is truncated, not a refimpl checkpoint, or of another version.
         """
-        try:
-            with np.load(str(path), allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, OSError
-            raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
-        if "__meta__" not in data:
-            raise CheckpointError(f"{path}: not a refimpl checkpoint (no metadata)")
-        meta = json.loads(str(data["__meta__"]))
-        if meta.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        data, meta = load_checkpoint(path, FORMAT)
         try:
             self = cls(TrainConfig(**meta["config"]), meta["n_in"], meta["n_out"])
             for name in PARAMS:
@@ -608,9 +501,8 @@ def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto", backend
     """Alg. 3 of the paper: prune K with the trained ``gamma``, solve Eq. (3),
     return ``Y = g(Z)`` (class probabilities for a softmax output), a NumPy
     array (``backend``: where Eq. (3) is solved, see :func:`refimpl.get_backend`)."""
-    X = check_input(X, net.n_in, "X")
-    if not (np.isfinite(gamma) and gamma >= 0):
-        raise ValueError(f"gamma: expected a finite number >= 0, got {gamma!r}")
+    X = check_rows(X, net.n_in, "X")
+    gamma = check_scalar(gamma, "gamma", minimum=0.0)
     graph = prune(net.K, gamma=gamma)
     if is_reference(backend):
         return forward(net, X, graph, atol=atol, rtol=rtol, solver=solver).Y

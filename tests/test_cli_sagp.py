@@ -74,3 +74,38 @@ def test_sagp_through_top_level_cli(tmp_path):
     cli = pytest.importorskip("refimpl.cli", reason="refimpl.cli does not import in this checkout", exc_type=ImportError)
     assert cli.main(["sagp", *TINY, "--out", str(tmp_path / "top")]) == 0
     assert (tmp_path / "top" / "history.json").exists()
+
+
+def test_sagp_sweep_alpha_writes_the_table10_markdown(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert _run([*TINY, "--epochs", "1", "--sweep-alpha", "--out", str(out)]) == 0
+    md = (out / "alpha_sweep.md").read_text()
+    assert "| | alpha = 0.05 | alpha = 0.1 | alpha = 0.2 | alpha = 0.5 | alpha = 0.8 |" in md
+    doc = json.loads((out / "alpha_sweep.json").read_text())
+    assert [r["alpha"] for r in doc["rows"]] == [0.05, 0.1, 0.2, 0.5, 0.8]
+    assert doc["epochs"] == 1 and doc["config"]["h_max"] == 3
+    for key in ("best_n_hidden", "best_synapses", "last_n_hidden", "last_synapses"):
+        label = {"best_n_hidden": "best: \\|H\\|", "best_synapses": "best: #Synapse",
+                 "last_n_hidden": "last: \\|H\\|", "last_synapses": "last: #Synapse"}[key]
+        assert f"| {label} | " + " | ".join(str(r[key]) for r in doc["rows"]) + " |" in md
+    assert "alpha_sweep.md" in capsys.readouterr().out
+    assert not (out / "history.json").exists()  # the sweep writes only its own files
+
+
+def test_sagp_quick_overrides_epochs(tmp_path):
+    parser = argparse.ArgumentParser(prog="refimpl")
+    sub = parser.add_subparsers(dest="command")
+    cmd.register(sub, "sagp", "train a SAGP")
+    args = parser.parse_args(["sagp", *TINY, "--quick", "--sweep-alpha"])
+    assert args.quick and args.sweep_alpha and args.epochs == 2
+    called = {}
+
+    def fake(a, config, data):
+        called["epochs"] = a.epochs
+        return 0
+
+    import unittest.mock as mock
+
+    with mock.patch.object(cmd, "_run_alpha_sweep", fake):
+        assert args.func(args) == 0
+    assert called["epochs"] == cmd.QUICK_EPOCHS

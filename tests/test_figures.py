@@ -122,6 +122,26 @@ def test_list(capsys):
     assert names == list(reg.FIGURES)
 
 
+def test_installed_without_checkout_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """An installed package without the figures/ folder: one line on stderr, exit 2."""
+    monkeypatch.setattr(cmd, "_figures_dir", lambda: tmp_path / "figures")
+    monkeypatch.delitem(sys.modules, "refimpl_figures_make_figures", raising=False)
+    assert cmd.run(_args(list=True)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "source checkout" in err and "not installed" in err
+
+
+def test_figures_and_benchmarks_share_the_package_workload():
+    """No path loading between figures/ and benchmarks/: both import refimpl.workloads."""
+    import _bench
+
+    from refimpl import workloads
+
+    assert _bench.modular_graph is workloads.modular_graph
+    K, mask = workloads.modular_graph(40, 4, seed=1, max_q=5)
+    assert K.shape == (40, 40) and not np.any(np.diag(mask)) and mask.sum() >= 3 * 40
+
+
 # ----------------------------------------------------------------------------
 # content: the committed (--quick) data of each figure satisfies its caption
 # (figures/README.md). Timings are not asserted (they live in benchmarks/).

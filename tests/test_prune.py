@@ -98,3 +98,36 @@ def test_with_weights_keeps_structure():
 def test_bad_input_raises(K, kwargs, match):
     with pytest.raises(ValueError, match=match):
         prune(K, **kwargs)
+
+
+@given(st.integers(2, 9), st.integers(0, 2**16), st.data())
+def test_eligible_top_k_is_the_dag_baseline_selection(p, seed, data):
+    """With the strict upper triangle eligible, top-k keeps the k largest upper entries,
+    ties by row-major index (the DAG baseline of Table 1), against a sort written here."""
+    rng = np.random.default_rng(seed)
+    K = np.round(rng.standard_normal((p, p)), 1)          # rounding makes ties common
+    k = data.draw(st.integers(0, p * (p - 1) // 2))
+    upper = np.triu(np.ones((p, p), dtype=bool), 1)
+    g = prune(K, k=k, eligible=upper)
+    iu = np.flatnonzero(upper.ravel())
+    order = np.argsort(-np.abs(K.ravel()[iu]), kind="stable")[:k]   # oracle
+    expect = np.zeros(p * p, dtype=bool)
+    expect[iu[order]] = True
+    np.testing.assert_array_equal(g.mask().ravel(), expect)
+    assert g.gamma == (np.abs(K.ravel()[iu[order]]).min() if k else np.inf)
+    with pytest.raises(ValueError, match="k: at most"):
+        prune(K, k=p * (p - 1) // 2 + 1, eligible=upper)
+
+
+def test_top_k_mask_rows_and_ties():
+    from refimpl.graph.prune import top_k_mask
+
+    V = np.array([[1.0, 3.0, 3.0, 2.0, 3.0],
+                  [0.0, 0.0, 0.0, 0.0, 0.0]])
+    mask, gamma = top_k_mask(V, 2)
+    np.testing.assert_array_equal(mask, [[0, 1, 1, 0, 0], [1, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(gamma, [3.0, 0.0])
+    m1, g1 = top_k_mask(V[0], 4)
+    np.testing.assert_array_equal(m1, [0, 1, 1, 1, 1])
+    assert g1 == 2.0
+    assert not top_k_mask(V, 0)[0].any() and np.all(top_k_mask(V, 0)[1] == np.inf)

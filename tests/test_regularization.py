@@ -386,3 +386,47 @@ def test_nm_repulsion_is_a_frozen_result():
     assert isinstance(rep, NMRepulsion) and rep.p == 4
     with pytest.raises(AttributeError):
         rep.R = None
+
+
+def test_proximal_steps_solve_the_implicit_equation():
+    """nm_proximal / l2_proximal return w with w = w0 - eta * d/dw of Thm. 3.1's
+    (alpha/2) sum r w^2 (resp. (alpha/2) sum w^2, R = 1) at w itself: the backward-Euler
+    step."""
+    from refimpl.regularization import l2_proximal, nm_proximal
+
+    rng = np.random.default_rng(5)
+    K = rng.standard_normal((6, 6))
+    graph = prune(K, k=12)
+    alpha, eta = 0.3, 0.7
+    W = nm_proximal(K, graph, alpha, eta)
+    resid = W - (K - eta * nm_gradient(W, graph, alpha / 2))
+    assert_allclose(resid, 0.0, rtol=0, atol=1e-14, err_msg="Thm. 3.1 implicit step")
+    W2 = l2_proximal(K, alpha, eta)
+    assert_allclose(W2 - (K - eta * l2_gradient(W2, alpha / 2)), 0.0, rtol=0, atol=1e-14)
+    assert_array_equal(np.diag(W), np.diag(K))              # biases are not shrunk
+    M = rng.standard_normal((3, 5))                        # a weight matrix: every entry
+    assert_allclose(l2_proximal(M, alpha, eta, biases_on_diagonal=False),
+                    M / (1 + eta * alpha), rtol=1e-15, atol=0)
+    out = K.copy()
+    assert nm_proximal(out, graph, alpha, eta, out=out) is out
+
+
+def test_nm_with_unit_repulsion_is_l2_at_the_same_alpha():
+    """DESIGN.md sec. 5: with no kept edges (every module a singleton, W~ = 0) R = 1, and the
+    training steps of NM regularization and L2 coincide at the same alpha, bit for bit."""
+    from refimpl.regularization import l2_proximal, nm_proximal
+
+    rng = np.random.default_rng(11)
+    K = rng.standard_normal((5, 5))
+    g0 = prune(K, k=0)
+    assert_array_equal(nm_repulsion(g0).R, np.ones((5, 5)))
+    alpha, eta = 0.05, 0.3
+    assert_array_equal(nm_proximal(K, g0, alpha, eta), l2_proximal(K, alpha, eta))
+    assert_array_equal(nm_gradient(K, g0, alpha / 2), l2_gradient(K, alpha / 2))
+    # the rate is Thm. 3.1's: the explicit step is nm_update's (1 - eta alpha) factor
+    grad = rng.standard_normal((5, 5))
+    assert_allclose(K - eta * (grad + l2_gradient(K, alpha / 2)),
+                    nm_update(K, grad, g0, alpha, eta), rtol=1e-15, atol=1e-15)
+    off = ~np.eye(5, dtype=bool)
+    assert_allclose(l2_proximal(K, alpha, eta)[off], K[off] / (1 + eta * alpha),
+                    rtol=1e-15, atol=0)

@@ -31,6 +31,7 @@ REFERENCE = re.compile(
 MODULES = ["refimpl", "refimpl.theory", "refimpl.regularization", "refimpl.perceptron",
            "refimpl.appendix_a", "refimpl.train", "refimpl.estimator", "refimpl.baselines.mlp",
            "refimpl.experiments", "refimpl.solvers.anderson", "refimpl.sagp", "refimpl.datasets",
+           "refimpl.optim", "refimpl.loop",
            "refimpl.baselines.cff", "refimpl.baselines.darts", "refimpl.baselines.binary",
            "refimpl.baselines.gcn", "refimpl.baselines.graph_data",
            "refimpl.backend", "refimpl.xp", "refimpl.xp.solvers", "refimpl.xp.cuda_tiny"]

@@ -225,3 +225,40 @@ def test_dag_structure_and_whole_graph_mode():
     np.testing.assert_allclose(b.net.K, a.net.K, rtol=1e-8, atol=1e-10)
     with pytest.raises(ValueError, match="a DAG on 4 nodes has at most 6"):
         TrainConfig(nodes=4, edges=7, structure="dag")
+
+
+def test_checkpoint_io_round_trip_and_errors(tmp_path):
+    """refimpl.io: arrays and metadata come back as written; foreign files are named."""
+    from refimpl.io import CheckpointError as IOCheckpointError
+    from refimpl.io import load_checkpoint, save_checkpoint
+
+    assert IOCheckpointError is CheckpointError
+    arrays = {"a": np.arange(6.0).reshape(2, 3), "m": np.array([True, False])}
+    path = save_checkpoint(tmp_path / "c.npz", arrays, {"x": np.float64(1.5), "n": 3}, "fmt/1")
+    data, meta = load_checkpoint(path, "fmt/1")
+    assert set(data) == {"a", "m"} and meta == {"x": 1.5, "n": 3, "format": "fmt/1"}
+    np.testing.assert_array_equal(data["a"], arrays["a"])
+    with pytest.raises(CheckpointError, match="format 'fmt/1', expected 'fmt/2'"):
+        load_checkpoint(path, "fmt/2")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.npz", "fmt/1")
+
+
+@pytest.mark.parametrize("reg_step", ["proximal", "thm31"])
+def test_nm_with_unit_repulsion_trains_exactly_as_l2(reg_step):
+    """One rate convention (DESIGN.md sec. 5): with a threshold that keeps no edge, R = 1,
+    and NM-regularized training is L2-regularized training at the same alpha, bit for bit."""
+    X, y = toy_data()
+    runs = {}
+    for reg in ("nm", "l2"):
+        tr = Trainer(TrainConfig(nodes=6, gamma=1e300, epochs=2, batch_size=16, reg=reg,
+                                 alpha=0.05, reg_step=reg_step, patience=None, seed=3), 5, 3)
+        tr.fit(X[:90], y[:90])
+        runs[reg] = tr
+    assert runs["nm"].history[-1]["edges"] == 0
+    np.testing.assert_array_equal(runs["nm"].net.K, runs["l2"].net.K)
+    plain = Trainer(TrainConfig(nodes=6, gamma=1e300, epochs=2, batch_size=16, reg="none",
+                                patience=None, seed=3), 5, 3)
+    plain.fit(X[:90], y[:90])
+    assert not np.array_equal(plain.net.K, runs["l2"].net.K), "the regularizer acts"

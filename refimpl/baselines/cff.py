@@ -59,7 +59,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..train import _Optimizer, check_fit_data, early_stopping_step
+from ..loop import EarlyStopping, EarlyStoppingAttributes
+from ..optim import Optimizer
+from ..validation import check_fit_data
 
 __all__ = ["CyclicFF", "cff_embed", "cff_graph", "rms_normalize", "cff_propagate",
            "ff_goodness", "ff_loss", "cff_local_grads", "cff_readout_features",
@@ -323,7 +325,7 @@ def wrong_labels(y, n_classes, rng):
     return (np.asarray(y) + shift) % n_classes
 
 
-class CFFTrainer:
+class CFFTrainer(EarlyStoppingAttributes):
     """Train :class:`CyclicFF` with local FF updates and its readout (Sec. 4.2's baseline).
 
     Mini-batches in a seeded order; per batch, one SGD step (momentum, weight decay) of
@@ -365,12 +367,14 @@ class CFFTrainer:
         self._new_optimizers()
         self.epoch = 0
         self.history: list[dict] = []
-        self.best, self.best_val, self.best_epoch, self.stale = None, np.inf, 0, 0
+        self.stopping = EarlyStopping(self.config.patience)
 
     def _new_optimizers(self):
         net = self.net
-        self.opt = _Optimizer(self.config, {k: v.shape for k, v in net.params().items()})
-        self.opt_readout = _Optimizer(self.readout_config, {"R": net.R.shape, "c": net.c.shape})
+        self.opt = Optimizer.from_config(self.config,
+                                         {k: v.shape for k, v in net.params().items()})
+        self.opt_readout = Optimizer.from_config(self.readout_config,
+                                                 {"R": net.R.shape, "c": net.c.shape})
 
     def fit(self, X, y, X_val=None, y_val=None):
         """Local FF training with the readout; returns ``self``."""
@@ -402,7 +406,7 @@ class CFFTrainer:
             if X_val is not None:
                 score = rec["val_error"] = float(np.mean(self.predict(X_val) != y_val))
             self.history.append(rec)
-            if early_stopping_step(self, score, net.copy):
+            if self.stopping.update(self.epoch, score, net.copy):
                 break
         return self
 

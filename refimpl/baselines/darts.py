@@ -37,7 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..train import _Optimizer, check_fit_data, early_stopping_step
+from ..loop import EarlyStopping, EarlyStoppingAttributes
+from ..optim import Optimizer
+from ..validation import check_fit_data
 
 __all__ = ["OPS", "DartsCell", "darts_forward", "darts_backward", "darts_loss_and_grad",
            "mixing_weights", "discretize", "darts_predict", "DartsSearch"]
@@ -229,7 +231,7 @@ def darts_predict(cell: DartsCell, X, weights=None):
     return np.argmax(darts_forward(cell, X, weights)[0], axis=1)
 
 
-class DartsSearch:
+class DartsSearch(EarlyStoppingAttributes):
     """First-order DARTS search, discretization and retraining (Sec. 4.2's baseline;
     module docstring).
 
@@ -278,13 +280,13 @@ class DartsSearch:
         self.weights = None
         self.history: list[dict] = []
         self.epoch = 0
-        self.best, self.best_val, self.best_epoch, self.stale = None, np.inf, 0, 0
+        self.stopping = EarlyStopping(self.config.patience)
 
     def search(self, X, y, X_val, y_val):
         """Bilevel first-order alternation (DARTS Alg. 1 with xi = 0); returns self."""
         cell, bs = self.cell, self.batch_size
-        opt_w = _Optimizer(self.config, {k: v.shape for k, v in cell.params.items()})
-        opt_a = _Optimizer(self.arch_config, {"alpha": cell.alpha.shape})
+        opt_w = Optimizer.from_config(self.config, {k: v.shape for k, v in cell.params.items()})
+        opt_a = Optimizer.from_config(self.arch_config, {"alpha": cell.alpha.shape})
         for ep in range(self.search_epochs):
             order = self.rng.permutation(X.shape[0])
             for s in range(0, X.shape[0], bs):
@@ -306,7 +308,7 @@ class DartsSearch:
         cell = DartsCell.random(self.n_in, self.n_out, n_nodes=self.n_nodes, width=self.width,
                                 seed=self._init_seeds[1])
         self.cell = cell
-        opt = _Optimizer(self.config, {k: v.shape for k, v in cell.params.items()})
+        opt = Optimizer.from_config(self.config, {k: v.shape for k, v in cell.params.items()})
         for _ in range(self.config.epochs):
             self.epoch += 1
             order = self.rng.permutation(X.shape[0])
@@ -318,7 +320,7 @@ class DartsSearch:
             err = float(np.mean(darts_predict(cell, X_val, self.weights) != y_val))
             self.history.append({"phase": "retrain", "epoch": self.epoch, "loss": loss,
                                  "val_loss": val_loss, "val_error": err})
-            if early_stopping_step(self, val_loss, cell.copy):
+            if self.stopping.update(self.epoch, val_loss, cell.copy):
                 break
         if self.best is not None:
             self.cell = self.best

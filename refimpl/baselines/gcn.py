@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..train import _Optimizer, early_stopping_step
+from ..loop import EarlyStopping, EarlyStoppingAttributes
+from ..optim import Optimizer
 
 __all__ = ["normalized_adjacency", "GCN", "gcn_forward", "gcn_loss_and_grad", "gcn_predict",
            "GCNTrainer"]
@@ -127,7 +128,7 @@ def gcn_predict(net: GCN, A_hat, X, AX=None):
     return np.argmax(gcn_forward(net, A_hat, X, AX)[0], axis=1)
 
 
-class GCNTrainer:
+class GCNTrainer(EarlyStoppingAttributes):
     """Full-batch training of the GCN (Kipf & Welling's protocol; Appendix G.2's GNN).
 
     Parameters
@@ -146,7 +147,7 @@ class GCNTrainer:
                                             patience=patience, epochs=int(epochs))
         self.epoch = 0
         self.history: list[dict] = []
-        self.best, self.best_val, self.best_epoch, self.stale = None, np.inf, 0, 0
+        self.stopping = EarlyStopping(self.config.patience)
 
     def fit(self, A, X, y, idx_train, idx_val=None):
         """Train on the labels of ``idx_train`` (every node's features and edges are
@@ -158,7 +159,8 @@ class GCNTrainer:
                              f"got {X.shape} and {y.shape}")
         self.A_hat = normalized_adjacency(A)
         AX = self.A_hat @ X
-        opt = _Optimizer(self.config, {k: v.shape for k, v in self.net.params().items()})
+        opt = Optimizer.from_config(self.config,
+                                    {k: v.shape for k, v in self.net.params().items()})
         for _ in range(self.config.epochs):
             self.epoch += 1
             loss, g = gcn_loss_and_grad(self.net, self.A_hat, X, y, idx_train,
@@ -170,7 +172,7 @@ class GCNTrainer:
                 score = rec["val_loss"] = gcn_loss_and_grad(self.net, self.A_hat, X, y,
                                                             idx_val, AX=AX)[0]
             self.history.append(rec)
-            if early_stopping_step(self, score, self.net.copy):
+            if self.stopping.update(self.epoch, score, self.net.copy):
                 break
         if self.best is not None:
             self.net = self.best

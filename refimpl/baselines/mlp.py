@@ -20,10 +20,12 @@ the same :class:`refimpl.train.TrainConfig` (``nodes``, ``epochs``,
 ``patience``, ``seed``; the graph fields ``edges``, ``gamma``, ``solver``,
 ``mode``, ``structure``, ``init_scale``, ``atol``, ``rtol`` do not apply), the
 same loss (:func:`refimpl.model.output_loss`), the same optimizer
-(``refimpl.train._Optimizer`` is imported, not copied: SGD with momentum 0.5
-of the paper's Table 3, or Adam), the same seeding (``SeedSequence(seed)``
-spawned into an initialization seed and a batch-order RNG), the same early
-stopping on the validation score (``config.monitor``: loss or error),
+(:class:`refimpl.optim.Optimizer`: SGD with momentum 0.5 of the paper's Table 3,
+or Adam), the same epoch loop (:func:`refimpl.loop.run_epochs`), the same L2
+step (:func:`refimpl.regularization.l2_gradient` / ``l2_proximal``), the same
+seeding (``SeedSequence(seed)`` spawned into an initialization seed and a
+batch-order RNG), the same early stopping on the validation score
+(:class:`refimpl.loop.EarlyStopping`, ``config.monitor``: loss or error),
 and history rows with the fields of
 :class:`refimpl.train.EpochRecord` (``edges`` = number of weights,
 ``levels`` = number of hidden layers; the module fields are 0).
@@ -38,8 +40,11 @@ import numpy as np
 
 from ..activations import get_activation, get_output
 from ..model import output_loss
-from ..propagate import check_input
-from ..train import EpochRecord, TrainConfig, _Optimizer, check_fit_data, early_stopping_step
+from ..loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
+from ..optim import Optimizer
+from ..regularization import l2_gradient, l2_proximal
+from ..train import EpochRecord, TrainConfig
+from ..validation import check_fit_data, check_int, check_rows
 
 __all__ = ["MLP", "MLPCache", "MLPGradients", "mlp_forward", "mlp_backward",
            "mlp_loss_and_grad", "mlp_predict", "mlp_predict_proba", "MLPTrainer"]
@@ -53,10 +58,9 @@ def _widths(widths):
     except TypeError:
         raise ValueError(f"widths: expected a positive integer or a sequence of them, "
                          f"got {widths!r}") from None
-    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1
-                         for w in widths):
+    if not widths:
         raise ValueError(f"widths: expected one or more positive integers, got {widths!r}")
-    return tuple(int(w) for w in widths)
+    return tuple(check_int(w, "widths", 1) for w in widths)
 
 
 @dataclass
@@ -103,10 +107,7 @@ class MLP:
 
         ``widths`` is one hidden width (the Table 1 "nodes") or a sequence.
         """
-        for name, v in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        sizes = (int(n_in), *_widths(widths), int(n_out))
+        sizes = (check_int(n_in, "n_in", 1), *_widths(widths), check_int(n_out, "n_out", 1))
         rng = np.random.default_rng(seed)
         weights = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in zip(sizes, sizes[1:])]
         biases = [np.zeros(b) for b in sizes[1:-1]]
@@ -169,7 +170,7 @@ def mlp_forward(mlp, X0):
 
     .. math:: h^{l+1} = x^l W_l + b_l,\\quad x^{l+1} = f(h^{l+1}),\\quad Z = x^L W_L
     """
-    X0 = check_input(X0, mlp.n_in)
+    X0 = check_rows(X0, mlp.n_in)
     f = get_activation(mlp.activation).f
     xs, hs = [X0], []
     for W, c in zip(mlp.weights[:-1], mlp.biases):
@@ -235,7 +236,7 @@ def mlp_predict(mlp, X):
     return np.argmax(mlp_forward(mlp, X).Z, axis=1)
 
 
-class MLPTrainer:
+class MLPTrainer(EarlyStoppingAttributes):
     """Train the NN baseline of Table 1 with the semantics of
     :class:`refimpl.train.Trainer` (see the module docstring).
 
@@ -271,71 +272,70 @@ class MLPTrainer:
                               self.n_out, seed=init_seed, activation=config.activation,
                               output=config.output)
         self.rng = np.random.default_rng(seeds[1])
-        self.opt = _Optimizer(config, {k: v.shape for k, v in self.net.params().items()})
+        self.opt = Optimizer.from_config(config,
+                                         {k: v.shape for k, v in self.net.params().items()})
         self.epoch = 0
         self.history: list[dict] = []
-        self.best: MLP | None = None
-        self.best_val = np.inf
-        self.best_epoch = 0
-        self.stale = 0
-
-    def before_batch(self):
-        """Hook called before every mini-batch (no-op; subclasses use it,
-        e.g. to stop on a time budget by raising)."""
+        self.stopping = EarlyStopping(config.patience)
 
     def _step(self, grads):
         c = self.config
         params = self.net.params()
         g = grads.as_dict()
-        # the optimizer's current rate (a schedule may have changed it)
-        shrink = 1.0 + 2.0 * self.opt.lr * c.alpha if c.reg == "l2" else None
-        if shrink is not None and c.reg_step == "thm31":
-            for l, W in enumerate(self.net.weights):  # explicit: + 2 alpha W (biases free)
-                g[f"W{l}"] = g[f"W{l}"] + 2.0 * c.alpha * W
+        if c.reg == "l2" and c.reg_step == "thm31":
+            for l, W in enumerate(self.net.weights):  # explicit: + alpha W (biases free)
+                g[f"W{l}"] = g[f"W{l}"] + l2_gradient(W, c.alpha / 2, biases_on_diagonal=False)
         self.opt.step(params, g)
-        if shrink is not None and c.reg_step == "proximal":
+        if c.reg == "l2" and c.reg_step == "proximal":
             for W in self.net.weights:  # implicit form, as Trainer's "proximal"
-                W /= shrink
+                # the optimizer's current rate (a schedule may have changed it)
+                l2_proximal(W, c.alpha, self.opt.lr, biases_on_diagonal=False, out=W)
 
-    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None):
-        """Run epochs (until ``config.epochs`` in total, or ``epochs`` more);
-        ``callback(trainer, record)`` after each epoch, True stops.  Returns
-        the history."""
+    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
+        """Run epochs (until ``config.epochs`` in total, or ``epochs`` more) with
+        :func:`refimpl.loop.run_epochs`; ``callback(trainer, record)`` after each
+        epoch, True stops; ``hooks``: more :class:`refimpl.loop.Hook` objects.
+        Returns the history (Table 1's NN row, DESIGN.md sec. 10)."""
         c = self.config
         X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
         target = c.epochs if epochs is None else self.epoch + int(epochs)
-        n = X.shape[0]
-        while self.epoch < target:
-            t0 = time.perf_counter()
-            order = self.rng.permutation(n)
-            loss_sum = err_sum = 0.0
-            for s in range(0, n, c.batch_size):
-                self.before_batch()
-                idx = order[s:s + c.batch_size]
-                loss, grads, cache = mlp_loss_and_grad(self.net, X[idx], y[idx])
-                self._step(grads)
-                loss_sum += loss * idx.size
-                err_sum += float(np.sum(np.argmax(cache.Z, axis=1) != y[idx]))
-            self.epoch += 1
-            val_loss = val_err = None
-            if X_val is not None:
-                Z = mlp_forward(self.net, X_val).Z
-                val_loss, _ = output_loss(Z, y_val, self.net.output)
-                val_err = float(np.mean(np.argmax(Z, axis=1) != y_val))
-            rec = EpochRecord(
-                epoch=self.epoch, loss=loss_sum / n, train_error=err_sum / n,
-                val_loss=val_loss, val_error=val_err, edges=self.net.n_weights, regrown=0,
-                modules=0, largest_module=0, levels=len(self.net.biases),
-                newton_iterations=0.0, gamma=float("nan"),
-                seconds=time.perf_counter() - t0)
-            self.history.append(dataclasses.asdict(rec))
-            stop = early_stopping_step(self, val_loss if c.monitor == "val_loss" else val_err,
-                                       self.net.copy)
-            if callback is not None and callback(self, rec):
-                stop = True
-            if stop:
-                break
+        self._n, self._val = X.shape[0], (X_val, y_val)
+        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
+        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
+                   hooks=hooks)
         return self.history
+
+    def begin_epoch(self):
+        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
+        self._loss_sum = self._err_sum = 0.0
+
+    def train_batch(self, X, y):
+        """One mini-batch: the loss through S-Eq. 1, its gradients and the optimizer step."""
+        loss, grads, cache = mlp_loss_and_grad(self.net, X, y)
+        self._step(grads)
+        self._loss_sum += loss * y.shape[0]
+        self._err_sum += float(np.sum(np.argmax(cache.Z, axis=1) != y))
+        return loss
+
+    def end_epoch(self, t0):
+        """Close an epoch: validation and the record (fields of ``EpochRecord``)."""
+        c = self.config
+        self.epoch += 1
+        val_loss = val_err = None
+        X_val, y_val = self._val
+        if X_val is not None:
+            Z = mlp_forward(self.net, X_val).Z
+            val_loss, _ = output_loss(Z, y_val, self.net.output)
+            val_err = float(np.mean(np.argmax(Z, axis=1) != y_val))
+        n = self._n
+        rec = EpochRecord(
+            epoch=self.epoch, loss=self._loss_sum / n, train_error=self._err_sum / n,
+            val_loss=val_loss, val_error=val_err, edges=self.net.n_weights, regrown=0,
+            modules=0, largest_module=0, levels=len(self.net.biases),
+            newton_iterations=0.0, gamma=float("nan"),
+            seconds=time.perf_counter() - t0)
+        self.history.append(dataclasses.asdict(rec))
+        return rec, (val_loss if c.monitor == "val_loss" else val_err), self.net.copy
 
     def restore_best(self):
         """Put back the parameters of the best validation epoch (early stopping)."""

@@ -2,7 +2,9 @@
 
 The figure scripts live outside the package, in ``figures/`` (they plot, they do no
 mathematics); this command finds them next to the package in a source checkout
-(``pip install -e .``), like ``refimpl bench`` finds ``benchmarks/``.  Each figure is
+(``pip install -e .``), like ``refimpl bench`` finds ``benchmarks/``, and says so in one
+line when the package is installed without the checkout.  The scripts import the
+library (the timing workloads from :mod:`refimpl.workloads`), never this command.  Each figure is
 written as PNG (and PDF with ``--pdf``) with its data (CSV or NPZ) beside it; cached
 data is re-plotted unless ``--redo`` is given.
 """
@@ -22,8 +24,8 @@ def _load_registry():
     path = _figures_dir() / "make_figures.py"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} not found; figures are made from a source checkout "
-            "(git clone + pip install -e .)")
+            f"{path} not found: the figure scripts are not installed with the package; "
+            "run this from a source checkout (git clone + pip install -e .)")
     name = "refimpl_figures_make_figures"
     if name in sys.modules:
         return sys.modules[name]
@@ -35,7 +37,7 @@ def _load_registry():
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``refimpl figures`` (shared with ``figures/make_figures.py``)."""
+    """The options of ``refimpl figures``."""
     p.add_argument("--out", default="figures/out", help="output folder (created; default "
                    "figures/out)")
     p.add_argument("--quick", action="store_true",

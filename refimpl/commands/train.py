@@ -9,13 +9,13 @@ edges regrown, modules, largest module, levels, solver iterations, time) and
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
+from ..io import write_json
 from ._data import BUILTIN, UCI
 
 
@@ -58,8 +58,7 @@ HISTORY_COLUMNS = ("epoch", "loss", "train_error", "val_loss", "val_error", "edg
 
 
 def write_history(out, history):
-    with open(os.path.join(out, "history.json"), "w") as fh:
-        json.dump(history, fh, indent=1)
+    write_json(os.path.join(out, "history.json"), history)
     with open(os.path.join(out, "history.csv"), "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
         w.writeheader()
@@ -133,8 +132,7 @@ def run(args) -> int:
         "epochs": trainer.epoch, "seconds_per_epoch": float(np.mean(per_epoch)),
         "seconds": elapsed, "gamma": final.gamma, "config": trainer.config.to_dict(),
     }
-    with open(os.path.join(args.out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
+    write_json(os.path.join(args.out, "summary.json"), summary)
     print(f"{info['dataset']}: test error {test_error:.4f} after {trainer.epoch} epochs "
           f"({summary['seconds_per_epoch']:.2f} s/epoch); wrote {args.out}/")
     return 0

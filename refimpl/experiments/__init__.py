@@ -25,7 +25,8 @@ NMs&NM   ``Trainer``, ``reg="nm"`` (Thm. 3.1), alpha = 1e-3
 
 Hyper-parameters (:class:`Settings`).  From the paper's Table 3 (appendix
 G): SGD with momentum 0.5; no weight penalty except alpha = 1e-3 for L2 and
-NM regularization; "scaling learningRate" 1 for NN and the NMs and 0.1 for
+NM regularization (one rate convention: L2 is NM regularization with R = 1, so the
+two rows compare equal strengths; :mod:`refimpl.regularization`); "scaling learningRate" 1 for NN and the NMs and 0.1 for
 DEQ, DAG and OPTNET.  Table 3's parameter names are those of
 DeepLearnToolbox's ``nnsetup``, where ``scaling_learningRate`` multiplies
 the learning rate after every epoch; :func:`run_cell` does the same

@@ -11,34 +11,37 @@ from ..activations import get_activation
 from ..baselines.mlp import MLPTrainer, mlp_forward
 from ..propagate import forward
 from ..solvers.result import ConvergenceError
+from ..loop import Hook
 from ..train import Trainer
 from .domain import LR_SCALE, Settings, load_dataset, method_config
 
-__all__ = ["TimeBudgetExceeded", "run_cell"]
+__all__ = ["TimeBudget", "TimeBudgetExceeded", "run_cell"]
 
 
 class TimeBudgetExceeded(Exception):
     """Raised inside training when a run passes its time budget (Table 1's "over time")."""
 
 
-class _BudgetTrainer(Trainer):
-    """Trainer that stops at the next mini-batch once the deadline passes
-    (``Trainer.prune`` runs once per mini-batch, Alg. 2 line 5)."""
+class TimeBudget(Hook):
+    """Table 1's time budget and Table 3's per-epoch learning-rate scaling, as hooks
+    of the epoch loop (:func:`refimpl.loop.run_epochs`).
 
-    deadline = math.inf
+    Before every mini-batch past the ``deadline`` (a ``time.perf_counter()`` value) it
+    raises :class:`TimeBudgetExceeded`; after every epoch it multiplies the optimizer's
+    rate by ``lr_scale`` ("scaling learningRate") and stops training past the deadline.
+    """
 
-    def prune(self):
+    def __init__(self, deadline, lr_scale=1.0):
+        self.deadline = deadline
+        self.lr_scale = lr_scale
+
+    def before_batch(self, learner):
         if time.perf_counter() > self.deadline:
             raise TimeBudgetExceeded
-        return super().prune()
 
-
-class _BudgetMLP(MLPTrainer):
-    deadline = math.inf
-
-    def before_batch(self):
-        if time.perf_counter() > self.deadline:
-            raise TimeBudgetExceeded
+    def after_epoch(self, learner, record) -> bool:
+        learner.opt.lr *= self.lr_scale  # Table 3: "scaling learningRate", per epoch
+        return time.perf_counter() > self.deadline
 
 
 def _eq3_residual(net, graph, X0, X):
@@ -81,22 +84,15 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
     if data is None:
         data = load_dataset(dataset, int(seed), data_path)
     t0 = time.perf_counter()
-    if method == "NN":
-        trainer = _BudgetMLP(config, data.n_features, data.n_classes)
-    else:
-        trainer = _BudgetTrainer(config, data.n_features, data.n_classes)
-    trainer.deadline = t0 + settings.time_budget
-    scale = LR_SCALE[method] if settings.lr_scaling else 1.0
+    trainer = (MLPTrainer if method == "NN" else Trainer)(config, data.n_features,
+                                                          data.n_classes)
+    budget = TimeBudget(t0 + settings.time_budget,
+                        LR_SCALE[method] if settings.lr_scaling else 1.0)
     lr0 = trainer.opt.lr
-
-    def callback(tr, rec):
-        tr.opt.lr *= scale  # Table 3: "scaling learningRate", per epoch
-        return time.perf_counter() > tr.deadline
-
     status, message = "ok", ""
     try:
-        trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, callback=callback)
-        if time.perf_counter() > trainer.deadline:
+        trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, hooks=[budget])
+        if time.perf_counter() > budget.deadline:
             status = "over time"
     except TimeBudgetExceeded:
         status = "over time"
@@ -118,7 +114,7 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
             edges = trainer.net.n_weights
             residual = 0.0
         else:
-            graph = Trainer.prune(trainer)  # the trained graph, past the deadline check
+            graph = trainer.prune()  # the trained graph
             fwd = forward(trainer.net, data.X_test, graph, atol=config.atol, rtol=config.rtol,
                           solver=config.solver, mode=config.mode, throw=False)
             Z = fwd.Z

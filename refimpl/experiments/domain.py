@@ -8,11 +8,10 @@ import json
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
-
 from ..datasets import BUILTIN_DATASETS, PAPER_DATASETS
 from ..datasets import load as _load
 from ..train import TrainConfig
+from ..validation import check_int
 
 __all__ = ["BUILTIN_DATASETS", "LR_SCALE", "METHODS", "OPEN_METHODS", "PAPER_DATASETS", "PAPER_NODES",
            "QUICK", "STATUSES", "Cell", "Settings", "grid", "load_dataset", "method_config"]
@@ -84,10 +83,7 @@ class Settings:
     def __post_init__(self):
         if not (isinstance(self.time_budget, (int, float)) and self.time_budget > 0):
             raise ValueError(f"time_budget: expected seconds > 0, got {self.time_budget!r}")
-        if isinstance(self.edges_per_node, bool) or not isinstance(self.edges_per_node, int) \
-                or self.edges_per_node < 1:
-            raise ValueError(f"edges_per_node: expected a positive integer, "
-                             f"got {self.edges_per_node!r}")
+        check_int(self.edges_per_node, "edges_per_node", 1)
         # The rest is checked by TrainConfig.
         TrainConfig(nodes=2, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                     momentum=self.momentum, alpha=self.alpha, init_scale=self.init_scale,
@@ -160,11 +156,8 @@ def grid(datasets, nodes, seeds, methods=METHODS) -> list:
         if name not in BUILTIN_DATASETS + PAPER_DATASETS:
             raise ValueError(f"datasets: unknown data set {name!r}; expected some of "
                              f"{BUILTIN_DATASETS + PAPER_DATASETS}")
-    for name, vals in (("nodes", nodes), ("seeds", seeds)):
+    for name, vals, lo in (("nodes", nodes, 1), ("seeds", seeds, 0)):
         for v in vals:
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or \
-                    v < (1 if name == "nodes" else 0):
-                raise ValueError(f"{name}: expected {'positive' if name == 'nodes' else 'non-negative'}"
-                                 f" integers, got {v!r}")
+            check_int(v, name, lo)
     return [Cell(d, m, int(p), int(s)) for d in datasets for p in nodes for s in seeds
             for m in methods if m not in OPEN_METHODS]

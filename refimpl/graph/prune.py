@@ -16,7 +16,7 @@ from ..validation import as_float_array
 from .schedule import Schedule
 from .tarjan import strongly_connected_components
 
-__all__ = ["PrunedGraph", "prune", "graph_from_mask", "check_square_finite"]
+__all__ = ["PrunedGraph", "prune", "graph_from_mask", "check_square_finite", "top_k_mask"]
 
 
 def check_square_finite(K, name="K"):
@@ -122,25 +122,49 @@ def _build(K, keep, gamma):
     return PrunedGraph(A, np.diag(K).copy(), float(gamma), schedule.labels, schedule)
 
 
-def _select_top_k(absK, k):
-    """Flat indices of the k largest entries of ``absK`` (diagonal at -1).
+def top_k_mask(values, k):
+    """The k largest entries of each row of ``values``, and the k-th largest value.
 
-    Ties at the threshold are broken deterministically: the entries with
-    the smallest flat (row-major, i.e. (j, i)) index are kept.
+    Implements the top-k selection of Alg. 2 lines 5 and 13 (gamma = the k-th
+    largest magnitude), the one used by pruning, the DAG baseline and the Thm. 3.3
+    study.  Ties at the k-th largest value are broken deterministically: the entries
+    with the smallest index are kept.
+
+    Parameters
+    ----------
+    values : (n,) or (m, n) array
+        Rows to select from (a 1-D array is one row); an entry that must never be
+        kept can be given a value below every candidate (pruning uses -1).
+    k : int
+        Entries kept per row, ``0 <= k <= n``.
+
+    Returns
+    -------
+    mask : bool ndarray, the shape of ``values``
+    gamma : float ndarray, shape (m,) (a float for 1-D ``values``)
+        The k-th largest value of each row (inf for ``k = 0``).
     """
-    flat = absK.ravel()
+    values = np.asarray(values)
+    v = values.reshape(1, -1) if values.ndim == 1 else values
+    n = v.shape[1]
+    if not 0 <= k <= n:
+        raise ValueError(f"k: must lie in [0, {n}], got {k}")
     if k == 0:
-        return np.empty(0, dtype=np.int64), np.inf
-    # gamma = the k-th largest magnitude (Alg. 2 line 13).
-    gamma = float(np.partition(flat, flat.size - k)[flat.size - k])
-    above = np.flatnonzero(flat > gamma)
-    ties = np.flatnonzero(flat == gamma)[: k - above.size]
-    keep = np.concatenate([above, ties])
-    keep.sort()
-    return keep, gamma
+        mask, gamma = np.zeros(v.shape, dtype=bool), np.full(v.shape[0], np.inf)
+    else:
+        gamma = np.partition(v, n - k, axis=1)[:, n - k]  # Alg. 2 line 13: k-th largest
+        mask = v > gamma[:, None]
+        ties = v == gamma[:, None]
+        room = k - mask.sum(axis=1)
+        if np.any(ties.sum(axis=1) > room):  # keep the first ``room`` ties of each row
+            ties &= np.cumsum(ties, axis=1) <= room[:, None]
+        mask |= ties
+    if values.ndim == 1:
+        return mask.reshape(values.shape), float(gamma[0])
+    return mask, gamma
 
 
-def prune(K, k=None, gamma=None):
+def prune(K, k=None, gamma=None, *, eligible=None):
     """Prune the complete graph to G~ and find its neural modules.
 
     Implements Sec. 3.2 and Alg. 2 lines 5 and 13 of the paper: keep the
@@ -162,6 +186,10 @@ def prune(K, k=None, gamma=None):
         Keep every off-diagonal entry with ``|K| >= gamma``; ``gamma >= 0``.
         ``gamma = 0`` keeps all p (p - 1) entries, zeros included.
 
+    eligible : (p, p) bool array, optional
+        Only these off-diagonal entries may be kept (e.g. the strict upper triangle
+        for the DAG baseline of Table 1); default all.
+
     Exactly one of ``k`` and ``gamma`` must be given.
 
     Returns
@@ -176,13 +204,23 @@ def prune(K, k=None, gamma=None):
         raise ValueError("prune: give exactly one of k and gamma")
     absK = np.abs(K)
     np.fill_diagonal(absK, -1.0)  # the diagonal is the bias, never an edge
+    n_candidates = p * (p - 1)
+    if eligible is not None:
+        eligible = np.asarray(eligible, dtype=bool)
+        if eligible.shape != K.shape:
+            raise ValueError(f"eligible: expected shape {K.shape}, got {eligible.shape}")
+        absK[~eligible] = -1.0  # never kept
+        n_candidates = int(np.count_nonzero(eligible)) - int(np.count_nonzero(np.diag(eligible)))
     if k is not None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise ValueError(f"k: expected an integer, got {k!r}")
         k = int(k)
         if not 0 <= k <= p * (p - 1):
             raise ValueError(f"k: must lie in [0, p(p-1)] = [0, {p * (p - 1)}], got {k}")
-        keep, gamma = _select_top_k(absK, k)
+        if k > n_candidates:
+            raise ValueError(f"k: at most {n_candidates} eligible entries, got {k}")
+        mask, gamma = top_k_mask(absK.ravel(), k)
+        keep = np.flatnonzero(mask)
     else:
         gamma = float(gamma)
         if not np.isfinite(gamma) and gamma != np.inf or gamma < 0:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-
 from ..activations import get_activation
+from ..validation import check_int, check_scalar
 
 __all__ = ["ABLATIONS", "SAGPConfig", "ablation_config", "config_dict"]
 
@@ -25,7 +24,8 @@ class SAGPConfig:
     steps : int
         L, the number of message-passing steps.
     alpha : float
-        Temperature of the soft masks.
+        Temperature of the competition, in SparseLoss (S-Table 2; a smaller alpha makes
+        the competition more intense, :func:`refimpl.sagp.masks.sparse_loss`).
     gamma1, gamma2 : float
         Scales of the neuron and synapse terms of AuxLoss.
     beta : float
@@ -67,27 +67,15 @@ class SAGPConfig:
     mask_init: float = 1.0
 
     def __post_init__(self):
-        def _int(name, lo):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
-
-        _int("steps", 1)
-        _int("patience", 1)
-        _int("h_max", 0)
-        _int("batch_size", 1)
+        for name, lo in (("steps", 1), ("patience", 1), ("h_max", 0), ("batch_size", 1)):
+            check_int(getattr(self, name), name, lo)
         for name in ("alpha", "lr"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name}: expected a finite number > 0, got {v!r}")
+            check_scalar(getattr(self, name), name, minimum=0.0, strict=True)
         for name in ("gamma1", "gamma2", "beta", "weight_decay"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+            check_scalar(getattr(self, name), name, minimum=0.0)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
-        if not np.isfinite(self.mask_init):
-            raise ValueError(f"mask_init: expected a finite number, got {self.mask_init!r}")
+        check_scalar(self.mask_init, "mask_init")
         get_activation(self.activation)  # raises ValueError naming 'activation'
 
 

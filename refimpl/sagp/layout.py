@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..validation import check_int
+
 __all__ = ["SAGPLayout", "sagp_layout"]
 
 
@@ -85,10 +87,7 @@ def sagp_layout(n_in: int, h_max: int, n_out: int, *, output_self_loops: bool = 
     ValueError
         If a size is out of range.
     """
-    for name, v, lo in (("n_in", n_in, 1), ("h_max", h_max, 0), ("n_out", n_out, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    n_in, h_max, n_out = int(n_in), int(h_max), int(n_out)
+    n_in, h_max, n_out = check_int(n_in, "n_in", 1), check_int(h_max, "h_max"), check_int(n_out, "n_out", 1)
     N = n_in + h_max + n_out
     I, H, O = slice(0, n_in), slice(n_in, n_in + h_max), slice(n_in + h_max, N)
     fixed = np.zeros((N, N))

@@ -5,33 +5,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..activations import softmax
+from ..model import output_loss
+from ..validation import check_labels as _check_y
+from ..validation import check_samples as _check_X
 from ..perceptron import gp_backward, gp_trace
-from .masks import ste as _ste
+from .masks import sparse_loss, ste as _ste
 from .model import SAGPModel, _masked
 from .norm import SAGPStepTransform
 
+
+def _softmax_cross_entropy(z, y):
+    """Mean softmax cross-entropy and dL/dz (the package's one: :func:`refimpl.model.output_loss`)."""
+    return output_loss(z, y, "softmax")
+
 __all__ = ["SAGPGradients", "evaluate", "sagp_loss_and_grad", "sagp_predict"]
-
-
-def _check_X(X, n_in: int, name: str = "X") -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != n_in:
-        raise ValueError(f"{name}: expected shape (B, {n_in}), got {X.shape}")
-    if X.shape[0] < 1:
-        raise ValueError(f"{name}: expected at least one sample")
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name}: entries must be finite")
-    return X
-
-
-def _check_y(y, n: int, n_out: int, name: str = "y") -> np.ndarray:
-    y = np.asarray(y)
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name}: expected {n} integer class labels, got shape {y.shape} dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= n_out):
-        raise ValueError(f"{name}: labels must lie in [0, {n_out}), got [{y.min()}, {y.max()}]")
-    return y.astype(np.int64)
 
 
 def sagp_predict(model: SAGPModel, X) -> np.ndarray:
@@ -65,17 +52,6 @@ def sagp_predict(model: SAGPModel, X) -> np.ndarray:
     return trace.z
 
 
-def _cross_entropy(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean softmax cross-entropy and its gradient dL/dz."""
-    B = z.shape[0]
-    zs = z - z.max(axis=1, keepdims=True)
-    logp = zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
-    loss = -logp[np.arange(B), y].mean()
-    G = softmax(z)
-    G[np.arange(B), y] -= 1.0
-    return float(loss), G / B
-
-
 def evaluate(model: SAGPModel, X, y, *, batch_size: int = 4096) -> tuple[float, float]:
     """Mean cross-entropy and error rate of S-Alg. 2 on a data set (S-Alg. 2 line 10).
 
@@ -96,7 +72,7 @@ def evaluate(model: SAGPModel, X, y, *, batch_size: int = 4096) -> tuple[float, 
     total, wrong = 0.0, 0
     for s in range(0, X.shape[0], batch_size):
         z = sagp_predict(model, X[s : s + batch_size])
-        loss, _ = _cross_entropy(z, y[s : s + batch_size])
+        loss, _ = _softmax_cross_entropy(z, y[s : s + batch_size])
         total += loss * z.shape[0]
         wrong += int((z.argmax(axis=1) != y[s : s + batch_size]).sum())
     return total / X.shape[0], wrong / X.shape[0]
@@ -141,7 +117,8 @@ def sagp_loss_and_grad(
     r"""Loss and gradients of one mini-batch (S-Alg. 1 lines 5-6 and 12-21).
 
     Forward with hard masks (lines 12-17), TaskLoss = mean softmax cross-entropy of z
-    (line 18), AuxLoss (line 19, the project's choice, see the module docstring), Loss =
+    (line 18), AuxLoss (line 19: gamma1 and gamma2 times :func:`~refimpl.sagp.masks.sparse_loss` of the
+    soft neuron and synapse masks, the project's choice, see the package docstring), Loss =
     TaskLoss + AuxLoss (line 20), and the explicit backward (line 21): through the
     unrolled message passing (:func:`refimpl.perceptron.gp_backward`), then through the
     masked adjacency :math:`A^{eff}_{ji} = m^H_j m^H_{ji} A_{ji}` with the
@@ -181,7 +158,7 @@ def sagp_loss_and_grad(
                            dropout_where=m.is_hidden, rng=rng)
     trace = gp_trace(m.A_eff, b, X, model.steps, model.activation, n_out=lay.n_out,
                      transform=tf)
-    task, G = _cross_entropy(trace.z, y)  # S-Alg. 1 line 18
+    task, G = _softmax_cross_entropy(trace.z, y)  # S-Alg. 1 line 18
     g = gp_backward(m.A_eff, trace, G)  # S-Alg. 1 line 21
 
     # Through A_eff = fixed + m^H_j m^H_ji A_ji (the fixed identity blocks are constants).
@@ -190,21 +167,20 @@ def sagp_loss_and_grad(
     d_hard_syn = dAeff * m.hard_neuron[:, None] * m.Ac
     d_hard_neuron = (dAeff * m.hard_syn * m.Ac).sum(axis=1)
     # Straight-through: d m^H / d m^ := d m^S / d m^.
-    d_syn_logit = d_hard_syn * _ste(m.soft_syn, model.alpha) * m.S
-    d_neuron_logit = np.where(m.is_hidden, d_hard_neuron * _ste(m.soft_neuron, model.alpha), 0.0)
+    d_syn_logit = d_hard_syn * _ste(m.soft_syn) * m.S
+    d_neuron_logit = np.where(m.is_hidden, d_hard_neuron * _ste(m.soft_neuron), 0.0)
 
     aux = 0.0
-    if competition:  # S-Alg. 1 line 19 (AuxLoss, main-text Eq. 14; DESIGN.md section 8)
-        n_h = int(m.is_hidden.sum())
-        n_s = float(m.S.sum())
-        if n_h > 0:
-            aux += gamma1 * m.soft_neuron[m.is_hidden].mean()
-            d_neuron_logit += np.where(
-                m.is_hidden, gamma1 / n_h * _ste(m.soft_neuron, model.alpha), 0.0
-            )
-        if n_s > 0:
-            aux += gamma2 * m.soft_syn.sum() / n_s
-            d_syn_logit += gamma2 / n_s * _ste(m.soft_syn, model.alpha) * m.S
+    if competition:  # S-Alg. 1 line 19: AuxLoss = gamma1 SparseLoss(m^S_i) + gamma2 SparseLoss(m^S_ij)
+        if m.is_hidden.any():
+            v, dv = sparse_loss(m.soft_neuron[m.is_hidden], model.alpha)
+            aux += gamma1 * v
+            d_neuron_logit[m.is_hidden] += gamma1 * dv * _ste(m.soft_neuron[m.is_hidden])
+        on = m.S > 0
+        if on.any():
+            v, dv = sparse_loss(m.soft_syn[on], model.alpha)
+            aux += gamma2 * v
+            d_syn_logit[on] += gamma2 * dv * _ste(m.soft_syn[on])
 
     N = lay.N
     dA = np.zeros((N, N))

@@ -24,7 +24,7 @@ class SAGPModel:
     layout : SAGPLayout
         S-Eq. 11 layout and numbering.
     steps, alpha, activation
-        L, the mask temperature and sigma.
+        L, the SparseLoss temperature (:func:`~refimpl.sagp.masks.sparse_loss`) and sigma.
     A : (N, N) ndarray
         Synapse weights, ``A[j, i]`` = synapse j -> i (used on ``layout.trainable``).
     b : (N,) ndarray
@@ -140,9 +140,9 @@ def _masked(model: SAGPModel) -> _Masked:
     is_hidden = (idx >= lay.n_in) & (idx < lay.n_in + lay.h_max)
     S = lay.trainable[ix].astype(np.float64)
     Ac = model.A[ix]
-    soft_neuron = np.where(is_hidden, soft_mask(model.neuron_logits[idx], model.alpha), 1.0)
+    soft_neuron = np.where(is_hidden, soft_mask(model.neuron_logits[idx]), 1.0)
     hard_neuron = np.where(is_hidden, hard_mask(model.neuron_logits[idx]), 1.0)
-    soft_syn = soft_mask(model.synapse_logits[ix], model.alpha) * S
+    soft_syn = soft_mask(model.synapse_logits[ix]) * S
     hard_syn = hard_mask(model.synapse_logits[ix]) * S
     # S-Alg. 1 line 14 (corrected): h_i = b_i + sum_j m^H_j m^H_ji A_ji x_j, plus S-Eq. (11) identities
     A_eff = lay.fixed[ix] + hard_neuron[:, None] * hard_syn * Ac

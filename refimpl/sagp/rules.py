@@ -97,7 +97,7 @@ def apply_rules(model: SAGPModel, config: SAGPConfig, quiet: int) -> tuple[list,
     h = lay.hidden
     removed: list[int] = []
     if config.apoptosis and h.size:
-        soft = soft_mask(model.neuron_logits[h], model.alpha)  # S-Alg. 1 line 5
+        soft = soft_mask(model.neuron_logits[h])  # S-Alg. 1 line 5
         dead = apoptosis_rule(soft, model.alive[h], config.beta)  # S-Alg. 1 line 7
         removed = [int(i) for i in h[dead]]
         model.alive[h[dead]] = False

@@ -6,40 +6,17 @@ from typing import Callable
 
 import numpy as np
 
+from ..loop import CallbackHook, EarlyStopping, run_epochs
+from ..optim import Optimizer
 from .config import SAGPConfig
-from .loss import _check_X, _check_y, evaluate, sagp_loss_and_grad
+from ..validation import check_int, check_labels, check_samples
+from .loss import evaluate, sagp_loss_and_grad
 from .model import SAGPModel, init_sagp, synapse_count
 from .rules import apply_rules
 
 __all__ = ["SAGPResult", "train_sagp"]
 
 
-class _Adam:
-    """Adam (Kingma & Ba 2015) with PyTorch's defaults and L2 weight decay in the gradient."""
-
-    def __init__(self, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
-        self.t = 0
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        self.t += 1
-        c1 = 1.0 - self.b1**self.t
-        c2 = 1.0 - self.b2**self.t
-        for k, g in grads.items():
-            if k not in self.m:
-                self.m[k] = np.zeros_like(g)
-                self.v[k] = np.zeros_like(g)
-            m, v = self.m[k], self.v[k]
-            m *= self.b1
-            m += (1.0 - self.b1) * g
-            v *= self.b2
-            v += (1.0 - self.b2) * g * g
-            params[k] -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
-
-
-# --------------------------------------------------------------------------- training
 @dataclass
 class SAGPResult:
     """Outcome of :func:`train_sagp`.
@@ -116,8 +93,7 @@ def train_sagp(
     config = SAGPConfig() if config is None else config
     if not isinstance(config, SAGPConfig):
         raise ValueError(f"config: expected a SAGPConfig, got {type(config).__name__}")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs: expected an integer >= 0, got {epochs!r}")
+    epochs = check_int(epochs, "epochs")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X: expected a 2-D (n, features) array, got shape {X.shape}")
@@ -126,87 +102,97 @@ def train_sagp(
         if yy.size == 0 or not np.issubdtype(yy.dtype, np.integer):
             raise ValueError("y: expected non-empty integer class labels")
         n_classes = int(yy.max()) + 1
-    X = _check_X(X, X.shape[1])
-    y = _check_y(yy, X.shape[0], n_classes)
+    X = check_samples(X, X.shape[1])
+    y = check_labels(yy, X.shape[0], n_classes)
     splits = {}
     for name, split in (("val", validation), ("test", test)):
         if split is not None:
-            Xs = _check_X(split[0], X.shape[1], name=f"{name} X")
-            splits[name] = (Xs, _check_y(split[1], Xs.shape[0], n_classes, name=f"{name} y"))
+            Xs = check_samples(split[0], X.shape[1], name=f"{name} X")
+            splits[name] = (Xs, check_labels(split[1], Xs.shape[0], n_classes, name=f"{name} y"))
 
-    rng = np.random.default_rng(seed)
-    model = init_sagp(X.shape[1], n_classes, config, rng)
-    lay = model.layout
-    opt = _Adam(config.lr)
-    history: list[dict] = []
-    best_model, best_epoch, best_err = model.copy(), 0, np.inf
-    quiet = 0
-    n = X.shape[0]
-    for epoch in range(1, epochs + 1):
-        removed, grown, quiet = apply_rules(model, config, quiet)  # S-Alg. 1 lines 5-11
-        decay = lay.trainable & model.alive[:, None] & model.alive[None, :]
-        decay_b = model.alive.copy()
-        decay_b[lay.inputs] = False
-        perm = rng.permutation(n)
-        task_sum = aux_sum = 0.0
-        n_batches = 0
-        for s in range(0, n, config.batch_size):
-            rows = perm[s : s + config.batch_size]
-            g = sagp_loss_and_grad(
-                model,
-                X[rows],
-                y[rows],
-                gamma1=config.gamma1,
-                gamma2=config.gamma2,
-                competition=config.competition,
-                training=True,
-                dropout=config.dropout,
-                rng=rng,
-            )
-            params = {
-                "A": model.A,
-                "b": model.b,
-                "neuron_logits": model.neuron_logits,
-                "synapse_logits": model.synapse_logits,
-            }
-            grads = {
-                "A": g.A + config.weight_decay * model.A * decay,
-                "b": g.b + config.weight_decay * model.b * decay_b,
-                "neuron_logits": g.neuron_logits,
-                "synapse_logits": g.synapse_logits,
-            }
-            if model.bn is not None:
-                params["gamma"], params["beta"] = model.bn.gamma, model.bn.beta
-                grads["gamma"], grads["beta"] = g.gamma, g.beta
-                model.bn.running_mean[...] = g.running_mean
-                model.bn.running_var[...] = g.running_var
-            opt.step(params, grads)  # S-Alg. 1 line 21 (in place)
-            task_sum += g.task_loss
-            aux_sum += g.aux_loss
-            n_batches += 1
+    learner = _SAGPLearner(X, y, n_classes, config, seed, splits)
+    hooks = [] if callback is None else [CallbackHook(lambda _, rec: callback(rec))]
+    run_epochs(learner, X, y, epochs, batch_size=config.batch_size, hooks=hooks)
+    best = learner.stopping
+    best_model = best.best if best.best is not None else learner.model.copy()
+    return SAGPResult(learner.model, best_model, best.best_epoch, learner.history, config)
+
+
+class _SAGPLearner:
+    """S-Alg. 1 as a learner of :func:`refimpl.loop.run_epochs`: the rules open each epoch
+    (lines 5-11), each mini-batch is an Adam step on TaskLoss + AuxLoss (lines 12-21),
+    and S-Alg. 2 on the splits closes it."""
+
+    def __init__(self, X, y, n_classes, config, seed, splits):
+        self.X, self.y, self.config, self.splits = X, y, config, splits
+        self.rng = np.random.default_rng(seed)
+        self.model = init_sagp(X.shape[1], n_classes, config, self.rng)
+        self.opt = Optimizer("adam", config.lr)
+        self.stopping = EarlyStopping()  # best = lowest validation error (else: the last epoch)
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.quiet = 0
+
+    def begin_epoch(self):
+        model, lay = self.model, self.model.layout
+        self.removed, self.grown, self.quiet = apply_rules(model, self.config, self.quiet)  # S-Alg. 1 lines 5-11
+        self.decay = lay.trainable & model.alive[:, None] & model.alive[None, :]
+        self.decay_b = model.alive.copy()
+        self.decay_b[lay.inputs] = False
+        self.task_sum = self.aux_sum = 0.0
+        self.n_batches = 0
+
+    def train_batch(self, Xb, yb):
+        config, model = self.config, self.model
+        g = sagp_loss_and_grad(model, Xb, yb, gamma1=config.gamma1, gamma2=config.gamma2,
+                               competition=config.competition, training=True,
+                               dropout=config.dropout, rng=self.rng)
+        params = {
+            "A": model.A,
+            "b": model.b,
+            "neuron_logits": model.neuron_logits,
+            "synapse_logits": model.synapse_logits,
+        }
+        grads = {
+            "A": g.A + config.weight_decay * model.A * self.decay,
+            "b": g.b + config.weight_decay * model.b * self.decay_b,
+            "neuron_logits": g.neuron_logits,
+            "synapse_logits": g.synapse_logits,
+        }
+        if model.bn is not None:
+            params["gamma"], params["beta"] = model.bn.gamma, model.bn.beta
+            grads["gamma"], grads["beta"] = g.gamma, g.beta
+            model.bn.running_mean[...] = g.running_mean
+            model.bn.running_var[...] = g.running_var
+        self.opt.step(params, grads)  # S-Alg. 1 line 21 (in place)
+        self.task_sum += g.task_loss
+        self.aux_sum += g.aux_loss
+        self.n_batches += 1
+        return g.loss
+
+    def end_epoch(self, t0):
+        model, lay = self.model, self.model.layout
+        self.epoch += 1
         rec = {
-            "epoch": epoch,
+            "epoch": self.epoch,
             "n_hidden": int(model.alive[lay.hidden].sum()),
             "n_grown": int(model.n_grown),
-            "grown": len(grown),
-            "removed": len(removed),
-            "grown_ids": grown,
-            "removed_ids": removed,
+            "grown": len(self.grown),
+            "removed": len(self.removed),
+            "grown_ids": self.grown,
+            "removed_ids": self.removed,
             "synapses": synapse_count(model),
-            "task_loss": task_sum / max(n_batches, 1),
-            "aux_loss": aux_sum / max(n_batches, 1),
+            "task_loss": self.task_sum / max(self.n_batches, 1),
+            "aux_loss": self.aux_sum / max(self.n_batches, 1),
         }
-        rec["train_loss"], rec["train_error"] = evaluate(model, X, y)
+        rec["train_loss"], rec["train_error"] = evaluate(model, self.X, self.y)
         for name in ("val", "test"):
-            if name in splits:
-                rec[f"{name}_loss"], rec[f"{name}_error"] = evaluate(model, *splits[name])
+            if name in self.splits:
+                rec[f"{name}_loss"], rec[f"{name}_error"] = evaluate(model, *self.splits[name])
             else:
                 rec[f"{name}_loss"] = rec[f"{name}_error"] = float("nan")
-        history.append(rec)
-        crit = rec["val_error"] if "val" in splits else -epoch
-        if crit < best_err:
-            best_err, best_epoch, best_model = crit, epoch, model.copy()
-        if callback is not None:
-            callback(rec)
-    return SAGPResult(model, best_model, best_epoch, history, config)
+        self.history.append(rec)
+        score = rec["val_error"] if "val" in self.splits else -self.epoch
+        return rec, score, model.copy
+
 

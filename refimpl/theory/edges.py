@@ -1,7 +1,7 @@
 """Eq. (1) and Eq. (2): the edge counts of a DAG and of a complete graph with self-loops."""
 from __future__ import annotations
 
-from ..validation import check_count as _count
+from ..validation import check_int
 
 __all__ = ["max_edges_dag", "max_edges_graph"]
 
@@ -17,7 +17,7 @@ def max_edges_dag(p):
     The count includes the ``p`` self-loops (the biases ``w_ii`` of Eq. 3);
     without them it is ``p (p - 1) / 2``.
     """
-    p = _count(p, "p")
+    p = check_int(p, "p")
     return p * (p + 1) // 2  # Eq. (1)
 
 
@@ -28,5 +28,5 @@ def max_edges_graph(p):
 
     .. math:: p^2 .
     """
-    p = _count(p, "p")
+    p = check_int(p, "p")
     return p * p  # Eq. (2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-from ..validation import check_count as _count
+from ..validation import check_int
 
 __all__ = ["merge_probability", "merge_probability_mc"]
 
@@ -93,7 +93,7 @@ def merge_probability_mc(theta, q, n_trials, rng):
         raise ValueError("theta and q must be scalars for the Monte Carlo estimate")
     theta = float(theta)
     q = int(q_f)
-    n_trials = _count(n_trials, "n_trials", minimum=1)
+    n_trials = check_int(n_trials, "n_trials", 1)
     rng = np.random.default_rng(rng)
 
     gamma = ndtri(0.5 * (1.0 + theta))  # P(|w| < gamma) = theta; inf at theta = 1

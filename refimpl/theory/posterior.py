@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-from ..validation import check_finite_array as _finite_array
-from ..validation import check_positive_scalar as _positive_scalar
+from ..validation import check_finite_array
+from ..validation import check_scalar
 
 __all__ = ["posterior"]
 
@@ -58,9 +58,9 @@ def posterior(X, y, r, delta, tau):
     numpy.linalg.LinAlgError
         If ``P`` is not numerically positive definite.
     """
-    X = _finite_array(X, "X", 2)
-    y = _finite_array(y, "y", 1)
-    r = _finite_array(r, "r", 1)
+    X = check_finite_array(X, "X", 2)
+    y = check_finite_array(y, "y", 1)
+    r = check_finite_array(r, "r", 1)
     n, d = X.shape
     if y.shape[0] != n:
         raise ValueError(f"y must have length {n} (rows of X), got {y.shape[0]}")
@@ -68,8 +68,8 @@ def posterior(X, y, r, delta, tau):
         raise ValueError(f"r must have length {d} (columns of X), got {r.shape[0]}")
     if np.any(r <= 0.0):
         raise ValueError("r must be > 0 elementwise")
-    delta = _positive_scalar(delta, "delta")
-    tau = _positive_scalar(tau, "tau")
+    delta = check_scalar(delta, "delta", minimum=0.0, strict=True)
+    tau = check_scalar(tau, "tau", minimum=0.0, strict=True)
 
     lam = delta**2 / tau**2  # Thm. 3.2: lambda = delta^2 / tau^2
     P = X.T @ X + lam * np.diag(r)  # Thm. 3.2: X^T X + lambda diag(r)

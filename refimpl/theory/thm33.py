@@ -15,8 +15,9 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.special import expit
 
-from ..validation import check_count as _count
-from ..validation import check_positive_scalar as _positive_scalar
+from ..graph.prune import top_k_mask
+from ..validation import check_int
+from ..validation import check_scalar
 
 __all__ = ["Thm33Study", "thm33_study"]
 
@@ -156,14 +157,9 @@ class _Logistic:
 
 
 def _top_k_mask(W, k):
-    """Magnitude pruning of each row to its k largest |w| (Alg. 2 line 13)."""
-    mask = np.zeros(W.shape, dtype=bool)
-    if k >= W.shape[-1]:
-        mask[...] = True
-        return mask
-    idx = np.argpartition(-np.abs(W), k - 1, axis=-1)[..., :k]
-    np.put_along_axis(mask, idx, True, axis=-1)
-    return mask
+    """Magnitude pruning of each row to its k largest |w| (Alg. 2 line 13; ties keep the
+    smaller index), with the pruning's own top-k."""
+    return top_k_mask(np.abs(W), k)[0]
 
 
 def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
@@ -238,20 +234,20 @@ def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
     -------
     Thm33Study
     """
-    T_arr = np.array([_count(t, "T_values entry", minimum=1) for t in T_values], dtype=np.int64)
+    T_arr = np.array([check_int(t, "T_values entry", 1) for t in T_values], dtype=np.int64)
     if T_arr.size < 2:
         raise ValueError("T_values needs at least two entries for the fit")
-    n = _count(n_samples, "n_samples", minimum=2)
-    d = _count(n_features, "n_features", minimum=1)
-    k = _count(k, "k", minimum=1)
+    n = check_int(n_samples, "n_samples", 2)
+    d = check_int(n_features, "n_features", 1)
+    k = check_int(k, "k", 1)
     if k > d:
         raise ValueError(f"k must be <= n_features = {d}, got {k}")
-    support = _count(teacher_support, "teacher_support")
+    support = check_int(teacher_support, "teacher_support")
     if support > d:
         raise ValueError(f"teacher_support must be <= n_features = {d}")
-    b = _count(batch_size, "batch_size", minimum=1)
-    R = _count(n_repeats, "n_repeats", minimum=2)
-    mu = _positive_scalar(reg, "reg")
+    b = check_int(batch_size, "batch_size", 1)
+    R = check_int(n_repeats, "n_repeats", 2)
+    mu = check_scalar(reg, "reg", minimum=0.0, strict=True)
     init_scale = float(init_scale)
     if not np.isfinite(init_scale) or init_scale < 0.0:
         raise ValueError(f"init_scale must be finite and >= 0, got {init_scale}")

@@ -1,0 +1,76 @@
+"""Checkpoint and JSON files (DESIGN.md sec. 6: checkpoints hold every array and the RNG state).
+
+- :func:`save_checkpoint`, :func:`load_checkpoint`: one ``.npz`` of named float64 /
+  bool arrays plus a JSON metadata record tagged with a format string; a truncated,
+  foreign or other-version file raises :class:`CheckpointError`.  What the arrays and
+  the metadata hold is the trainer's business (:meth:`refimpl.train.Trainer.save`).
+- :func:`json_default`, :func:`write_json`: JSON with NumPy scalars and arrays as plain
+  numbers and lists.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+__all__ = ["CheckpointError", "json_default", "load_checkpoint", "save_checkpoint",
+           "write_json"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, foreign or of another version."""
+
+
+def json_default(o):
+    """``json.dump(..., default=json_default)``: NumPy scalars and arrays as
+    plain numbers and lists."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def write_json(path, obj, *, indent=1):
+    """Write ``obj`` as JSON (NumPy values through :func:`json_default`); returns ``path``."""
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=indent, default=json_default)
+    return path
+
+
+def save_checkpoint(path, arrays, meta, format):
+    """Write ``arrays`` (name -> ndarray) and ``meta`` (JSON-serializable, tagged with
+    ``format``) to one ``.npz`` at ``path``; returns ``path`` as a string."""
+    meta = {**meta, "format": format}
+    arrays = {**arrays, "__meta__": np.array(json.dumps(meta, default=json_default))}
+    path = str(path)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def load_checkpoint(path, format):
+    """Read a file written by :func:`save_checkpoint`: ``(arrays, meta)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    CheckpointError
+        The file is truncated, not a refimpl checkpoint, or of another format.
+    """
+    try:
+        with np.load(str(path), allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, OSError
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if "__meta__" not in data:
+        raise CheckpointError(f"{path}: not a refimpl checkpoint (no metadata)")
+    meta = json.loads(str(data.pop("__meta__")))
+    if meta.get("format") != format:
+        raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {format!r}")
+    return data, meta

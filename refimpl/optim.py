@@ -1,0 +1,119 @@
+"""One optimizer for every trainer: SGD with momentum or Adam (DESIGN.md sec. 6).
+
+Used by the NM trainer (Alg. 2), the NN baseline and SAGP (S-Alg. 1 line 21).  The
+state is a dict of named arrays (``m_<name>``, and ``v_<name>`` for Adam) plus the
+step count ``t``, so that a checkpoint can store it and a resumed run continue bit for
+bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    r"""SGD with momentum, or Adam, over named parameter arrays updated in place.
+
+    Implements the optimizer of Alg. 2 (SGD with momentum 0.5, the paper's Table 3 in
+    its appendix G) and of S-Alg. 1 line 21 (Adam, Kingma & Ba 2015, PyTorch's
+    defaults):
+
+    .. math::
+
+        \text{SGD: } m \leftarrow \mu m - \eta g,\quad w \leftarrow w + m; \qquad
+        \text{Adam: } m \leftarrow \beta_1 m + (1-\beta_1) g,\;
+        v \leftarrow \beta_2 v + (1-\beta_2) g^2,\;
+        w \leftarrow w - \eta \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
+
+    Parameters
+    ----------
+    kind : {"sgd", "adam"}
+    lr : float
+        eta; may be changed between steps (a schedule).
+    momentum : float
+        mu of SGD, in [0, 1).
+    betas : (float, float)
+        Adam's beta1, beta2.
+    eps : float
+        Adam's epsilon.
+    shapes : dict of str to tuple, optional
+        Parameter shapes to allocate the state for now (a checkpoint then lists every
+        buffer); otherwise a buffer is allocated at a parameter's first step.
+
+    Attributes
+    ----------
+    t : int
+        Steps taken.
+    state : dict of str to ndarray
+        ``m_<name>`` (momentum / first moment), ``v_<name>`` (Adam's second moment).
+    """
+
+    def __init__(self, kind="sgd", lr=0.05, *, momentum=0.5, betas=(0.9, 0.999), eps=1e-8,
+                 shapes=None):
+        if kind not in ("sgd", "adam"):
+            raise ValueError(f"kind: expected 'sgd' or 'adam', got {kind!r}")
+        if not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr: expected a finite number > 0, got {lr!r}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
+        self.kind = kind
+        self.lr = lr
+        self.momentum = momentum
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.t = 0
+        self.state: dict[str, np.ndarray] = {}
+        for name, shape in (shapes or {}).items():
+            self._allocate(name, shape)
+
+    @classmethod
+    def from_config(cls, config, shapes=None):
+        """The optimizer of a config with ``optimizer``, ``lr`` and ``momentum`` fields
+        (:class:`refimpl.train.TrainConfig`, or a baseline's namespace; DESIGN.md sec. 6)."""
+        return cls(config.optimizer, config.lr, momentum=config.momentum, shapes=shapes)
+
+    def _allocate(self, name, shape):
+        self.state[f"m_{name}"] = np.zeros(shape)
+        if self.kind == "adam":
+            self.state[f"v_{name}"] = np.zeros(shape)
+
+    def to(self, xp, device=None):
+        """Move the state to the array namespace ``xp`` on ``device`` (``xp =
+        numpy``: back to host NumPy arrays), so that :meth:`step` updates
+        parameters of that namespace where they live (DESIGN.md section 3)."""
+        from .backend import to_numpy
+
+        for k, v in self.state.items():
+            host = to_numpy(v)
+            self.state[k] = host.copy() if xp is np else xp.asarray(host, device=device)
+
+    def step(self, params, grads):
+        """One step: ``params[name]`` updated in place from ``grads[name]``, for every
+        name in ``grads`` (Alg. 2 line 11, S-Alg. 1 line 21)."""
+        self.t += 1
+        if self.kind == "adam":
+            c1 = 1.0 - self.b1**self.t
+            c2 = 1.0 - self.b2**self.t
+        for name, g in grads.items():
+            if f"m_{name}" not in self.state:
+                self._allocate(name, tuple(g.shape))
+            m = self.state[f"m_{name}"]
+            if self.kind == "sgd":
+                m *= self.momentum
+                m -= self.lr * g
+                params[name] += m
+            else:
+                v = self.state[f"v_{name}"]
+                m *= self.b1
+                m += (1.0 - self.b1) * g
+                v *= self.b2
+                v += (1.0 - self.b2) * g * g
+                sqrt = np.sqrt if isinstance(v, np.ndarray) else _namespace(v).sqrt
+                params[name] -= self.lr * (m / c1) / (sqrt(v / c2) + self.eps)
+
+
+def _namespace(a):
+    import array_api_compat
+
+    return array_api_compat.array_namespace(a)
