@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 #: name -> (module in this folder, one line: what it shows)
 FIGURES: dict[str, tuple[str, str]] = {
     "fig2": ("fig2", "test error on binary tasks: NMs vs cyclic Forward-Forward vs DARTS"),
-    "fig4a": ("fig4a", "running time vs node count (p <= 300): NM + NM reg. vs DEQ"),
+    "fig4a": ("fig4a", "running time vs node count (p <= 300): NM + NM reg. vs whole-graph solve"),
     "fig4b": ("fig4b", "running time vs node count (p <= 3000): level-batched vs sequential"),
     "fig8": ("fig8", "node classification: NMs (features, + neighbour mean) vs a 2-layer GCN"),
     "fig9": ("fig9", "test error vs alpha and k (heat map)"),

@@ -4,6 +4,7 @@ The public names of DESIGN.md section 13 are importable from here.
 """
 __version__ = "0.1.0"
 
+from . import threads  # noqa: F401  (first: sets OMP_WAIT_POLICY before OpenMP loads)
 from .backend import BackendError, get_backend
 from .graph import PrunedGraph, Schedule, prune, strongly_connected_components
 from .model import NMNetwork, loss_and_grad, output_loss

@@ -52,6 +52,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if p is not None:  # ``refimpl train ... --debug`` works too
             p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                            help="show the full traceback when the command fails")
+        if "--threads" not in sub.choices[name]._option_string_actions:  # refimpl.threads
+            sub.choices[name].add_argument("--threads", type=int, default=None,
+                                           help="numba and BLAS threads (default 1)")
     return parser
 
 
@@ -83,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    from .threads import threads_policy
+
     try:
-        return int(args.func(args) or 0)
+        with threads_policy(getattr(args, "threads", None)):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -22,6 +22,7 @@ import numpy as np
 from .datasets import stratified_split
 from .train import Trainer, TrainConfig
 from .train import predict_proba as _alg3_predict_proba
+from .threads import with_threads
 from .validation import check_array, encode_class_labels
 
 try:  # scikit-learn is an optional extra (``.[data]``); see the module docstring
@@ -132,6 +133,8 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         apply them to every input.
     random_state : int or None, default 0
         Seeds the initialization, the mini-batch order and the validation split.
+    threads : int or None, default None
+        numba and BLAS threads in fit and predict (:mod:`refimpl.threads`).
     backend : str or array-API namespace module, default "numpy"
         Where training and prediction run (:func:`refimpl.get_backend`):
         ``"numpy"`` is the numba CPU path, ``"cupy"`` the GPU; inputs and
@@ -171,7 +174,8 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
     def __init__(self, nodes=100, edges=None, gamma=None, epochs=50, batch_size=32, lr=0.1,
                  momentum=0.5, optimizer="sgd", reg="none", alpha=1e-3, reg_step="proximal",
                  activation="tanh", init_scale=0.5, patience=10, validation_fraction=0.1,
-                 standardize=True, random_state=0, backend="numpy"):
+                 standardize=True, random_state=0, threads=None,
+                 backend="numpy"):
         # scikit-learn convention: store the parameters, validate them in fit.
         self.nodes = nodes
         self.edges = edges
@@ -190,9 +194,11 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         self.validation_fraction = validation_fraction
         self.standardize = standardize
         self.random_state = random_state
+        self.threads = threads
         self.backend = backend
 
     # ------------------------------------------------------------ fitting
+    @with_threads(get=lambda self: self.threads)
     def fit(self, X, y):
         """Train on ``(X, y)`` with Alg. 2; returns ``self``.
 
@@ -258,6 +264,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         return int(rs)
 
     # ------------------------------------------------------------ prediction
+    @with_threads(get=lambda self: self.threads)
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns in the
         order of ``classes_`` (Alg. 3: prune with ``gamma_``, solve Eq. (3),

@@ -6,15 +6,21 @@
   the metadata hold is the trainer's business (:meth:`refimpl.train.Trainer.save`).
 - :func:`json_default`, :func:`write_json`: JSON with NumPy scalars and arrays as plain
   numbers and lists.
+- :func:`atomic_write`: every file here is written atomically: into a temporary file in
+  the same folder, flushed and fsynced, then renamed over the target.  An interrupt, a
+  kill or a full disk at any moment leaves either the previous complete file or the new
+  complete one, never a truncated file.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 
 import numpy as np
 
-__all__ = ["CheckpointError", "json_default", "load_checkpoint", "save_checkpoint",
-           "write_json"]
+__all__ = ["CheckpointError", "atomic_write", "json_default", "load_checkpoint",
+           "save_checkpoint", "write_json"]
 
 
 class CheckpointError(ValueError):
@@ -33,20 +39,54 @@ def json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+@contextlib.contextmanager
+def atomic_write(path, mode="w", **open_kwargs):
+    """Open a temporary file beside ``path`` for writing; on a clean exit flush, fsync
+    and rename it over ``path`` (POSIX ``rename`` is atomic), then fsync the folder.
+
+    On an exception the temporary file is removed and ``path`` is untouched.  The
+    temporary name is fixed (``path + ".partial"``), so one left behind by a killed
+    process is simply overwritten by the next write.
+    """
+    path = os.fspath(path)
+    tmp = path + ".partial"
+    try:
+        with open(tmp, mode, **open_kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    folder = os.path.dirname(os.path.abspath(path))
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def write_json(path, obj, *, indent=1):
-    """Write ``obj`` as JSON (NumPy values through :func:`json_default`); returns ``path``."""
-    with open(path, "w") as fh:
-        json.dump(obj, fh, indent=indent, default=json_default)
+    """Write ``obj`` as JSON (NumPy values through :func:`json_default`), atomically
+    (:func:`atomic_write`); returns ``path``."""
+    text = json.dumps(obj, indent=indent, default=json_default)  # fail before touching path
+    with atomic_write(path) as fh:
+        fh.write(text)
     return path
 
 
 def save_checkpoint(path, arrays, meta, format):
     """Write ``arrays`` (name -> ndarray) and ``meta`` (JSON-serializable, tagged with
-    ``format``) to one ``.npz`` at ``path``; returns ``path`` as a string."""
+    ``format``) to one ``.npz`` at ``path``, atomically (:func:`atomic_write`: the
+    previous checkpoint stays until the new one is complete); returns ``path`` as a
+    string."""
     meta = {**meta, "format": format}
     arrays = {**arrays, "__meta__": np.array(json.dumps(meta, default=json_default))}
     path = str(path)
-    with open(path, "wb") as fh:
+    with atomic_write(path, "wb") as fh:
         np.savez(fh, **arrays)
     return path
 

@@ -14,6 +14,7 @@ from .activations import ACTIVATIONS, OUTPUTS, get_activation, get_output, softm
 from .backend import is_reference
 from .graph.prune import check_square_finite, prune
 from .propagate import backward, check_input, forward
+from .threads import with_threads
 from .validation import as_float_array
 
 __all__ = ["NMNetwork", "loss_and_grad", "output_loss"]
@@ -177,6 +178,7 @@ def output_loss(Z, T, output):
     return float(loss), G
 
 
+@with_threads  # threads=: refimpl.threads.threads_policy
 def loss_and_grad(net, X0, T, graph=None, *, backend="numpy", **forward_options):
     """Mean loss of the pruned network and its gradients (Alg. 2 lines 6-10).
 

@@ -26,6 +26,7 @@ from .solvers.newton import ACT_CODES, adjoint_group, newton_group
 from .solvers.result import ConvergenceError, SolveStatus
 from .solvers.anderson import anderson_fixed_point
 from .solvers.whole import whole_graph_adjoint, whole_graph_fixed_point
+from .threads import with_threads
 from .validation import as_float_array
 
 __all__ = ["forward", "backward", "ForwardResult", "Gradients", "check_input"]
@@ -218,6 +219,7 @@ def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter)
     return (LU, perm, newton, fixed), it, res, st
 
 
+@with_threads  # threads=: refimpl.threads.threads_policy
 def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=True,
             solver="auto", mode="levels", whole_method="anderson", compute_cond=False,
             backend="numpy"):
@@ -400,6 +402,7 @@ def _module_cond(res):
     return cond
 
 
+@with_threads  # threads=: refimpl.threads.threads_policy
 def backward(net, fwd, G, *, backend=None):
     """Gradients by the adjoint of Eq. (4) and Eq. (6)-(8) (Alg. 1 lines 25-38).
 

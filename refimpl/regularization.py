@@ -14,6 +14,12 @@ biases are not edges and are not penalized.
   Table 1).
 - :func:`nm_proximal`, :func:`l2_proximal`: the implicit (backward-Euler) form of
   the shrinkage, stable for every step size (the trainers' default).
+- :func:`nm_rate_times`: the explicit training term ``alpha R * K``.
+  Given a PrunedGraph, it and :func:`nm_proximal` run per mini-batch without any
+  dense p x p intermediate: off the kept edges W~ = 0 and D = 1, so R = z z^T
+  (rank one), and only the kept edges carry the correction ``exp(W~)``
+  (DESIGN.md section 5).  One pass over K plus O(edges + p) work; the dense
+  :func:`nm_repulsion` route is the reference that the tests compare against.
 
 Two errata (``proofs/thm3_1.md``, ``proofs/errata.md``): the gradient of
 :math:`\alpha \sum r w^2` is :math:`2 \alpha r w`, not :math:`\alpha r w`
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .graph.prune import PrunedGraph, check_square_finite
@@ -52,6 +59,7 @@ __all__ = [
     "l2_gradient",
     "nm_proximal",
     "l2_proximal",
+    "nm_rate_times",
 ]
 
 
@@ -326,6 +334,11 @@ def nm_proximal(K, graph, alpha, eta, *, out=None):
     first order in eta, and stable for every :math:`\eta\alpha r_{ij}`.  Applied after
     an optimizer's step on dJ/dw.  Biases (the diagonal) are left as they are.
 
+    Given a PrunedGraph, R of Eq. (10) is never formed: off the kept edges
+    :math:`r_{ij} = z_i z_j` (rank one, D = 1), on them
+    :math:`r_{ij} = z_i z_j / e^{-\tilde w_{ij}}` (Eq. 9), one pass over K plus
+    O(edges + p) work per mini-batch.  Given an NMRepulsion, its dense R is used.
+
     Parameters
     ----------
     K : (p, p) array
@@ -333,12 +346,22 @@ def nm_proximal(K, graph, alpha, eta, *, out=None):
     alpha : float, ``>= 0``
     eta : float, ``> 0``
     out : (p, p) float64 array, optional
-        Where to write the result; may be ``K`` itself (in place).
+        Where to write the result; may be ``K`` itself (in place).  C-contiguous
+        when ``graph`` is a PrunedGraph.
 
     Returns
     -------
     (p, p) array
     """
+    if isinstance(graph, PrunedGraph):
+        K = _check_K(K, graph.p)
+        alpha = _scalar(alpha, "alpha", strict=False)
+        eta = _scalar(eta, "eta", strict=True)
+        out = _rate_out(K, out, graph.p)
+        z, indptr, indices, d = _sparse_repulsion(graph)
+        _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, eta, True,
+                        np.empty(d.size), out)
+        return out
     rep = _repulsion_of(graph)
     K = _check_K(K, rep.p)
     alpha = _scalar(alpha, "alpha", strict=False)
@@ -434,3 +457,97 @@ def l2_proximal(K, alpha, eta, *, biases_on_diagonal=True, out=None):
     if biases_on_diagonal:
         np.fill_diagonal(rho, 0.0)
     return np.divide(K, 1.0 + eta * rho, out=out)
+
+
+# ----------------------------------------------------------------------------
+# per mini-batch, without dense p x p intermediates (rank one + kept edges)
+# ----------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, orig, out):
+    """``out = alpha R * K`` (``proximal`` False) or ``K / (1 + eta alpha R)``
+    (True) off the diagonal, ``out = 0`` resp. ``K`` on it, with
+    ``R[j, i] = z_j z_i / d`` (Eq. 10) where ``d`` is the kept edge's
+    ``exp(-W~)`` (Eq. 9) and 1 elsewhere.  ``out`` may be ``K``."""
+    # orig[ptr] : K at kept edge ptr of row j, saved before the row is overwritten
+    # Each row: one branch-free (SIMD) pass with the rank-one R = z z^T of the
+    # entries off the kept edges (d = 1), then the diagonal and the row's kept
+    # edges are rewritten: O(p) + O(edges of the row).
+    p = K.shape[0]
+    for j in range(p):
+        zj = z[j]
+        kjj = K[j, j]
+        for ptr in range(indptr[j], indptr[j + 1]):
+            orig[ptr] = K[j, indices[ptr]]
+        Kj = K[j]
+        oj = out[j]
+        if proximal:
+            for i in range(p):
+                oj[i] = Kj[i] / (1.0 + eta * (alpha * (zj * z[i])))  # Eq. (10), d = 1
+            oj[j] = kjj  # biases: not penalized
+            for ptr in range(indptr[j], indptr[j + 1]):
+                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+                oj[indices[ptr]] = orig[ptr] / (1.0 + eta * (alpha * r))
+        else:
+            for i in range(p):
+                oj[i] = (alpha * (zj * z[i])) * Kj[i]  # Eq. (10), d = 1
+            oj[j] = 0.0  # biases: not penalized
+            for ptr in range(indptr[j], indptr[j + 1]):
+                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+                oj[indices[ptr]] = (alpha * r) * orig[ptr]
+
+
+def _sparse_repulsion(graph):
+    """z (Eq. 10 text) and D on the kept edges only (Eq. 9), in CSR order."""
+    if not isinstance(graph, PrunedGraph):
+        raise ValueError(f"graph: expected a PrunedGraph, got {type(graph).__name__}")
+    A = graph.A
+    absA = np.abs(np.asarray(A.data, dtype=np.float64))
+    scale = float(absA.max()) if absA.size else 0.0
+    d = np.exp(-(absA / scale)) if scale > 0.0 else np.ones_like(absA)  # Eq. (9)
+    sizes = np.asarray(graph.schedule.module_sizes, dtype=np.float64)
+    z = sizes[graph.labels]  # Eq. (10) text
+    return z, A.indptr, A.indices, d
+
+
+def _rate_out(K, out, p):
+    if out is None:
+        return np.empty((p, p))
+    if not isinstance(out, np.ndarray) or out.shape != (p, p) or out.dtype != np.float64 \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous float64 array of shape ({p}, {p})")
+    return out
+
+
+def nm_rate_times(K, graph, alpha, *, out=None):
+    r"""The regularizer's term :math:`\alpha r_{ij} w_{ij}` of Thm. 3.1, per mini-batch.
+
+    Implements the term :math:`\alpha r_{ij} w_{ij}` of Thm. 3.1 / Eq. (12)
+    (half of :func:`nm_gradient`), with R of Eq. (10), computed as
+    ``alpha * nm_repulsion(graph).R * K`` with a zero diagonal but without a
+    dense p x p intermediate: off the kept edges
+    :math:`r_{ij} = z_i z_j` (rank one), on them
+    :math:`r_{ij} = z_i z_j / e^{-\tilde w_{ij}}`.
+
+    Parameters
+    ----------
+    K : (p, p) array
+    graph : PrunedGraph
+    alpha : float, ``>= 0``
+    out : (p, p) float64 C-contiguous array, optional
+        Where to write (may be ``K``).
+
+    Returns
+    -------
+    (p, p) array
+    """
+    if not isinstance(graph, PrunedGraph):
+        raise ValueError(f"graph: expected a PrunedGraph, got {type(graph).__name__}")
+    K = _check_K(K, graph.p)
+    alpha = _scalar(alpha, "alpha", strict=False)
+    out = _rate_out(K, out, graph.p)
+    z, indptr, indices, d = _sparse_repulsion(graph)
+    _nm_rate_kernel(np.ascontiguousarray(K), z, indptr, indices, d, alpha, 0.0, False,
+                    np.empty(d.size), out)
+    return out

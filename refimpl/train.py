@@ -44,7 +44,11 @@ W1, Wm happens.  Pruning, Tarjan and the schedule stay on the CPU (numba), so
 each step copies the parameters back to the host for them; the regularizer's
 term (from the pruned graph's R) is computed there and uploaded.
 
-Everything is seeded (``np.random.default_rng(seed)``): the same config and
+Cost per mini-batch besides the solves: top-k pruning partitions
+only the entries above 0.9 of the previous gamma (:func:`refimpl.graph.prune_top_k_incremental`,
+the same graph as ``prune``; ``structure="dag"`` takes ``prune(..., eligible=)``), NM
+regularization never forms R densely (``nm_rate_times``, ``nm_proximal``), and the
+optimizer updates K in one fused pass.  Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
 it bit for bit.  Progress is reported through callbacks; nothing prints.
 """
@@ -57,17 +61,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import get_backend, is_reference, to_numpy
-from .graph.prune import prune
+from .graph.prune import prune, prune_top_k_incremental
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
 from .propagate import forward
-from .regularization import l2_gradient, l2_proximal, nm_gradient, nm_proximal, nm_repulsion
-from .validation import check_fit_data, check_int, check_rows, check_scalar
+from .regularization import l2_gradient, l2_proximal, nm_proximal, nm_rate_times
+from .solvers.result import ConvergenceError
+from .threads import with_threads
+from .validation import check_fit_data, check_int, check_rows, check_scalar, check_threads
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
-           "FORMAT"]
+           "TrainingDivergedError", "FORMAT"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or a parameter became NaN or infinite during training (Alg. 2).
+
+    The message names the epoch and what to change; the trainer's state is that
+    of the failing mini-batch (the last checkpoint of a command-line run is intact).
+    """
 
 #: Tag and version written into every checkpoint.
 FORMAT = "refimpl-nm-checkpoint/1"
@@ -127,6 +141,8 @@ class TrainConfig:
         "dag": K restricted to its strict upper triangle (node order 0..p-1),
         the DAG baseline of Table 1: every module is a singleton.
     seed : int
+    threads : int or None
+        numba and BLAS threads while training (:mod:`refimpl.threads`).
     """
 
     nodes: int = 100
@@ -151,11 +167,16 @@ class TrainConfig:
     mode: str = "levels"
     structure: str = "graph"
     seed: int = 0
+    threads: int | None = None
     backend: object = "numpy"
 
     def __post_init__(self):
+        check_threads(self.threads)
         for name in ("nodes", "epochs", "batch_size"):
             check_int(getattr(self, name), name, 1)
+        if self.nodes < 2:  # no off-diagonal entry: nothing to prune, gamma undefined
+            raise ValueError(f"nodes: a graph needs at least 2 hidden nodes to have an edge, "
+                             f"got {self.nodes}")
         if self.edges is not None:
             check_int(self.edges, "edges", 1)
             if self.edges > self.nodes * (self.nodes - 1):
@@ -278,6 +299,7 @@ class Trainer(EarlyStoppingAttributes):
         self.stopping = EarlyStopping(config.patience)
         self.gamma = np.nan
         self._prev_mask = None
+        self._gamma_hint = np.nan  # the last top-k gamma: prune_top_k_incremental's start
         self.extra: dict = {}
 
     # ------------------------------------------------------------ pruning
@@ -285,30 +307,37 @@ class Trainer(EarlyStoppingAttributes):
         """The pruned graph at the current K (Alg. 2 line 5).  With
         ``structure="dag"`` only the strict upper triangle is eligible."""
         c = self.config
-        if c.gamma is None:
+        if c.gamma is not None:
+            return prune(self.net.K, gamma=c.gamma, eligible=self._eligible)
+        if self._eligible is not None:
             return prune(self.net.K, k=c.k, eligible=self._eligible)
-        return prune(self.net.K, gamma=c.gamma, eligible=self._eligible)
+        # the same graph as prune(K, k=k), partitioning only |K| > 0.9 gamma_prev
+        graph = prune_top_k_incremental(self.net.K, c.k, self._gamma_hint)
+        self._gamma_hint = graph.gamma
+        return graph
 
     def _reg_gradient(self, graph):
         """The regularizer's term added to dJ/dK by ``reg_step="thm31"``: Thm. 3.1's
-        ``alpha r w`` (the gradient of Eq. 11 at alpha / 2, proofs/thm3_1.md), or
-        L2's ``alpha w`` (R = 1: the rate convention of :mod:`refimpl.regularization`)."""
+        ``alpha r w`` (the gradient of Eq. 11 at alpha / 2, proofs/thm3_1.md; computed by
+        :func:`refimpl.regularization.nm_rate_times` in O(edges + p) besides one pass
+        over K), or L2's ``alpha w`` (R = 1: the rate convention of
+        :mod:`refimpl.regularization`)."""
         c = self.config
         if c.reg == "nm":
-            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
-            return nm_gradient(self.net.K, rep, c.alpha / 2)  # Thm. 3.1: alpha r_ij w_ij
+            return nm_rate_times(self.net.K, graph, c.alpha)  # Thm. 3.1: alpha r_ij w_ij
         return l2_gradient(self.net.K, c.alpha / 2)  # alpha w_ij: Thm. 3.1 with r = 1
 
     def _reg_shrink(self, graph):
-        """The implicit form of the same shrinkage, in place (``reg_step="proximal"``)."""
+        """The implicit form of the same shrinkage, in place (``reg_step="proximal"``;
+        for NM R of Eq. 10 is held constant for the step and never formed densely)."""
         c = self.config
         if c.reg == "nm":
-            rep = nm_repulsion(graph)  # R of Eq. (10), held constant for the step
-            nm_proximal(self.net.K, rep, c.alpha, self.opt.lr, out=self.net.K)
+            nm_proximal(self.net.K, graph, c.alpha, self.opt.lr, out=self.net.K)
         else:
             l2_proximal(self.net.K, c.alpha, self.opt.lr, out=self.net.K)
 
     # ------------------------------------------------------------ training
+    @with_threads(get=lambda self: self.config.threads)
     def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
         """Run epochs of Alg. 2 (until ``config.epochs`` in total, or
         ``epochs`` more) with :func:`refimpl.loop.run_epochs`.
@@ -352,8 +381,18 @@ class Trainer(EarlyStoppingAttributes):
         if getattr(self, "_device", None) is not None:
             return self._train_batch_generic(X, y)
         graph = self.prune()
-        loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
-                                         solver=c.solver, mode=c.mode)
+        try:
+            loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
+                                             solver=c.solver, mode=c.mode)
+        except ConvergenceError as exc:
+            self._check_finite(exc)  # a diverged run, said as such (checked on failure only)
+            raise
+        except ValueError as exc:
+            # X and y were checked by fit and the rest is computed here, so a ValueError
+            # from the solve means non-finite values (e.g. G = dL/dZ): the run diverged.
+            raise TrainingDivergedError(
+                f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
+                f"({exc}); try a lower learning rate (--lr) or standardized inputs") from exc
         gK = grads.K
         if c.structure == "dag":
             gK[self._lower] = 0.0  # the lower triangle stays 0
@@ -363,6 +402,10 @@ class Trainer(EarlyStoppingAttributes):
         self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
         if c.reg != "none" and c.reg_step == "proximal":
             self._reg_shrink(graph)  # implicit form of Thm. 3.1
+        if not np.isfinite(loss):
+            raise TrainingDivergedError(
+                f"epoch {self.epoch + 1}: the training loss became {loss} (not finite); "
+                "try a lower learning rate (--lr) or standardized inputs")
         self._loss_sum += loss * y.shape[0]
         self._err_sum += float(np.sum(np.argmax(fwd.Z, axis=1) != y))
         self._iters.append(fwd.iterations)
@@ -399,9 +442,19 @@ class Trainer(EarlyStoppingAttributes):
         self._iters.append(fwd.iterations)
         return loss
 
+    def _check_finite(self, cause=None):
+        """Raise :class:`TrainingDivergedError` naming the epoch when a parameter is
+        NaN or infinite (``cause``: the error that revealed it)."""
+        for name in PARAMS:
+            if not np.isfinite(getattr(self.net, name)).all():
+                raise TrainingDivergedError(
+                    f"epoch {self.epoch + 1}: the parameters {name} became non-finite; "
+                    "try a lower learning rate (--lr) or standardized inputs") from cause
+
     def end_epoch(self, t0):
         """Close an epoch: gamma (Alg. 2 line 13), the record, the validation score."""
         c = self.config
+        self._check_finite()
         self.epoch += 1
         graph = self.prune()
         self.gamma = graph.gamma  # Alg. 2 line 13
@@ -497,6 +550,7 @@ class Trainer(EarlyStoppingAttributes):
         return self
 
 
+@with_threads  # threads=: refimpl.threads.threads_policy
 def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto", backend="numpy"):
     """Alg. 3 of the paper: prune K with the trained ``gamma``, solve Eq. (3),
     return ``Y = g(Z)`` (class probabilities for a softmax output), a NumPy

@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 __all__ = ["as_float_array", "check_array", "check_fit_data", "check_finite_array", "check_int",
-           "check_labels", "check_rows", "check_scalar", "check_samples", "encode_class_labels"]
+           "check_labels", "check_rows", "check_scalar", "check_samples", "check_threads",
+           "encode_class_labels"]
 
 
 def as_float_array(a, name, shape=None):
@@ -48,6 +49,19 @@ def check_int(value, name, minimum=0):
     if v < minimum:
         raise ValueError(f"{name}: expected {what}, got {v}")
     return v
+
+
+def check_threads(threads, name="threads"):
+    """``threads`` as None or an int ``>= 1``; ValueError naming ``name`` otherwise
+    (the ``threads=`` argument of DESIGN.md section 3, "Threads"; :mod:`refimpl.threads`)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not hasattr(threads, "__index__"):
+        raise ValueError(f"{name}: expected None or an integer >= 1, got {threads!r}")
+    n = int(threads.__index__())
+    if n < 1:
+        raise ValueError(f"{name}: expected None or an integer >= 1, got {threads!r}")
+    return n
 
 
 def check_scalar(value, name, *, minimum=None, strict=False):
@@ -109,9 +123,14 @@ def check_labels(y, n, n_classes, name="y"):
 
 def check_fit_data(X, y, X_val, y_val, n_in, n_out):
     """Training and (optional) validation data checked for a fit: float64
-    (B, n_in) inputs, integer labels in ``[0, n_out)``."""
+    (B, n_in) inputs, integer labels in ``[0, n_out)``, at least two classes present
+    in the training labels."""
     X = check_rows(X, n_in, "X")
     y = check_labels(y, X.shape[0], n_out, "y")
+    present = np.unique(y)
+    if present.size < 2:
+        raise ValueError(f"y: the training labels hold a single class ({present.tolist()}); "
+                         "a classifier needs at least two classes to learn anything")
     if X_val is not None:
         X_val = check_rows(X_val, n_in, "X_val")
         y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")

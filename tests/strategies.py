@@ -60,3 +60,20 @@ def modular_digraphs(draw, max_modules=8, max_size=5):
 def dense_K(draw_seed, p, scale=1.0):
     """A seeded dense (p, p) matrix of standard normals."""
     return scale * np.random.default_rng(draw_seed).standard_normal((p, p))
+
+
+@st.composite
+def convex_qps(draw, max_n=6, max_m=8, max_batch=4):
+    """A strictly convex QP batch ``(Q, q, G, h)`` of OptNet's form (Amos &
+    Kolter 2017, Eq. 2) with ``z = 0`` strictly feasible (``h > 0``): small,
+    bounded, seeded."""
+    n = draw(st.integers(1, max_n))
+    m = draw(st.integers(1, max_m))
+    B = draw(st.integers(1, max_batch))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    A = rng.standard_normal((n, n))
+    Q = A @ A.T + draw(st.floats(0.05, 2.0)) * np.eye(n)
+    q = draw(st.floats(0.1, 10.0)) * rng.standard_normal((B, n))
+    G = rng.standard_normal((m, n))
+    h = rng.uniform(0.05, 1.0, m)
+    return Q, q, G, h

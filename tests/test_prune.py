@@ -100,6 +100,76 @@ def test_bad_input_raises(K, kwargs, match):
         prune(K, **kwargs)
 
 
+# ---------------------------------------------------------------- incremental top-k
+from refimpl.graph import prune_top_k_incremental  # noqa: E402
+from refimpl.graph.prune import _select_top_k_incremental  # noqa: E402
+
+
+def _full(K, k):
+    """The full selection of prune (flat indices, gamma), the reference."""
+    g = prune(K, k=k)
+    return np.flatnonzero(g.mask().ravel()), g.gamma
+
+
+@given(p=st.integers(2, 9), seed=st.integers(0, 2**16), data=st.data())
+def test_incremental_top_k_is_bit_identical(p, seed, data):
+    rng = np.random.default_rng(seed)
+    # small integer magnitudes: many ties at the threshold
+    K = rng.integers(-4, 5, (p, p)).astype(float) * data.draw(st.sampled_from([1.0, 0.37]))
+    k = data.draw(st.integers(0, p * (p - 1)))
+    keep_ref, gamma_ref = _full(K, k)
+    g = gamma_ref if np.isfinite(gamma_ref) else 1.0
+    gamma_prev = data.draw(st.one_of(
+        st.floats(0.5 * g, 2.0 * g), st.sampled_from([0.0, np.nan, np.inf, 1e-300, 1e300])))
+    keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev)
+    np.testing.assert_array_equal(keep, keep_ref)
+    assert gamma == gamma_ref or (np.isinf(gamma) and np.isinf(gamma_ref))
+    G = prune_top_k_incremental(K, k, gamma_prev)
+    R = prune(K, k=k)
+    assert (G.A != R.A).nnz == 0 and np.array_equal(G.A.indices, R.A.indices)
+    assert G.gamma == R.gamma and np.array_equal(G.labels, R.labels)
+
+
+def test_incremental_top_k_paths():
+    rng = np.random.default_rng(3)
+    p, k = 60, 200
+    K = np.round(rng.standard_normal((p, p)), 1)  # rounded: ties
+    keep_ref, gamma_ref = _full(K, k)
+    # gamma_prev near the truth: the incremental path, same answer
+    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 1.05)
+    assert not fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    # gamma fell below 0.9 gamma_prev: the retry at 0.5 gamma_prev finds it
+    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 1.5)
+    assert not fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    # gamma moved down a lot (fewer than k candidates on every rung): exact fallback
+    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 3)
+    assert fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    # gamma rose (more than max(16 k, k + 1024) = 2624 entries above 0.9 gamma_prev):
+    # the retry at 1.5 gamma_prev finds it (890 candidates)
+    keep100, gamma100 = _full(K, 100)
+    keep, gamma, fallback = _select_top_k_incremental(K, 100, gamma100 / 3)
+    assert not fallback and gamma == gamma100
+    np.testing.assert_array_equal(keep, keep100)
+    # far too many candidates (capacity exceeded twice): exact fallback
+    keep, gamma, fallback = _select_top_k_incremental(K, k, 1e-6)
+    assert fallback and gamma == gamma_ref
+    np.testing.assert_array_equal(keep, keep_ref)
+    with pytest.raises(ValueError, match="k"):
+        prune_top_k_incremental(K, -1, 1.0)
+    with pytest.raises(ValueError, match="gamma_prev"):
+        prune_top_k_incremental(K, 3, "x")
+    for bad in (np.nan, np.inf, -np.inf):  # found by the scan, on either path
+        for where in ((0, 0), (5, 7), (59, 58)):
+            Kb = K.copy()
+            Kb[where] = bad
+            for gp in (gamma_ref, np.nan, 1e-6):
+                with pytest.raises(ValueError, match="^K: contains NaN or inf"):
+                    prune_top_k_incremental(Kb, k, gp)
+
+
 @given(st.integers(2, 9), st.integers(0, 2**16), st.data())
 def test_eligible_top_k_is_the_dag_baseline_selection(p, seed, data):
     """With the strict upper triangle eligible, top-k keeps the k largest upper entries,

@@ -17,6 +17,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from refimpl.graph import graph_from_mask, prune
 from refimpl.testing import central_difference
 from refimpl.regularization import (
+    nm_proximal,
+    nm_rate_times,
     NMRepulsion,
     l2_gradient,
     l2_penalty,
@@ -386,6 +388,63 @@ def test_nm_repulsion_is_a_frozen_result():
     assert isinstance(rep, NMRepulsion) and rep.p == 4
     with pytest.raises(AttributeError):
         rep.R = None
+
+
+# ----------------------------------------------------------------------------
+# the per-batch forms (rank one + kept edges) against the dense reference
+# ----------------------------------------------------------------------------
+# Both routes evaluate the same floating-point expressions entry by entry
+# (z_i z_j / d, then alpha r w or w / (1 + eta alpha r)); the tolerance allows
+# a few ulps for a different instruction order in the compiled kernel.
+
+
+@given(graphs(), st.sampled_from([0.0, 1e-3, 0.7]), st.sampled_from([1e-2, 0.5]))
+def test_per_batch_forms_match_dense_reference(Kg, alpha, eta):
+    K, g = Kg
+    R = nm_repulsion(g).R
+    off = ~np.eye(K.shape[0], dtype=bool)
+    ref_rate = np.where(off, alpha * R * K, 0.0)
+    assert_allclose(nm_rate_times(K, g, alpha), ref_rate, rtol=1e-13, atol=1e-15,
+                    err_msg="alpha R K (Thm. 3.1, Eq. 10)")
+    ref_prox = np.where(off, K / (1.0 + eta * (alpha * R)), K)
+    assert_allclose(nm_proximal(K, g, alpha, eta), ref_prox, rtol=1e-13, atol=1e-15,
+                    err_msg="K / (1 + eta alpha R) (implicit Thm. 3.1)")
+    # nm_rate_times is half of the exact gradient (erratum, factor 2)
+    assert_allclose(2.0 * nm_rate_times(K, g, alpha), nm_gradient(K, g, alpha),
+                    rtol=1e-13, atol=1e-15)
+
+
+def test_per_batch_forms_in_place_and_validation():
+    K = dense_K(5, 6)
+    g = prune(K, k=12)
+    expected = nm_proximal(K, g, 0.3, 0.1)
+    Kc = K.copy()
+    assert nm_proximal(Kc, g, 0.3, 0.1, out=Kc) is Kc
+    assert_array_equal(Kc, expected)
+    for call, name in [
+        (lambda: nm_proximal(K, g, -1.0, 0.1), "alpha"),
+        (lambda: nm_proximal(K, g, 1.0, 0.0), "eta"),
+        (lambda: nm_rate_times(K[:3, :3], g, 1.0), "K"),
+        (lambda: nm_rate_times(K, "g", 1.0), "graph"),
+        (lambda: nm_rate_times(K, g, 1.0, out=np.zeros((6, 6), np.float32)), "out"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            call()
+
+
+@pytest.mark.parametrize("reg", ["nm", "l2"])
+def test_trainer_per_batch_regularizer_matches_dense_rate(reg):
+    from refimpl.train import Trainer, TrainConfig
+
+    tr = Trainer(TrainConfig(nodes=9, edges=20, reg=reg, alpha=0.05, lr=0.3), 3, 2)
+    g = tr.prune()
+    K0 = tr.net.K.copy()
+    # the dense reference: Thm. 3.1's rate alpha R (L2: R = 1), 0 on the diagonal
+    rho = 0.05 * (nm_repulsion(g).R if reg == "nm" else np.ones_like(K0))
+    np.fill_diagonal(rho, 0.0)
+    assert_allclose(tr._reg_gradient(g), rho * K0, rtol=1e-13, atol=1e-15)
+    tr._reg_shrink(g)
+    assert_allclose(tr.net.K, K0 / (1.0 + tr.opt.lr * rho), rtol=1e-13, atol=1e-15)
 
 
 def test_proximal_steps_solve_the_implicit_equation():

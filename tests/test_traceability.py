@@ -33,7 +33,8 @@ MODULES = ["refimpl", "refimpl.theory", "refimpl.regularization", "refimpl.perce
            "refimpl.experiments", "refimpl.solvers.anderson", "refimpl.sagp", "refimpl.datasets",
            "refimpl.optim", "refimpl.loop",
            "refimpl.baselines.cff", "refimpl.baselines.darts", "refimpl.baselines.binary",
-           "refimpl.baselines.gcn", "refimpl.baselines.graph_data",
+           "refimpl.baselines.gcn", "refimpl.baselines.graph_data", "refimpl.baselines.deq",
+           "refimpl.baselines.optnet", "refimpl.baselines._common", "refimpl.threads",
            "refimpl.backend", "refimpl.xp", "refimpl.xp.solvers", "refimpl.xp.cuda_tiny"]
 
 #: Known exceptions, each with its reason.  Kept minimal: the test below fails

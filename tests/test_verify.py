@@ -194,13 +194,11 @@ def test_appendix_h_is_measured_and_reported(json_run):
 def test_appendix_h_fails_when_nm_regularization_is_off(monkeypatch):
     """With R = 0 inside training the NM run is the unregularized run: the claim fails."""
     import refimpl.train as train
-    from refimpl.regularization import nm_repulsion
 
-    def zero_R(graph):
-        rep = nm_repulsion(graph)
-        return dataclasses.replace(rep, R=np.zeros_like(rep.R))
-
-    monkeypatch.setattr(train, "nm_repulsion", zero_R)
+    # training applies R through these two (the per-batch forms of Thm. 3.1); R = 0:
+    monkeypatch.setattr(train, "nm_proximal", lambda K, graph, alpha, eta, out=None: K)
+    monkeypatch.setattr(train, "nm_rate_times",
+                        lambda K, graph, alpha, out=None: np.zeros_like(K))
     (res,) = verify.run_claims([_claim("appendix-h")])
     assert not res.passed and res.error > 0.9
 

@@ -13,4 +13,8 @@ def load(name, *, seed=0, path=None):
     if name not in BUILTIN + UCI:
         raise SystemExit(f"--dataset: unknown data set {name!r}; choose from "
                          f"{', '.join(BUILTIN + UCI)}")
-    return datasets.load(name, path, seed=seed)
+    try:
+        return datasets.load(name, path, seed=seed)
+    except FileNotFoundError as exc:  # the library says path=...; the command line --data-path
+        raise FileNotFoundError(str(exc).replace("pass path=...", "pass --data-path DIR")
+                                .replace("Pass path=...", "Pass --data-path DIR")) from None

@@ -14,6 +14,9 @@ BENCHMARKS = {
     "propagation": "bench_propagation.py",
     "digits": "bench_digits.py",
     "gpu": "gpu_check.py",
+    "table1": "bench_table1_epoch.py",
+    "training": "bench_training.py",
+    "threads": "bench_threads.py",
 }
 
 

@@ -1,14 +1,19 @@
 """``refimpl predict``: Alg. 3 with a trained checkpoint (prune with the trained gamma, solve, argmax).
 
 Prints the error rate on a split of the data set the run was trained on (or
-``--dataset``) and optionally writes the predictions as CSV.
+``--dataset``) and optionally writes the predictions as CSV.  A data set that does not
+match the checkpoint's (another name, feature count or set of class labels) is refused:
+an error rate against labels of another task would be meaningless.
 """
 from __future__ import annotations
 
 import csv
+import os
 import sys
 
 import numpy as np
+
+from ..io import atomic_write
 
 
 def register(subparsers, name="predict", help_text=None):
@@ -17,7 +22,8 @@ def register(subparsers, name="predict", help_text=None):
     p.add_argument("--dataset", default=None, help="data set (default: the training one)")
     p.add_argument("--data-path", default=None)
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--output", default=None, help="write index,prediction,label as CSV")
+    p.add_argument("--output", default=None,
+                   help="write index,prediction,label as CSV (into an existing folder)")
     p.add_argument("--backend", default="numpy",
                    help="numpy (numba CPU), cupy (GPU), numpy-generic or array_api_strict")
     p.set_defaults(func=run)
@@ -42,14 +48,25 @@ def run(args) -> int:
     data = _data.load(name, seed=info.get("split_seed", 0),
                       path=args.data_path or info.get("data_path"))
     X, y = getattr(data, f"X_{args.split}"), getattr(data, f"y_{args.split}")
+    trained = info.get("dataset")
+    if trained is not None and name != trained:
+        raise ValueError(f"--dataset {name}: the checkpoint was trained on {trained}; "
+                         "predicting another data set's labels is refused")
     if X.shape[1] != trainer.n_in:
-        print(f"refimpl predict: {name} has {X.shape[1]} features, the network {trainer.n_in}",
-              file=sys.stderr)
-        return 2
+        raise ValueError(f"--dataset {name}: has {X.shape[1]} features, the network "
+                         f"{trainer.n_in}")
+    classes = info.get("classes")
+    if classes is not None and list(data.classes.tolist()) != list(classes):
+        raise ValueError(f"--dataset {name}: its class labels {data.classes.tolist()} differ "
+                         f"from the checkpoint's {classes}")
+    if args.output:
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"--output {args.output}: the folder {folder} does not exist")
     pred = predict(trainer.net, X, trainer.gamma, backend=args.backend)
     err = float(np.mean(pred != y))
     if args.output:
-        with open(args.output, "w", newline="") as fh:
+        with atomic_write(args.output, newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["index", "prediction", "label"])
             for i, (a, b) in enumerate(zip(data.classes[pred], data.classes[y])):

@@ -90,7 +90,8 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
         default=1,
         help="BLAS threads (default 1: the matrices are too small to gain from more)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress bar (--no-progress: the former spelling)")
     p.add_argument("--sweep-alpha", action="store_true",
                    help="supplement Table 10: one run per alpha in 0.05, 0.1, 0.2, 0.5, 0.8; "
                         "writes alpha_sweep.md and alpha_sweep.json")
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    show = sys.stdout.isatty() and not args.no_progress
+    show = sys.stdout.isatty() and not args.quiet
     bar = tqdm(total=args.epochs, desc=f"SAGP {args.dataset}", unit="epoch", disable=not show)
 
     def progress(rec: dict) -> None:
@@ -303,7 +304,7 @@ def _run_alpha_sweep(args: argparse.Namespace, config, data: dict) -> int:
 
     from ..sagp import TABLE10_ALPHAS, alpha_sweep, alpha_sweep_markdown, config_dict
 
-    show = sys.stdout.isatty() and not args.no_progress
+    show = sys.stdout.isatty() and not args.quiet
     bar = tqdm(total=args.epochs * len(TABLE10_ALPHAS), desc=f"SAGP alpha sweep {args.dataset}",
                unit="epoch", disable=not show)
     try:

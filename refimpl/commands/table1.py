@@ -42,7 +42,7 @@ def register(subparsers, name="table1", help_text=None):
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help="seeds (default: 0 1 2 3 4)")
     p.add_argument("--methods", nargs="+", default=None, choices=METHODS, metavar="METHOD",
-                   help=f"rows (default: all of {' '.join(METHODS)}; OPTNET is an open row)")
+                   help=f"rows (default: all of {' '.join(METHODS)})")
     p.add_argument("--jobs", type=int, default=None,
                    help="local worker processes (default: every CPU; 1 = in this process)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -53,12 +53,13 @@ def register(subparsers, name="table1", help_text=None):
                         "nodes 20 40, 3 seeds, 20 epochs)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="per run; a run past it is stopped and shown as 'over time' "
-                        "(default 1800, --quick 60)")
+                        "(default 1800, --quick 300: an OPTNET run on digits can take "
+                        "a minute on a busy machine)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 50, --quick 20)")
     p.add_argument("--lr", type=float, default=None, help="base learning rate (default 0.05)")
     p.add_argument("--no-lr-scaling", action="store_true",
                    help="keep the learning rate constant (default: Table 3's per-epoch "
-                        "scaling, 0.1 for DEQ and DAG)")
+                        "scaling, 0.1 for DEQ, DAG and OPTNET)")
     p.add_argument("--out", default="runs/table1", help="output folder (created)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

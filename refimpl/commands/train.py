@@ -4,18 +4,27 @@ Writes into ``--out``: ``checkpoint.npz`` (every array, optimizer and RNG
 state, config, history: ``--resume`` continues it bit for bit),
 ``history.json`` / ``history.csv`` (one row per epoch: loss, errors, edges,
 edges regrown, modules, largest module, levels, solver iterations, time) and
-``summary.json`` (final test error, seconds per epoch).  No mathematics here.
+``summary.json`` (status, epochs, best epoch, seconds per epoch; the test error once
+finished).  No mathematics here.
+
+Nothing is lost and nothing is silently replaced: every file is written atomically after
+every epoch (:func:`refimpl.io.atomic_write`); SIGINT / SIGTERM stop at the next
+mini-batch and say how to resume; a folder that holds a run is refused unless
+``--resume`` (which refuses options that contradict the checkpoint; only ``--epochs``
+may grow) or ``--overwrite``; a failed start leaves no empty folder behind.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
+import signal
 import sys
 import time
 
 import numpy as np
 
-from ..io import write_json
+from ..io import atomic_write, write_json
 from ._data import BUILTIN, UCI
 
 
@@ -27,7 +36,10 @@ def register(subparsers, name="train", help_text=None):
     p.add_argument("--dataset", default="digits", help=f"one of {', '.join(BUILTIN + UCI)}")
     p.add_argument("--data-path", default=None, help="local copy of a UCI data set")
     p.add_argument("--out", default="runs/train", help="output folder (created)")
-    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the checkpoint in --out (only --epochs may change, to grow)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in --out")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--nodes", type=int, default=d.nodes, help="p, hidden nodes")
     p.add_argument("--edges", type=int, default=None, help="k, edges kept (default 10 p)")
@@ -49,7 +61,7 @@ def register(subparsers, name="train", help_text=None):
                         "array_api_strict (the generic path on the CPU); --resume keeps "
                         "the checkpoint's unless given")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
     return p
 
 
@@ -59,10 +71,62 @@ HISTORY_COLUMNS = ("epoch", "loss", "train_error", "val_loss", "val_error", "edg
 
 def write_history(out, history):
     write_json(os.path.join(out, "history.json"), history)
-    with open(os.path.join(out, "history.csv"), "w", newline="") as fh:
+    with atomic_write(os.path.join(out, "history.csv"), newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
         w.writeheader()
         w.writerows(history)
+
+
+#: The files of a run in --out.
+RUN_FILES = ("checkpoint.npz", "history.json", "history.csv", "summary.json")
+
+#: --option -> (TrainConfig field, how the command line value maps onto it)
+CONFIG_OPTIONS = {
+    "--nodes": ("nodes", lambda a: a.nodes), "--edges": ("edges", lambda a: a.edges),
+    "--gamma": ("gamma", lambda a: a.gamma), "--batch-size": ("batch_size", lambda a: a.batch_size),
+    "--lr": ("lr", lambda a: a.lr), "--momentum": ("momentum", lambda a: a.momentum),
+    "--optimizer": ("optimizer", lambda a: a.optimizer), "--reg": ("reg", lambda a: a.reg),
+    "--alpha": ("alpha", lambda a: a.alpha), "--reg-step": ("reg_step", lambda a: a.reg_step),
+    "--activation": ("activation", lambda a: a.activation),
+    "--init-scale": ("init_scale", lambda a: a.init_scale),
+    "--patience": ("patience", lambda a: a.patience or None), "--seed": ("seed", lambda a: a.seed),
+}
+
+
+class _StopRequested(Exception):
+    """Raised before a mini-batch once SIGINT or SIGTERM arrived."""
+
+
+def _contradictions(args, defaults, trainer, info):
+    """Options given on the command line that differ from the checkpoint's run."""
+    bad = []
+    for opt, (field, value) in CONFIG_OPTIONS.items():
+        given, default = value(args), value(defaults)
+        saved = getattr(trainer.config, field)
+        if given != default and given != saved:
+            bad.append(f"{opt} {given} (the run has {saved})")
+    for opt, given, default, saved in (
+            ("--dataset", args.dataset, defaults.dataset, info.get("dataset")),
+            ("--data-path", args.data_path, defaults.data_path, info.get("data_path"))):
+        if given != default and given != saved:
+            bad.append(f"{opt} {given} (the run has {saved})")
+    if args.epochs != defaults.epochs and args.epochs < trainer.config.epochs:
+        bad.append(f"--epochs {args.epochs} (the run has {trainer.config.epochs}; "
+                   "--epochs may only grow)")
+    return bad
+
+
+def _summary(trainer, info, status, elapsed, test_error=None):
+    per_epoch = [h["seconds"] for h in trainer.history]
+    return {
+        "status": status, "dataset": info["dataset"], "test_error": test_error,
+        "monitor": trainer.config.monitor, "best_epoch": trainer.best_epoch,
+        "best_val": None if not np.isfinite(trainer.best_val) else trainer.best_val,
+        "epochs": trainer.epoch,
+        "seconds_per_epoch": float(np.mean(per_epoch)) if per_epoch else None,
+        "seconds": elapsed, "gamma": None if np.isnan(trainer.gamma) else trainer.gamma,
+        "config": trainer.config.to_dict(),
+    }
 
 
 def run(args) -> int:
@@ -71,68 +135,115 @@ def run(args) -> int:
     from ..train import Trainer, TrainConfig, predict
     from . import _data
 
-    os.makedirs(args.out, exist_ok=True)
     ckpt = os.path.join(args.out, "checkpoint.npz")
+    has_run = os.path.exists(ckpt)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite: choose one")
     if args.resume:
-        if not os.path.exists(ckpt):
-            print(f"refimpl train: --resume: no checkpoint at {ckpt}", file=sys.stderr)
-            return 2
+        if not has_run:
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
         trainer = Trainer.load(ckpt)
         info = trainer.extra
+        defaults = args.parser.parse_args([])
+        bad = _contradictions(args, defaults, trainer, info)
+        if bad:
+            raise ValueError("--resume: these options contradict the run in "
+                             f"{args.out}: {'; '.join(bad)}")
         data = _data.load(info["dataset"], seed=info["split_seed"], path=info.get("data_path"))
         if args.epochs > trainer.config.epochs:
-            import dataclasses
-
             trainer.config = dataclasses.replace(trainer.config, epochs=args.epochs)
         if args.backend is not None:
-            import dataclasses
-
             trainer.config = dataclasses.replace(trainer.config, backend=args.backend)
     else:
-        try:
-            config = TrainConfig(
-                nodes=args.nodes, edges=args.edges, gamma=args.gamma, epochs=args.epochs,
-                batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                optimizer=args.optimizer, reg=args.reg, alpha=args.alpha,
-                reg_step=args.reg_step, activation=args.activation, init_scale=args.init_scale,
-                patience=args.patience or None, seed=args.seed,
-                backend=args.backend or "numpy")
-        except ValueError as exc:
-            print(f"refimpl train: {exc}", file=sys.stderr)
-            return 2
+        if has_run and not args.overwrite:
+            raise FileExistsError(f"--out {args.out} holds a run (checkpoint.npz): continue it "
+                                  "with --resume or replace it with --overwrite")
+        config = TrainConfig(
+            nodes=args.nodes, edges=args.edges, gamma=args.gamma, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+            optimizer=args.optimizer, reg=args.reg, alpha=args.alpha,
+            reg_step=args.reg_step, activation=args.activation, init_scale=args.init_scale,
+            patience=args.patience or None, seed=args.seed,
+            backend=args.backend or "numpy")
         data = _data.load(args.dataset, seed=args.seed, path=args.data_path)
         trainer = Trainer(config, data.n_features, data.n_classes)
-        info = {"dataset": args.dataset, "split_seed": args.seed, "data_path": args.data_path}
+        info = {"dataset": args.dataset, "split_seed": args.seed, "data_path": args.data_path,
+                "n_features": data.n_features, "classes": data.classes.tolist()}
+    created = not os.path.isdir(args.out)
+    os.makedirs(args.out, exist_ok=True)
+    if args.overwrite:
+        for name in RUN_FILES:
+            if os.path.exists(os.path.join(args.out, name)):
+                os.remove(os.path.join(args.out, name))
     show = not args.quiet and sys.stderr.isatty()
     bar = tqdm(total=trainer.config.epochs, initial=trainer.epoch, unit="epoch",
                desc=f"NM {info['dataset']}", disable=not show)
+    stop = []
+
+    def on_signal(signum, frame):
+        if stop:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        stop.append(signal.Signals(signum).name)
+
+    class StopHook:
+        def before_batch(self, learner):
+            if stop:
+                raise _StopRequested
+
+        def after_batch(self, learner, result):
+            pass
+
+        def after_epoch(self, learner, record):
+            return False
+
+    t0 = time.perf_counter()
 
     def callback(tr, rec):
         bar.update(1)
         bar.set_postfix(loss=f"{rec.loss:.3f}", val_err=f"{rec.val_error:.3f}",
                         modules=rec.modules, largest=rec.largest_module)
-        tr.save(ckpt, extra=info)  # a checkpoint per epoch: nothing lost on interruption
-        return False
+        tr.save(ckpt, extra=info)  # every epoch, atomically: nothing lost on interruption
+        write_history(args.out, tr.history)
+        write_json(os.path.join(args.out, "summary.json"),
+                   _summary(tr, info, "running", time.perf_counter() - t0))
+        return bool(stop)
 
-    t0 = time.perf_counter()
-    trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, callback=callback)
-    bar.close()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in previous:
+            signal.signal(s, on_signal)
+        trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, callback=callback,
+                    hooks=[StopHook()])
+    except _StopRequested:
+        pass
+    except BaseException:
+        if created and not os.listdir(args.out):
+            os.rmdir(args.out)  # a failed start leaves no empty folder
+        raise
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        bar.close()
     elapsed = time.perf_counter() - t0
+    if stop:
+        if os.path.exists(ckpt):
+            print(f"refimpl train: interrupted ({stop[0]}); epoch {trainer.epoch} is saved in "
+                  f"{ckpt}: continue with `refimpl train --out {args.out} --resume`",
+                  file=sys.stderr)
+        else:
+            if created and not os.listdir(args.out):
+                os.rmdir(args.out)
+            print(f"refimpl train: interrupted ({stop[0]}) before the first epoch ended; "
+                  "nothing was saved", file=sys.stderr)
+        return 130
     trainer.save(ckpt, extra=info)
     write_history(args.out, trainer.history)
     final = Trainer.load(ckpt)
     final.restore_best()
     test_error = float(np.mean(predict(final.net, data.X_test, final.gamma,
                                        backend=trainer.config.backend) != data.y_test))
-    per_epoch = [h["seconds"] for h in trainer.history]
-    summary = {
-        "dataset": info["dataset"], "test_error": test_error,
-        "monitor": final.config.monitor, "best_epoch": final.best_epoch,
-        "best_val": None if not np.isfinite(final.best_val) else final.best_val,
-        "epochs": trainer.epoch, "seconds_per_epoch": float(np.mean(per_epoch)),
-        "seconds": elapsed, "gamma": final.gamma, "config": trainer.config.to_dict(),
-    }
+    summary = _summary(trainer, info, "finished", elapsed, test_error)
     write_json(os.path.join(args.out, "summary.json"), summary)
     print(f"{info['dataset']}: test error {test_error:.4f} after {trainer.epoch} epochs "
-          f"({summary['seconds_per_epoch']:.2f} s/epoch); wrote {args.out}/")
+          f"({summary['seconds_per_epoch'] or 0:.2f} s/epoch); wrote {args.out}/")
     return 0

@@ -14,10 +14,13 @@ Methods (the rows of Table 1, DESIGN.md sec. 10):
 ======== ==============================================================
 NN       an MLP with one hidden layer of ``nodes`` tanh units
          (:class:`refimpl.baselines.MLPTrainer`)
-DEQ      the whole hidden graph as one implicit layer: ``Trainer`` with
-         ``mode="whole"`` (fixed-point forward, implicit adjoint)
+DEQ      a deep equilibrium model: one implicit layer over a dense p x p W
+         (no pruning, no modules), Anderson forward, implicit adjoint
+         (:class:`refimpl.baselines.DEQTrainer`)
 DAG      ``Trainer`` with ``structure="dag"`` (K strictly upper triangular)
-OPTNET   a QP layer: out of scope, an open row (never run)
+OPTNET   a QP layer of p variables and p inequalities (batched interior
+         point, KKT backward) and a linear output layer
+         (:class:`refimpl.baselines.OptNetTrainer`)
 NMs      ``Trainer``, no regularization
 NMs&L2   ``Trainer``, ``reg="l2"``, alpha = 1e-3
 NMs&NM   ``Trainer``, ``reg="nm"`` (Thm. 3.1), alpha = 1e-3
@@ -36,7 +39,9 @@ the paper, chosen here: base learning rate 0.05 (Table 3 says only
 early stopping after 10 epochs without a better validation loss (the
 epoch of the lowest validation loss is evaluated), k = 10
 edges per hidden node (top-k pruning, Alg. 2 line 5; at most p(p-1), or
-p(p-1)/2 for the DAG), initial K scale 0.5, solver tolerance 1e-8, a time
+p(p-1)/2 for the DAG), initial K scale 0.5 (the DEQ's W: spectral radius
+about 0.5; the OPTNET's Q starts at I), solver tolerance 1e-8 (the DEQ's
+Anderson solves, the OPTNET's interior point), a time
 budget of 1800 s per run (a run past it stops and is marked "over time",
 as Table 1 does), split 70/15/15 stratified and standardized with the
 training statistics, the split and the initialization both seeded by the
@@ -48,7 +53,7 @@ failed to converge or a value became non-finite).
 """
 from __future__ import annotations
 
-from .cell import TimeBudgetExceeded, run_cell
+from .cell import TimeBudgetExceeded, make_trainer, run_cell
 from .domain import (BUILTIN_DATASETS, LR_SCALE, METHODS, OPEN_METHODS, PAPER_DATASETS,
                      PAPER_NODES, QUICK, STATUSES, Cell, Settings, grid, load_dataset,
                      method_config)
@@ -57,6 +62,7 @@ from .runs import COLUMNS, read_runs
 from .sweep import SweepError, SweepResult, run_sweep
 
 __all__ = ["METHODS", "OPEN_METHODS", "PAPER_NODES", "PAPER_DATASETS", "BUILTIN_DATASETS",
-           "LR_SCALE", "COLUMNS", "Cell", "Settings", "QUICK", "method_config", "load_dataset",
+           "LR_SCALE", "COLUMNS", "Cell", "Settings", "QUICK", "method_config", "make_trainer",
+           "load_dataset",
            "run_cell", "grid", "read_runs", "run_sweep", "SweepResult", "SweepError",
            "summarize", "markdown_table", "TimeBudgetExceeded", "STATUSES"]

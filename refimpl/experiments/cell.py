@@ -8,14 +8,16 @@ import time
 import numpy as np
 
 from ..activations import get_activation
+from ..baselines.deq import DEQTrainer, deq_forward
 from ..baselines.mlp import MLPTrainer, mlp_forward
+from ..baselines.optnet import OptNetTrainer
+from ..loop import Hook
 from ..propagate import forward
 from ..solvers.result import ConvergenceError
-from ..loop import Hook
 from ..train import Trainer
 from .domain import LR_SCALE, Settings, load_dataset, method_config
 
-__all__ = ["TimeBudget", "TimeBudgetExceeded", "run_cell"]
+__all__ = ["TimeBudget", "TimeBudgetExceeded", "make_trainer", "run_cell"]
 
 
 class TimeBudgetExceeded(Exception):
@@ -42,6 +44,19 @@ class TimeBudget(Hook):
     def after_epoch(self, learner, record) -> bool:
         learner.opt.lr *= self.lr_scale  # Table 3: "scaling learningRate", per epoch
         return time.perf_counter() > self.deadline
+
+
+#: The trainer class of each method (``Trainer`` otherwise).
+_TRAINERS = {"NN": MLPTrainer, "DEQ": DEQTrainer, "OPTNET": OptNetTrainer}
+
+
+def make_trainer(method, nodes, seed, n_in, n_out, settings=Settings()):
+    """The untrained trainer of one Table 1 method (Sec. 4.1, Table 3 settings via
+    :func:`method_config`): ``MLPTrainer``, ``DEQTrainer``, ``OptNetTrainer`` or
+    ``Trainer``; each trains with :func:`refimpl.loop.run_epochs` and takes the
+    :class:`TimeBudget` hook in ``fit(..., hooks=...)``."""
+    config = method_config(method, nodes, seed, settings)
+    return _TRAINERS.get(method, Trainer)(config, int(n_in), int(n_out))
 
 
 def _eq3_residual(net, graph, X0, X):
@@ -76,16 +91,17 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
         One row with the keys :data:`COLUMNS`: ``error`` is the test error
         rate of the best validation epoch (NaN when no epoch finished),
         ``iterations`` the mean solver iterations per mini-batch (the
-        whole-graph fixed point for DEQ, the largest module's Newton /
-        fixed-point iterations otherwise, 0 for NN and DAG), ``residual``
-        the Eq. (3) residual on the test set.
+        largest module's Newton / fixed-point iterations for the NM rows,
+        0 for NN and DAG; the Anderson iterations of the DEQ, the
+        interior-point iterations of the OPTNET), ``residual`` the Eq. (3)
+        residual on the test set (the DEQ's: its dense Eq. (3); the
+        OPTNET's: its KKT residual).
     """
     config = method_config(method, nodes, seed, settings)
     if data is None:
         data = load_dataset(dataset, int(seed), data_path)
     t0 = time.perf_counter()
-    trainer = (MLPTrainer if method == "NN" else Trainer)(config, data.n_features,
-                                                          data.n_classes)
+    trainer = make_trainer(method, nodes, seed, data.n_features, data.n_classes, settings)
     budget = TimeBudget(t0 + settings.time_budget,
                         LR_SCALE[method] if settings.lr_scaling else 1.0)
     lr0 = trainer.opt.lr
@@ -113,6 +129,19 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
             Z = mlp_forward(trainer.net, data.X_test).Z
             edges = trainer.net.n_weights
             residual = 0.0
+        elif method in ("DEQ", "OPTNET"):
+            edges, modules, largest = trainer.net.n_weights, 1, trainer.net.p
+            Z = np.full((1, 1), np.nan)
+            try:
+                if method == "DEQ":
+                    fwd = deq_forward(trainer.net, data.X_test)
+                    Z, residual = fwd.Z, fwd.residual
+                else:
+                    _, Z, sol = trainer.net.forward(data.X_test)
+                    residual = sol.residual
+            except ConvergenceError as exc:
+                if status == "ok":
+                    status, message = "diverged", f"test-set solve: {exc}"
         else:
             graph = trainer.prune()  # the trained graph
             fwd = forward(trainer.net, data.X_test, graph, atol=config.atol, rtol=config.rtol,

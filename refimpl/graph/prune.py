@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -16,7 +17,8 @@ from ..validation import as_float_array
 from .schedule import Schedule
 from .tarjan import strongly_connected_components
 
-__all__ = ["PrunedGraph", "prune", "graph_from_mask", "check_square_finite", "top_k_mask"]
+__all__ = ["PrunedGraph", "prune", "prune_top_k_incremental", "graph_from_mask",
+           "check_square_finite", "top_k_mask"]
 
 
 def check_square_finite(K, name="K"):
@@ -226,4 +228,113 @@ def prune(K, k=None, gamma=None, *, eligible=None):
         if not np.isfinite(gamma) and gamma != np.inf or gamma < 0:
             raise ValueError(f"gamma: must be a number >= 0, got {gamma}")
         keep = np.flatnonzero(absK.ravel() >= gamma)
+    return _build(K, keep, gamma)
+
+
+# ----------------------------------------------------------------------------
+# incremental top-k (training: gamma moves little from one batch to the next)
+# ----------------------------------------------------------------------------
+
+#: The incremental top-k partitions the entries with ``|K| > fraction *
+#: gamma_prev``: (first scan, retry when fewer than k qualify, retry when more
+#: than ``max(INCREMENTAL_CAP k, k + 1024)`` qualify).
+INCREMENTAL_FRACTIONS = (0.9, 0.5, 1.5)
+INCREMENTAL_CAP = 16
+
+
+@numba.njit(cache=True)
+def _collect_above(K, t, idx):
+    """Flat (row-major) indices of the off-diagonal entries with ``|K| > t``
+    into ``idx`` (preallocated, in increasing order); returns their count,
+    -1 when more than ``idx.size`` qualify, -2 at a NaN or inf entry."""
+    # idx[:count] : the candidates found so far (flat index j * p + i)
+    p = K.shape[0]
+    cap = idx.shape[0]
+    count = 0
+    for j in range(p):
+        Kj = K[j]
+        for i in range(p):
+            a = abs(Kj[i])
+            if not a <= t:  # rare: ~k / p^2 of the entries (and NaN)
+                if a != a or a == np.inf:
+                    return -2
+                if i != j:
+                    if count == cap:
+                        return -1
+                    idx[count] = j * p + i
+                    count += 1
+    return count
+
+
+def _select_top_k_incremental(K, k, gamma_prev):
+    """:func:`top_k_mask` of ``|K|`` (diagonal excluded, as in :func:`prune`) scanning only the
+    entries above ``t = fraction * gamma_prev``.
+
+    Exact: whenever at least ``k`` (and at most ``cap``) entries exceed a
+    threshold ``t > 0``, the k-th largest magnitude is one of them and
+    exceeds t, so every entry above it and every tie with it is a
+    candidate, found in increasing flat order: the same ``keep`` and
+    ``gamma`` as the full selection, tie rule included.  The first scan uses
+    ``INCREMENTAL_FRACTIONS[0]``; with fewer than k candidates (gamma fell:
+    NM regularization shrinks a whole module's weights) one more scan uses
+    the lower fraction, with more than ``cap`` (gamma rose) the higher one.
+    Otherwise, or with ``gamma_prev`` not a finite number > 0, it falls back
+    to the full selection.  Returns ``(keep, gamma, fallback)``.
+    """
+    first, lower, higher = INCREMENTAL_FRACTIONS
+    fraction = first
+    for attempt in range(2):
+        t = fraction * float(gamma_prev)
+        if not (0 < k and np.isfinite(t) and t > 0.0):
+            break
+        idx = np.empty(max(INCREMENTAL_CAP * k, k + 1024), dtype=np.int64)
+        count = _collect_above(K, t, idx)
+        if count == -2:
+            raise ValueError("K: contains NaN or inf")
+        if count >= k:
+            cand = idx[:count]
+            # cand is in increasing flat order: top_k_mask's tie rule is prune's
+            mask, gamma = top_k_mask(np.abs(K.ravel()[cand]), k)  # Alg. 2 line 13
+            return cand[mask], gamma, False
+        fraction = higher if count == -1 else lower
+    K = check_square_finite(K)  # the scan above may have stopped early
+    absK = np.abs(K)
+    np.fill_diagonal(absK, -1.0)
+    mask, gamma = top_k_mask(absK.ravel(), k)
+    return np.flatnonzero(mask), gamma, True
+
+
+def prune_top_k_incremental(K, k, gamma_prev):
+    """:func:`prune` with ``k`` (top-k), given the previous threshold.
+
+    Implements Alg. 2 lines 5 and 13 like ``prune(K, k=k)`` and returns the
+    identical graph (same edges, same ``gamma``, same tie rule); during
+    training gamma moves little between mini-batches, so only the entries
+    with ``|K| > 0.9 gamma_prev`` are partitioned (one retry at ``0.5
+    gamma_prev`` when fewer than ``k`` qualify, at ``1.5 gamma_prev`` when
+    more than ``max(16 k, k + 1024)`` do; then an exact fallback selects
+    from all entries: :data:`INCREMENTAL_FRACTIONS`).
+
+    Parameters
+    ----------
+    K : (p, p) array
+    k : int
+        Edges to keep, in ``[0, p (p - 1)]``.
+    gamma_prev : float
+        The previous threshold (any value: NaN, inf or 0 take the full path).
+    """
+    if not (isinstance(K, np.ndarray) and K.dtype == np.float64 and K.flags.c_contiguous
+            and K.ndim == 2 and K.shape[0] == K.shape[1]):
+        K = check_square_finite(K)  # else finiteness is checked during the scan
+    p = K.shape[0]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"k: expected an integer, got {k!r}")
+    k = int(k)
+    if not 0 <= k <= p * (p - 1):
+        raise ValueError(f"k: must lie in [0, p(p-1)] = [0, {p * (p - 1)}], got {k}")
+    try:
+        gamma_prev = float(gamma_prev)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma_prev: expected a number, got {gamma_prev!r}") from None
+    keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev)
     return _build(K, keep, gamma)

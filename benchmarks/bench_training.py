@@ -1,0 +1,178 @@
+"""Benchmark: where one training epoch's time goes (issue 12).
+
+One epoch of ``refimpl train --dataset digits`` (the same seeded split,
+TrainConfig defaults: B = 32, k = 10 p edges, SGD momentum 0.5, validation
+forward at the end of the epoch) at p = 300, 1000, 3000 hidden nodes, with
+``--reg none`` and ``--reg nm``, split into the parts of Alg. 2:
+
+- solves: the forward and adjoint module solves (``loss_and_grad`` and the
+  end-of-epoch validation forward, minus the dL/dK product);
+- dL/dK: the dense (p, B) x (B, p) product of Eq. (6), re-timed on the same
+  arrays right after each backward (the replay is not counted in the epoch);
+- update: the optimizer step on K, W1, Wm;
+- pruning: top-k selection, Tarjan and the schedule (Alg. 2 lines 5, 13);
+- regularization: the NM proximal step (Thm. 3.1);
+- other: the rest of the epoch (batching, bookkeeping).
+
+The parts are timed by wrapping the Trainer's methods from outside (no timing
+code in the library).  Next to the epoch: the dense-gradient floor, the p^2
+work per batch the algorithm cannot avoid (one (p, B) x (B, p) product and
+one pass over K), times the number of batches.  Default threading as a user
+gets it (:mod:`refimpl.threads`: one thread for numba and BLAS).
+
+Run ``python benchmarks/bench_training.py`` or ``refimpl bench training``;
+``--quick`` runs a tiny size for the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import best_time, fmt_time, machine, markdown_table  # noqa: E402
+
+import refimpl.train as train_mod  # noqa: E402
+from refimpl.datasets import load_builtin  # noqa: E402
+from refimpl.optim import Optimizer  # noqa: E402
+from refimpl.threads import threads_policy  # noqa: E402
+from refimpl.train import Trainer, TrainConfig  # noqa: E402
+
+PARTS = ("solves", "dL/dK", "update", "pruning", "regularization", "other")
+
+
+class _Clock:
+    """Accumulates seconds per part; ``excluded`` is time spent on replays."""
+
+    def __init__(self):
+        self.t = dict.fromkeys(PARTS, 0.0)
+        self.excluded = 0.0
+
+    def wrap(self, part, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.t[part] += time.perf_counter() - t0
+        return timed
+
+
+def epoch_parts(data, p, reg, seed=0, warm_epochs=0):
+    """Seconds of one epoch of Alg. 2, split into :data:`PARTS`."""
+    config = TrainConfig(nodes=p, reg=reg, epochs=warm_epochs + 1, patience=None, seed=seed)
+    tr = Trainer(config, data.n_features, data.n_classes)
+    if warm_epochs:
+        tr.fit(data.X_train, data.y_train, data.X_val, data.y_val, epochs=warm_epochs)
+    clock = _Clock()
+    orig_lag, orig_fwd = train_mod.loss_and_grad, train_mod.forward
+
+    def loss_and_grad(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = orig_lag(*args, **kwargs)
+        t_all = time.perf_counter() - t0
+        _, grads, fwd = out
+        F, U = fwd.F, grads.U  # replay Eq. (6)'s product on the same arrays
+        t1 = time.perf_counter()
+        dK = F.T @ U
+        np.fill_diagonal(dK, U.sum(axis=0))
+        t_dk = time.perf_counter() - t1
+        clock.excluded += t_dk
+        clock.t["dL/dK"] += t_dk
+        clock.t["solves"] += t_all - t_dk
+        return out
+
+    tr.prune = clock.wrap("pruning", tr.prune)
+    tr._reg_shrink = clock.wrap("regularization", tr._reg_shrink)
+    tr._reg_gradient = clock.wrap("regularization", tr._reg_gradient)
+    tr.opt.step = clock.wrap("update", tr.opt.step)
+    train_mod.loss_and_grad = loss_and_grad
+    train_mod.forward = clock.wrap("solves", orig_fwd)
+    try:
+        t0 = time.perf_counter()
+        tr.fit(data.X_train, data.y_train, data.X_val, data.y_val, epochs=1)
+        total = time.perf_counter() - t0 - clock.excluded
+    finally:
+        train_mod.loss_and_grad, train_mod.forward = orig_lag, orig_fwd
+    clock.t["other"] = max(0.0, total - sum(v for k, v in clock.t.items() if k != "other"))
+    n_batches = -(-data.X_train.shape[0] // config.batch_size)
+    return total, clock.t, n_batches, tr.history[-1]
+
+
+def floor_per_batch(p, B, seed=0):
+    """The dense-gradient floor of one batch: (p, B) x (B, p) and one pass over K."""
+    rng = np.random.default_rng(seed)
+    F, U, K = rng.standard_normal((B, p)), rng.standard_normal((B, p)), rng.standard_normal((p, p))
+    with threads_policy():  # the threading the library's own calls get
+        t_mm = best_time(lambda: F.T @ U, repeat=5, min_total=0.2)
+        t_pass = best_time(lambda: np.multiply(K, 1.0, out=K), repeat=5, min_total=0.2)
+    return t_mm + t_pass
+
+
+def fused_update_rows(nodes, repeat=7):
+    """The optimizer step on K alone: the fused pass (``Optimizer(fused=True)``, the
+    default) against the NumPy expressions (``fused=False``), interleaved in one
+    process, best of ``repeat``; rows [p, kind, fused, NumPy, ratio]."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in nodes:
+        K0, g = rng.standard_normal((p, p)), rng.standard_normal((p, p))
+        for kind in ("sgd", "adam"):
+            runs = {}
+            for fused in (True, False):
+                opt = Optimizer(kind, 0.1, shapes={"K": (p, p)}, fused=fused)
+                runs[fused] = (opt, {"K": K0.copy()}, [])
+                opt.step(runs[fused][1], {"K": g})  # compile / warm up
+            for _ in range(repeat):
+                for fused in (True, False):
+                    opt, params, ts = runs[fused]
+                    t0 = time.perf_counter()
+                    opt.step(params, {"K": g})
+                    ts.append(time.perf_counter() - t0)
+            tf, tn = min(runs[True][2]), min(runs[False][2])
+            rows.append([p, kind, fmt_time(tf), fmt_time(tn), f"{tn / tf:.1f}x"])
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, nargs="+", default=[300, 1000, 3000])
+    ap.add_argument("--reg", nargs="+", default=["none", "nm"], choices=("none", "l2", "nm"))
+    ap.add_argument("--warm-epochs", type=int, default=0,
+                    help="epochs trained before the timed one (default 0: the first epoch)")
+    ap.add_argument("--quick", action="store_true", help="one tiny size (p = 40), for tests")
+    ap.add_argument("--fused-update", action="store_true",
+                    help="time only the optimizer step on K, fused vs NumPy (issue 12)")
+    args = ap.parse_args(argv)
+    nodes = [40] if args.quick else args.nodes
+    print(f"machine: {machine()}")
+    if args.fused_update:
+        with threads_policy(None):
+            print(markdown_table(["p", "optimizer", "fused", "NumPy", "NumPy / fused"],
+                                 fused_update_rows(nodes)))
+        return 0
+    data = load_builtin("digits", seed=0)
+    epoch_parts(data, 20, "nm")  # compile the kernels (cached) outside the timings
+    rows = []
+    for p in nodes:
+        floor = floor_per_batch(p, TrainConfig().batch_size)
+        for reg in args.reg:
+            total, parts, n_batches, rec = epoch_parts(data, p, reg, warm_epochs=args.warm_epochs)
+            house = sum(parts[k] for k in ("update", "pruning", "regularization", "other"))
+            rows.append([p, reg, fmt_time(total)]
+                        + [f"{100 * parts[k] / total:.0f} %" for k in PARTS]
+                        + [f"{100 * house / total:.0f} %", fmt_time(floor * n_batches),
+                           f"{total / (floor * n_batches):.1f}x", rec["largest_module"]])
+            print(f"  done: p={p} reg={reg}", file=sys.stderr)
+    print(markdown_table(["p", "reg", "epoch"] + list(PARTS)
+                         + ["all but solves, dL/dK", "floor", "epoch/floor", "largest module"],
+                         rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
