@@ -1,38 +1,130 @@
 """Alg. 1: the forward pass (Eq. 3) and the backward pass (Eq. 4-8) over the schedule.
 
-Forward: the level schedule of the pruned graph is walked in order; in each
-level the upstream term of Eq. (3) is gathered from earlier levels, the
-singleton nodes (on no cycle) are evaluated directly, and the modules are
-solved together, one batched Newton call per group of same-size modules.
-Backward: the adjoint Eq. (4) is walked in reverse level order with the
-transposed Jacobians of the forward (their LU factors are reused), then the
-parameter gradients Eq. (6)-(8) are formed.
+Forward (Alg. 1 lines 9-24): the steps of the schedule (its levels, or one
+module at a time) are walked in order; in each step the upstream term of
+Eq. (3) is gathered from earlier steps, the singleton nodes (on no cycle) are
+evaluated directly, and the modules are solved together, one batched solve
+per group of same-size modules, by the solver that :data:`STRATEGIES` picks.
+Backward (Alg. 1 lines 25-38): the adjoint Eq. (4) is walked in reverse step
+order, each module with the adjoint of the solver that solved it (the kept LU
+factors, the kept Krylov operator, or the adjoint fixed point), then the
+parameter gradients Eq. (6)-(8) are formed.  The solvers live in
+:mod:`refimpl.solvers`; this file only walks the schedule.
 
-Internally all (p, B) arrays are node-major in schedule positions (see
-:mod:`refimpl.equations`); results are returned in the row form of
-DESIGN.md (one row per sample, columns in node order).
+Node-major schedule-position arrays
+-----------------------------------
+Every (p, B) array here has one *row per schedule position* and one column
+per sample: row t holds node ``order[t]`` (``Schedule.order``; node i is at
+row ``position[i]``).  A level, a module, and a group of same-size modules
+are then contiguous blocks of rows (module ``ids[m]`` of a group occupies
+rows ``start + m q ... start + (m + 1) q - 1``, so a group's rows reshape to
+(n_mod, q, B) without a copy), and every gathered row is a contiguous vector
+of B samples.
+
+- ``XT``  (p, B): node values X^T.  Before a step it holds the constant term
+  c = b + X0 W1^T; the step adds the upstream term of Eq. (3) and solves.
+- ``FT``  (p, B): f(X)^T, written as each step finishes.
+- ``DFT`` (p, B): f'(X)^T, for the backward.
+- ``VT``  (p, B): V^T = (dL/df(X))^T.  Starts as (G Wm)^T; each step adds the
+  downstream term of Eq. (4) and, for modules, ``A_SS U_S``.
+- ``UT``  (p, B): U^T = (dL/dX)^T = f'(X)^T * V^T.
+
+Results are returned in the row form of DESIGN.md (one row per sample,
+columns in node order): ``ForwardResult.X = XT[position].T``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import array_api_compat.numpy as xnp
 import numpy as np
+import scipy.sparse as sp
 
 from .activations import get_activation, get_output
 from .backend import is_reference
-from .equations import fixed_point_adjoint_group, fixed_point_group, level_product
-from .solvers.newton import ACT_CODES, adjoint_group, newton_group
-from .solvers.result import ConvergenceError, SolveStatus
-from .solvers.anderson import anderson_fixed_point
-from .solvers.whole import whole_graph_adjoint, whole_graph_fixed_point
+from .equations import level_product
+from .solvers.fixed_point import fixed_point_adjoint_group, fixed_point_group
+from .solvers.krylov import KrylovOperator, krylov_adjoint, newton_krylov, xp_activation
+from .solvers.newton import factor_jacobian, solve_adjoint, solve_newton
+from .solvers.result import ConvergenceError, GroupSolve, SolveStatus
+from .solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
 from .threads import with_threads
 from .validation import as_float_array
 
-__all__ = ["forward", "backward", "ForwardResult", "Gradients", "check_input"]
+__all__ = ["forward", "backward", "ForwardResult", "Gradients", "SolveOptions", "check_input"]
 
-SOLVERS = ("auto", "newton", "fixed_point")
+SOLVERS = ("auto", "newton", "fixed_point", "krylov")
 MODES = ("levels", "sequential", "whole")
+
+#: solver="auto": modules of up to this many nodes go straight to Newton
+#: (a q x q LU per sample is cheap and Newton is robust); larger ones first
+#: try the fixed-point iteration (one batched matrix product per step).
+#: Measured (A/B in one process, deep and wide regimes of
+#: ``refimpl bench propagation``): 8 beats 32.
+AUTO_NEWTON_MAX_Q = 8
+#: ... for at most AUTO_FP_ITER_PER_Q * q steps (about the cost of Newton's
+#: ~6 dense q x q factorizations per sample, counting the BLAS product's
+#: higher speed), giving up early on a module whose observed rate predicts
+#: it will not finish in time; those are solved by Newton.
+AUTO_FP_ITER_PER_Q = 10
+#: solver="auto": modules of at least this many nodes are stored sparse
+#: (never as q x q blocks) and solved by the fixed point first, then by the
+#: matrix-free Newton-Krylov method where it does not finish; smaller ones
+#: fall back to the dense Newton.  Measured with ``benchmarks/bench_large.py
+#: --crossover`` (single-module graphs, forward + backward, B = 256, tanh,
+#: tol 1e-10, one process, 2-core VM shared with other jobs): dense Newton
+#: against Krylov 9 / 44 ms at q = 32, 48 / 109 ms at q = 64, 297 / 186 ms
+#: at q = 128, 2.2 s / 0.37 s at q = 256: the crossover lies between 64 and
+#: 128.  Where the fixed point converges it is cheaper than both (56 ms at
+#: q = 128; 1.5-3.5x faster than Krylov at q = 200..1000 in ``bench large``),
+#: and a divergent one is abandoned after about 10 steps.
+AUTO_KRYLOV_MIN_Q = 96
+#: Fixed-point iterations allowed per Newton iteration (``max_iter``).
+FP_ITER_FACTOR = 20
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """How :func:`forward` solves Eq. (3) (and :func:`backward` Eq. 4).
+
+    Attributes
+    ----------
+    atol, rtol : float
+        Module stop test ``||r||_inf <= atol + rtol ||x||_inf``.
+    max_iter : int
+        Newton iterations per module (fixed-point iterations:
+        ``FP_ITER_FACTOR`` times this).
+    solver : {"auto", "newton", "fixed_point", "krylov"}
+    mode : {"levels", "sequential", "whole"}
+    whole_method : {"anderson", "fixed_point"}
+    """
+
+    atol: float = 1e-10
+    rtol: float = 1e-10
+    max_iter: int = 50
+    solver: str = "auto"
+    mode: str = "levels"
+    whole_method: str = "anderson"
+
+    def __post_init__(self):
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver: expected one of {SOLVERS}, got {self.solver!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
+        if self.whole_method not in WHOLE_METHODS:
+            raise ValueError(f"whole_method: expected 'anderson' or 'fixed_point', "
+                             f"got {self.whole_method!r}")
+        for name in ("atol", "rtol"):
+            val = getattr(self, name)
+            if not (np.isfinite(val) and val >= 0):
+                raise ValueError(f"{name}: must be finite and >= 0, got {val}")
+        if int(self.max_iter) < 1:
+            raise ValueError(f"max_iter: must be >= 1, got {self.max_iter}")
+
+    @property
+    def fp_max_iter(self) -> int:
+        return FP_ITER_FACTOR * int(self.max_iter)
 
 
 #: The generic (array-API) path's entry points for ``backend=`` other than
@@ -49,29 +141,227 @@ def check_input(X0, n_in, name="X0"):
     return as_float_array(X0[None, :] if X0.ndim == 1 else X0, name, (None, n_in))
 
 
+# ----------------------------------------------------------------------------
+# solver choice: a strategy is the sequence of stages a group goes through
+# ----------------------------------------------------------------------------
+
+
+def _auto_strategy(q):
+    if q <= AUTO_NEWTON_MAX_Q:
+        return ("newton",)
+    if q < AUTO_KRYLOV_MIN_Q:
+        return ("fixed_point_trial", "newton")
+    return ("fixed_point_trial", "krylov")
+
+
+#: solver -> (q -> the stages of a group of q-node modules).  Each stage
+#: solves the modules the previous one left; only the last stage's failures
+#: are failures ("fixed_point_trial" gives up early and passes its modules on).
+STRATEGIES = {
+    "auto": _auto_strategy,
+    "newton": lambda q: ("newton",),
+    "fixed_point": lambda q: ("fixed_point",),
+    "krylov": lambda q: ("krylov",),
+}
+
+
+class ModuleOperator:
+    """A_SS of the modules of a group: dense (n, q, q) blocks for the dense
+    solvers, or one block-diagonal sparse (CSR) matrix of shape (n q, n q)
+    for the Krylov solver; each is built only when a solver asks for it."""
+
+    def __init__(self, grp, data, sparse):
+        self.group = grp
+        self.data = data
+        self.sparse = bool(sparse)
+        self.n, self.q = grp.n_modules, grp.size
+
+    @cached_property
+    def blocks(self):
+        """(n, q, q): ``blocks[m, a, c]`` = weight of edge a -> c of module m."""
+        return self.group.blocks(self.data)
+
+    @cached_property
+    def csr(self):
+        """The block-diagonal A_SS as CSR: row ``m q + a``, column ``m q + c``."""
+        g, q = self.group, self.q
+        m, local = np.divmod(g.flat, q * q)
+        a, c = np.divmod(local, q)
+        nq = self.n * q
+        return sp.csr_matrix((self.data[g.edge], (m * q + a, m * q + c)), shape=(nq, nq))
+
+    @cached_property
+    def csr_T(self):
+        return self.csr.T.tocsr()
+
+    def _sparse_product(self, M, V, idx):
+        n, q = self.n, self.q
+        B = V.shape[-1]
+        if idx is None or idx.size == n:
+            return (M @ V.reshape(n * q, B)).reshape(V.shape)
+        full = np.zeros((n, q, B))
+        full[idx] = V
+        return (M @ full.reshape(n * q, B)).reshape(n, q, B)[idx]
+
+    def AT(self, V, idx=None):
+        """``A_SS^T V`` for the modules ``idx`` (default all); V (len(idx), q, B)."""
+        if self.sparse:
+            return self._sparse_product(self.csr_T, V, idx)
+        blocks = self.blocks if idx is None else self.blocks[idx]
+        return np.matmul(blocks.transpose(0, 2, 1), V)
+
+    def A(self, U, idx=None):
+        """``A_SS U`` for the modules ``idx`` (default all)."""
+        if self.sparse:
+            return self._sparse_product(self.csr, U, idx)
+        blocks = self.blocks if idx is None else self.blocks[idx]
+        return np.matmul(blocks, U)
+
+
 @dataclass
-class _Group:
-    """One batched solve of the forward, kept for the backward."""
+class _Context:
+    """What the stages need besides the group: the options and the activation."""
 
-    start: int
-    stop: int
-    size: int
-    ids: np.ndarray
-    blocks: np.ndarray
-    LU: np.ndarray | None = None     # LU factors of the Newton-solved modules
-    perm: np.ndarray | None = None
-    newton: np.ndarray | None = None  # which modules of the group Newton solved
-    fixed: np.ndarray | None = None   # which modules the fixed-point iteration solved
+    opts: SolveOptions
+    act: object
+
+    @cached_property
+    def fd(self):
+        return xp_activation(xnp, self.act.name)
 
 
-@dataclass
-class _Step:
-    """A block of positions processed together (a level, or one module)."""
+def _stage_newton(op, C, idx, ctx):
+    o = ctx.opts
+    return solve_newton(op.blocks[idx], C, activation=ctx.act.name, atol=o.atol, rtol=o.rtol,
+                        max_iter=o.max_iter)
+
+
+def _stage_fixed_point(op, C, idx, ctx, trial=False):
+    o = ctx.opts
+    budget = min(AUTO_FP_ITER_PER_Q * op.q, o.fp_max_iter) if trial else o.fp_max_iter
+    return fixed_point_group(lambda V, a: op.AT(V, idx[a]), C, ctx.act.f, atol=o.atol,
+                             rtol=o.rtol, max_iter=budget, give_up=trial)
+
+
+def _stage_krylov(op, C, idx, ctx):
+    o = ctx.opts
+    x, dfx, st, it, res = newton_krylov(xnp, lambda V: op.AT(V, idx), ctx.fd, C, C.copy(),
+                                        atol=o.atol, rtol=o.rtol, max_iter=o.max_iter)
+    kept = KrylovOperator(AT=lambda V: op.AT(V, idx), A=lambda U: op.A(U, idx), dfx=dfx)
+    return GroupSolve.from_samples(x, st, it, res, kept)
+
+
+#: stage name -> solver of Eq. (3) on the modules ``idx`` of a group.
+STAGES = {
+    "newton": _stage_newton,
+    "fixed_point": _stage_fixed_point,
+    "fixed_point_trial": lambda op, C, idx, ctx: _stage_fixed_point(op, C, idx, ctx, True),
+    "krylov": _stage_krylov,
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """A block of positions processed together: a level, or one module.
+
+    Positions ``start:singleton_stop`` are singletons (no solve);
+    ``groups`` are the :class:`refimpl.graph.ModuleGroup` s of the rest.
+    """
 
     start: int
     singleton_stop: int
     stop: int
+    groups: tuple
+
+
+@dataclass
+class SolvedPart:
+    """Modules ``idx`` (indices into the group) solved by stage ``method``,
+    with what its adjoint reuses (``kept``)."""
+
+    method: str
+    idx: np.ndarray
+    kept: object = None
+
+
+@dataclass
+class GroupRecord:
+    """One batched group solve of the forward, kept for the backward."""
+
+    group: object
+    op: ModuleOperator
+    parts: list
+
+    start = property(lambda self: self.group.start)
+    stop = property(lambda self: self.group.stop)
+    size = property(lambda self: self.group.size)
+    ids = property(lambda self: self.group.ids)
+
+    def _by(self, *methods):
+        idx = [p.idx for p in self.parts if p.method in methods]
+        return np.concatenate(idx) if idx else np.arange(0)
+
+    @property
+    def newton(self):
+        """Modules (indices into the group) solved by dense Newton."""
+        return self._by("newton")
+
+    @property
+    def fixed(self):
+        """Modules solved by the fixed-point iteration."""
+        return self._by("fixed_point", "fixed_point_trial")
+
+    @property
+    def krylov(self):
+        """Modules solved by Newton-Krylov."""
+        return self._by("krylov")
+
+
+@dataclass
+class StepRecord:
+    """A :class:`Step` of the forward and the records of its group solves."""
+
+    step: Step
     groups: list = field(default_factory=list)
+
+    start = property(lambda self: self.step.start)
+    singleton_stop = property(lambda self: self.step.singleton_stop)
+    stop = property(lambda self: self.step.stop)
+
+
+def _solve_group(grp, data, XT, ctx):
+    """Solve Eq. (3) for one group in place in ``XT[grp.start:grp.stop]``
+    through the stages of its strategy; returns ``(GroupRecord, status,
+    iterations, residual)`` with (n_mod,) arrays."""
+    q, n = grp.size, grp.n_modules
+    stages = STRATEGIES[ctx.opts.solver](q)
+    op = ModuleOperator(grp, data, sparse="krylov" in stages)
+    B = XT.shape[1]
+    view = XT[grp.start:grp.stop].reshape(n, q, B)
+    it = np.zeros(n, dtype=np.int32)
+    res = np.zeros(n)
+    st = np.zeros(n, dtype=np.int8)
+    parts = []
+    left = np.arange(n)
+    for k, name in enumerate(stages):
+        C = view if left.size == n else np.ascontiguousarray(view[left])
+        sol = STAGES[name](op, C, left, ctx)
+        it[left] += sol.iterations
+        res[left], st[left] = sol.residual, sol.status
+        last = k == len(stages) - 1
+        keep = np.ones(left.size, bool) if last else sol.status == SolveStatus.CONVERGED
+        if keep.any():
+            view[left[keep]] = sol.x[keep]
+            parts.append(SolvedPart(name, left[keep], sol.kept))
+        left = left[~keep]
+        if left.size == 0:
+            break
+    return GroupRecord(grp, op, parts), st, it, res
+
+
+# ----------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -84,13 +374,20 @@ class ForwardResult:
         Node values (pre-activation) at the solution and f(X).
     Z, Y : (B, n_out) arrays
         Output pre-activation ``Z = f(X) Wm^T`` and ``Y = g(Z)``.
+    XT, FT, DFT : (p, B) arrays
+        X, f(X), f'(X) node-major in schedule positions (module docstring).
+    options : SolveOptions
+        How it was solved (``solver``, ``mode``, ``atol`` ... read through).
+    steps : list of StepRecord
+        The steps of the schedule and their group solves (for the backward).
     converged : bool
         True when every module solve met its tolerance.
     status : SolveStatus
         The worst status over all modules.
     module_iterations, module_residual : (n_modules,) arrays
-        Newton (or fixed-point) iterations and final ``||r||_inf`` of each
-        module, the maxima over the samples (0 for singletons).
+        Newton (or fixed-point, or Newton-Krylov) iterations and final
+        ``||r||_inf`` of each module, the maxima over the samples (0 for
+        singletons).
     module_cond : (n_modules,) array or None
         max over samples of cond_2(J) per module (``compute_cond=True``).
     failed_modules : list of int
@@ -102,8 +399,7 @@ class ForwardResult:
     XT: np.ndarray
     FT: np.ndarray
     DFT: np.ndarray
-    mode: str
-    solver: str
+    options: SolveOptions
     steps: list
     module_iterations: np.ndarray
     module_residual: np.ndarray
@@ -111,9 +407,12 @@ class ForwardResult:
     failed_modules: list = field(default_factory=list)
     module_cond: np.ndarray | None = None
     whole_iterations: int = 0
-    atol: float = 0.0
-    rtol: float = 0.0
-    max_iter: int = 0
+
+    mode = property(lambda self: self.options.mode)
+    solver = property(lambda self: self.options.solver)
+    atol = property(lambda self: self.options.atol)
+    rtol = property(lambda self: self.options.rtol)
+    max_iter = property(lambda self: self.options.max_iter)
 
     @property
     def converged(self) -> bool:
@@ -151,7 +450,9 @@ class Gradients:
     ``K`` is dense (p, p): ``K[j, i] = f(x_j) u_i`` for j != i (every entry,
     pruned ones included: the feedback that lets pruned edges grow back) and
     ``K[i, i] = sum_b u_i`` (the bias).  ``U = dL/dX`` and ``V = dL/df(X)``
-    are (B, p).
+    are (B, p).  ``status`` is the worst status of the adjoint solves and
+    ``failed_modules`` the modules whose adjoint did not converge (with
+    ``backward(..., throw=False)``; otherwise a failure raises).
     """
 
     K: np.ndarray
@@ -159,64 +460,24 @@ class Gradients:
     Wm: np.ndarray
     U: np.ndarray
     V: np.ndarray
+    status: SolveStatus = SolveStatus.CONVERGED
+    failed_modules: list = field(default_factory=list)
 
 
-#: solver="auto": modules of up to this many nodes go straight to Newton
-#: (a q x q LU per sample is cheap and Newton is robust); larger ones first
-#: try the fixed-point iteration (one batched matrix product per step).
-AUTO_NEWTON_MAX_Q = 8
-#: ... for at most AUTO_FP_ITER_PER_Q * q steps (about the cost of Newton's
-#: ~6 dense q x q factorizations per sample, counting the BLAS product's
-#: higher speed), giving up early on a module whose observed rate predicts
-#: it will not finish in time; those are solved by Newton.
-AUTO_FP_ITER_PER_Q = 10
+# ----------------------------------------------------------------------------
+# forward
+# ----------------------------------------------------------------------------
 
 
-def _newton_solve(blocks, C, X, code, atol, rtol, max_iter):
-    """Run the Newton kernel on (n, q, B) arrays; X holds the start."""
-    n, q, B = C.shape
-    LU = np.empty((n, q, q, B))
-    perm = np.empty((n, q, B), dtype=np.int32)
-    iters = np.empty((n, B), dtype=np.int32)
-    resid = np.empty((n, B))
-    status = np.empty((n, B), dtype=np.int8)
-    newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resid, status)
-    return LU, perm, iters.max(1), resid.max(1), status.max(1)
-
-
-def _solve_group(blocks, XT, gs, ge, q, code, act, solver, atol, rtol, max_iter):
-    """Solve Eq. (3) for one group in place in ``XT[gs:ge]``.
-
-    Returns the kept record fields ``(LU, perm, newton, fixed)`` and the
-    per-module iterations, residuals and statuses (n_mod,).
-    """
-    n_mod = blocks.shape[0]
-    B = XT.shape[1]
-    view = XT[gs:ge].reshape(n_mod, q, B)
-    it = np.zeros(n_mod, dtype=np.int32)
-    res = np.zeros(n_mod)
-    st = np.zeros(n_mod, dtype=np.int8)
-    fixed = np.arange(0)
-    if solver == "fixed_point" or (solver == "auto" and q > AUTO_NEWTON_MAX_Q):
-        trial = solver == "auto"
-        budget = min(AUTO_FP_ITER_PER_Q * q, 20 * max_iter) if trial else 20 * max_iter
-        X, fit, fres, fst = fixed_point_group(blocks, view, act.f, atol=atol, rtol=rtol,
-                                              max_iter=budget, give_up=trial)
-        ok = fst == 0
-        fixed = np.flatnonzero(ok) if trial else np.arange(n_mod)
-        it[:], res[:], st[:] = fit, fres, fst
-        view[fixed] = X[fixed]
-    newton = np.setdiff1d(np.arange(n_mod), fixed)
-    LU = perm = None
-    if newton.size:
-        C = view if newton.size == n_mod else np.ascontiguousarray(view[newton])
-        X = C.copy()  # start from the fixed-point guess x = c
-        LU, perm, nit, nres, nst = _newton_solve(blocks[newton], C, X, code, atol, rtol,
-                                                 max_iter)
-        view[newton] = X
-        it[newton] += nit
-        res[newton], st[newton] = nres, nst
-    return (LU, perm, newton, fixed), it, res, st
+def _steps(S, mode):
+    """The schedule's steps: its levels, or (``"sequential"``) one module at a time."""
+    if mode == "levels":
+        return [Step(L.start, L.singleton_stop, L.stop, tuple(L.modules)) for L in S.levels]
+    steps = []
+    for m in range(S.n_modules):
+        a, b = int(S.module_ptr[m]), int(S.module_ptr[m + 1])
+        steps.append(Step(a, b, b, ()) if b - a == 1 else Step(a, a, b, (S.module_group(m),)))
+    return steps
 
 
 @with_threads  # threads=: refimpl.threads.threads_policy
@@ -236,32 +497,39 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     atol, rtol : float
         Module stop test ``||r||_inf <= atol + rtol ||x||_inf``.
     max_iter : int
-        Newton iterations per module (fixed-point iterations: 20x this).
+        Newton (or Newton-Krylov) iterations per module (fixed-point
+        iterations: 20x this).
     throw : bool
         Raise :class:`ConvergenceError` on the first failed module; with
         False the result carries ``status`` and ``failed_modules`` and the
         downstream values are computed from the unconverged iterates.
-    solver : {"auto", "newton", "fixed_point"}
-        Module solver.  "newton": damped Newton with continuation (keeps the
-        LU the backward reuses).  "fixed_point": iterate
-        ``x <- c + A_SS^T f(x)`` as batched matrix products (converges for
-        contractive modules only; the adjoint iterates likewise).  "auto":
-        Newton for modules of up to :data:`AUTO_NEWTON_MAX_Q` nodes; larger
-        modules first try the fixed point (up to
-        ``AUTO_FP_ITER_PER_Q * q`` steps, abandoned early when the observed
-        rate cannot make it), and Newton solves those it does not finish.
+    solver : {"auto", "newton", "fixed_point", "krylov"}
+        Module solver (:data:`STRATEGIES`).  "newton": damped Newton with
+        continuation on dense q x q Jacobians (keeps the LU the backward
+        reuses).  "fixed_point": iterate ``x <- c + A_SS^T f(x)`` as batched
+        matrix products (converges for contractive modules only; the adjoint
+        iterates likewise).  "krylov": matrix-free Newton-Krylov
+        (:func:`refimpl.solvers.krylov.newton_krylov`: GMRES on
+        ``J v = v - A_SS^T (f'(x) v)``, one sparse product per step for the
+        whole batch; the module is stored sparse, never as a q x q block).
+        "auto": Newton for modules of up to :data:`AUTO_NEWTON_MAX_Q` nodes;
+        larger modules first try the fixed point (up to
+        ``AUTO_FP_ITER_PER_Q * q`` steps, at most 20 ``max_iter``,
+        abandoned early when the observed rate cannot make it), and those
+        it does not finish go to Newton (below :data:`AUTO_KRYLOV_MIN_Q`
+        nodes) or to Newton-Krylov (from it on; those modules are stored
+        sparse).
     mode : {"levels", "sequential", "whole"}
         "levels": the modules of a level are solved together (the paper's
         parallel computation).  "sequential": one module at a time, in
         topological order (the paper's Fig. 4b baseline).  "whole": one
-        implicit system for all nodes, no modules (the DEQ baseline),
-        solved by Anderson-accelerated fixed-point iteration
-        (:func:`refimpl.solvers.anderson.anderson_fixed_point`, memory 5).
+        implicit system for all nodes, no modules (the DEQ baseline,
+        :func:`refimpl.solvers.whole.solve_whole`).
     whole_method : {"anderson", "fixed_point"}
-        The solver of ``mode="whole"``: Anderson acceleration or the plain
-        fixed-point iteration (:func:`refimpl.solvers.whole.whole_graph_fixed_point`).
+        The solver of ``mode="whole"``: Anderson acceleration (memory 5) or
+        the plain fixed-point iteration.
     compute_cond : bool
-        Also record max cond_2(J) per module (costly: an SVD per sample).
+        Also record max cond_2(J) per module (costly: a dense SVD per sample).
     backend : str, array-API namespace module or Backend
         ``"numpy"``: this numba path.  Anything else (``"cupy"``,
         ``array_api_strict``, ...; see :func:`refimpl.get_backend`) runs the
@@ -277,25 +545,14 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         return GENERIC["forward"](net, X0, graph, backend=backend, atol=atol, rtol=rtol,
                                   max_iter=max_iter, throw=throw, solver=solver, mode=mode,
                                   whole_method=whole_method, compute_cond=compute_cond)
-    if solver not in SOLVERS:
-        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    if whole_method not in ("anderson", "fixed_point"):
-        raise ValueError(f"whole_method: expected 'anderson' or 'fixed_point', got {whole_method!r}")
-    for name, val in (("atol", atol), ("rtol", rtol)):
-        if not (np.isfinite(val) and val >= 0):
-            raise ValueError(f"{name}: must be finite and >= 0, got {val}")
-    if int(max_iter) < 1:
-        raise ValueError(f"max_iter: must be >= 1, got {max_iter}")
+    opts = SolveOptions(atol=atol, rtol=rtol, max_iter=int(max_iter), solver=solver,
+                        mode=mode, whole_method=whole_method)
     X0 = check_input(X0, net.n_in)
     if graph is None:
         graph = net.prune()
     if graph.p != net.p:
         raise ValueError(f"graph: has {graph.p} nodes, the network has {net.p}")
     act = get_activation(net.activation)
-    f = act.f
-    code = ACT_CODES[act.name]
     S = graph.schedule
     order = S.order
     p, B = net.p, X0.shape[0]
@@ -314,79 +571,55 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     mod_it = np.zeros(n_mod, dtype=np.int32)
     mod_res = np.zeros(n_mod)
     res = ForwardResult(net=net, graph=graph, X0=X0, XT=XT, FT=np.empty_like(XT),
-                        DFT=np.empty_like(XT), mode=mode, solver=solver, steps=[],
-                        module_iterations=mod_it, module_residual=mod_res,
-                        atol=atol, rtol=rtol, max_iter=int(max_iter))
+                        DFT=np.empty_like(XT), options=opts, steps=[],
+                        module_iterations=mod_it, module_residual=mod_res)
     FT, DFT = res.FT, res.DFT
 
-    if mode == "whole":  # the DEQ baseline: one implicit layer, Anderson-accelerated
-        Ao = graph.A.T.tocsr()[order][:, order]  # positions
-        CT = XT.copy()
-        if whole_method == "anderson":
-            sol = anderson_fixed_point(lambda V: CT + Ao @ f(V), CT.copy(), m=5, atol=atol,
-                                       rtol=rtol, max_iter=20 * int(max_iter))  # Eq. (3)
-            x, ok, it, err, status = sol.x, sol.converged, sol.iterations, sol.residual, sol.status
-        else:
-            x, _, _, it, err, ok = whole_graph_fixed_point(Ao, CT, f, act.df, atol=atol,
-                                                          rtol=rtol, max_iter=20 * int(max_iter))
-            status = (SolveStatus.CONVERGED if ok else SolveStatus.NONFINITE
-                      if not np.isfinite(err) else SolveStatus.MAX_ITERATIONS)
-        XT[:] = x
-        FT[:] = f(XT)
+    if mode == "whole":  # the DEQ baseline: one implicit layer
+        Ao = graph.A.T.tocsr()[order][:, order]  # A^T in positions
+        sol = solve_whole(Ao, XT.copy(), act.f, act.df, method=whole_method, atol=atol,
+                          rtol=rtol, max_iter=opts.fp_max_iter)
+        XT[:] = sol.x[0]
+        FT[:] = act.f(XT)
         DFT[:] = act.derivative(XT, FT)
-        res.whole_iterations = int(it)
-        if not ok:
-            res.status = SolveStatus(status)
+        res.whole_iterations = int(sol.iterations[0])
+        if sol.status[0] != SolveStatus.CONVERGED:
+            res.status = SolveStatus(int(sol.status[0]))
             res.failed_modules = list(range(n_mod))
             if throw:
-                raise ConvergenceError(-1, order, p, err, it, status, res)
+                raise ConvergenceError(-1, order, p, sol.residual[0], sol.iterations[0],
+                                       sol.status[0], res)
         return res
 
+    ctx = _Context(opts, act)
     in_w = data[S.in_edge]
-    if mode == "levels":
-        steps = [(L.start, L.singleton_stop, L.stop, L.modules) for L in S.levels]
-    else:
-        steps = _sequential_steps(S)
-    for start, sstop, stop, groups in steps:
-        level_product(S.in_ptr, S.in_src, in_w, FT, XT, start, stop)  # Eq. (3) upstream term
-        step = _Step(start, sstop, stop)
-        if sstop > start:  # singletons: no solve
-            FT[start:sstop] = f(XT[start:sstop])
-            DFT[start:sstop] = act.derivative(XT[start:sstop], FT[start:sstop])
-        for grp in groups:
-            blocks = grp.blocks(data)
-            kept, it, rr, st = _solve_group(blocks, XT, grp.start, grp.stop, grp.size, code,
-                                            act, solver, atol, rtol, max_iter)
+    for step in _steps(S, mode):
+        level_product(S.in_ptr, S.in_src, in_w, FT, XT, step.start, step.stop)  # Eq. (3)
+        record = StepRecord(step)
+        a, b = step.start, step.singleton_stop
+        if b > a:  # singletons: no solve
+            FT[a:b] = act.f(XT[a:b])
+            DFT[a:b] = act.derivative(XT[a:b], FT[a:b])
+        for grp in step.groups:
+            rec, st, it, rr = _solve_group(grp, data, XT, ctx)
             mod_it[grp.ids] = it
             mod_res[grp.ids] = rr
-            FT[grp.start:grp.stop] = f(XT[grp.start:grp.stop])
-            DFT[grp.start:grp.stop] = act.derivative(XT[grp.start:grp.stop],
-                                                     FT[grp.start:grp.stop])
-            step.groups.append(_Group(grp.start, grp.stop, grp.size, grp.ids, blocks, *kept))
+            g0, g1 = grp.start, grp.stop
+            FT[g0:g1] = act.f(XT[g0:g1])
+            DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
+            record.groups.append(rec)
             bad = np.flatnonzero(st != SolveStatus.CONVERGED)
             if bad.size:
-                worst = SolveStatus(int(st.max()))
-                res.status = max(res.status, worst)
+                res.status = max(res.status, SolveStatus(int(st.max())))
                 res.failed_modules.extend(int(grp.ids[m]) for m in bad)
                 if throw:
                     m = bad[0]
                     raise ConvergenceError(grp.ids[m], grp.nodes[m], grp.size, rr[m], it[m],
                                            st[m], res)
-        res.steps.append(step)
+        res.steps.append(record)
     if compute_cond:
         res.module_cond = _module_cond(res)
     return res
-
-
-def _sequential_steps(S):
-    steps = []
-    for m in range(S.n_modules):
-        a, b = int(S.module_ptr[m]), int(S.module_ptr[m + 1])
-        if b - a == 1:
-            steps.append((a, b, b, []))
-        else:
-            steps.append((a, a, b, [S.module_group(m)]))
-    return steps
 
 
 def _module_cond(res):
@@ -394,16 +627,58 @@ def _module_cond(res):
     B = res.XT.shape[1]
     for step in res.steps:
         for g in step.groups:
-            q, n = g.size, g.blocks.shape[0]
+            q, n = g.size, g.group.n_modules
             D = res.DFT[g.start:g.stop].reshape(n, q, B).transpose(0, 2, 1)  # (n, B, q)
-            AT = g.blocks.transpose(0, 2, 1)[:, None]  # (n, 1, q, q)
+            AT = g.op.blocks.transpose(0, 2, 1)[:, None]  # (n, 1, q, q)
             J = np.eye(q) - AT * D[:, :, None, :]
             cond[g.ids] = np.linalg.cond(J).max(axis=1)
     return cond
 
 
+# ----------------------------------------------------------------------------
+# backward
+# ----------------------------------------------------------------------------
+
+
+def _adjoint_newton(rec, part, RHS, D, X, opts, act):
+    return solve_adjoint(part.kept, RHS), np.zeros(part.idx.size, np.int8)
+
+
+def _adjoint_krylov(rec, part, RHS, D, X, opts, act):
+    U, st, _ = krylov_adjoint(xnp, part.kept.A, part.kept.dfx, RHS, atol=opts.atol,
+                              rtol=opts.rtol)
+    return U, st.max(axis=1) if st.size else np.zeros(part.idx.size, np.int8)
+
+
+def _adjoint_fixed_point(rec, part, RHS, D, X, opts, act):
+    """``u = f'(x) (v_ext + A_SS u)`` by iteration; when it does not converge
+    (a module that is contractive at the solution only for the forward),
+    J^T u = rhs is solved directly: by Krylov for sparse-stored modules, by
+    factoring J at x* otherwise."""
+    idx, op = part.idx, rec.op
+    U, ok = fixed_point_adjoint_group(lambda V: op.A(V, idx), D, RHS, atol=opts.atol,
+                                      rtol=opts.rtol, max_iter=opts.fp_max_iter)
+    if ok:
+        return U, np.zeros(idx.size, np.int8)
+    if op.sparse:
+        kept = KrylovOperator(AT=lambda V: op.AT(V, idx), A=lambda V: op.A(V, idx), dfx=D)
+        return _adjoint_krylov(rec, SolvedPart("krylov", idx, kept), RHS, D, X, opts, act)
+    factor, singular = factor_jacobian(op.blocks[idx], X, activation=act.name)
+    st = np.where(singular, SolveStatus.NO_DECREASE, SolveStatus.CONVERGED).astype(np.int8)
+    return solve_adjoint(factor, RHS), st
+
+
+#: stage name -> its adjoint: (U, status per module) of J^T u = f'(x) * v_ext.
+ADJOINTS = {
+    "newton": _adjoint_newton,
+    "krylov": _adjoint_krylov,
+    "fixed_point": _adjoint_fixed_point,
+    "fixed_point_trial": _adjoint_fixed_point,
+}
+
+
 @with_threads  # threads=: refimpl.threads.threads_policy
-def backward(net, fwd, G, *, backend=None):
+def backward(net, fwd, G, *, throw=True, backend=None):
     """Gradients by the adjoint of Eq. (4) and Eq. (6)-(8) (Alg. 1 lines 25-38).
 
     .. math::
@@ -417,8 +692,10 @@ def backward(net, fwd, G, *, backend=None):
 
     V is the gradient with respect to the *activated* values f(X) (the
     paper's "gradient of node", see proofs/errata.md).  Modules are solved
-    in reverse level order with ``J^T u = f'(x) * v_ext``, reusing the LU
-    factors of the forward Newton solve.  Gradients are summed over the batch.
+    in reverse level order with ``J^T u = f'(x) * v_ext`` by the adjoint of
+    the solver that solved them (:data:`ADJOINTS`: the forward's LU factors,
+    its Krylov operator transposed, or the adjoint fixed point).  Gradients
+    are summed over the batch.
 
     Parameters
     ----------
@@ -426,18 +703,24 @@ def backward(net, fwd, G, *, backend=None):
     fwd : ForwardResult
     G : (B, n_out) array
         dL/dZ.
+    throw : bool
+        Raise :class:`ConvergenceError` naming the module when an adjoint
+        solve fails; with False the gradients carry ``status`` and
+        ``failed_modules`` and are computed from the unconverged adjoints.
     backend : optional
         Ignored: the backend is the forward's (a result of the generic path
         is passed on to :func:`refimpl.xp.backward`).
     """
     if not isinstance(fwd, ForwardResult):
-        return GENERIC["backward"](net, fwd, G)
+        return GENERIC["backward"](net, fwd, G, throw=throw)
     G = np.asarray(G, dtype=np.float64)
     B = fwd.X0.shape[0]
     if G.shape != (B, net.n_out):
         raise ValueError(f"G: expected shape ({B}, {net.n_out}), got {G.shape}")
     if not np.isfinite(G).all():
         raise ValueError("G: contains NaN or inf")
+    opts = fwd.options
+    act = get_activation(net.activation)
     graph = fwd.graph
     S = graph.schedule
     order, position = S.order, S.position
@@ -445,50 +728,47 @@ def backward(net, fwd, G, *, backend=None):
     VT = net.Wm[:, order].T @ G.T  # (G Wm)^T in positions
     UT = np.zeros_like(VT)
     DFT = fwd.DFT
+    status, failed = SolveStatus.CONVERGED, []
+
+    def fail(module, nodes, size, iterations, st):
+        nonlocal status
+        status = max(status, SolveStatus(int(st)))
+        failed.append(int(module))
+        if throw:
+            raise ConvergenceError(module, nodes, size, np.nan, iterations, st, fwd)
+
     if fwd.mode == "whole":
         Ao = graph.A[order][:, order].tocsr()
-        UT_, VT_, _, ok = whole_graph_adjoint(Ao, DFT, VT, atol=fwd.atol, rtol=fwd.rtol,
-                                              max_iter=20 * fwd.max_iter)
+        UT_, VT_, _, ok = whole_graph_adjoint(Ao, DFT, VT, atol=opts.atol, rtol=opts.rtol,
+                                              max_iter=opts.fp_max_iter)
         if not ok:
-            raise ConvergenceError(-1, order, S.p, np.nan, 20 * fwd.max_iter,
-                                   SolveStatus.MAX_ITERATIONS, fwd)
+            for m in range(S.n_modules):
+                fail(m, order, S.p, opts.fp_max_iter, SolveStatus.MAX_ITERATIONS)
         UT, VT = UT_, VT_
     else:
         out_w = data[S.out_edge]
-        for step in reversed(fwd.steps):
-            level_product(S.out_ptr, S.out_dst, out_w, UT, VT, step.start, step.stop)  # Eq. (4)
-            a, b = step.start, step.singleton_stop
+        for rs in reversed(fwd.steps):
+            level_product(S.out_ptr, S.out_dst, out_w, UT, VT, rs.start, rs.stop)  # Eq. (4)
+            a, b = rs.start, rs.singleton_stop
             UT[a:b] = DFT[a:b] * VT[a:b]
-            for g in step.groups:
-                n, q = g.blocks.shape[0], g.size
-                RHS = (DFT[g.start:g.stop] * VT[g.start:g.stop]).reshape(n, q, B)
-                Uv = UT[g.start:g.stop].reshape(n, q, B)
-                if g.newton.size:  # J^T u = f'(x) * v_ext with the forward's LU
-                    Us = np.empty((g.newton.size, q, B))
-                    adjoint_group(g.LU, g.perm, np.ascontiguousarray(RHS[g.newton]), Us)
-                    Uv[g.newton] = Us
-                if g.fixed.size:  # u = f'(x) * (v_ext + A_SS u) by iteration
-                    D = DFT[g.start:g.stop].reshape(n, q, B)[g.fixed]
-                    Us, ok = fixed_point_adjoint_group(g.blocks[g.fixed], D, RHS[g.fixed],
-                                                       atol=fwd.atol, rtol=fwd.rtol,
-                                                       max_iter=20 * fwd.max_iter)
-                    if not ok:  # factor J at the solution (zero Newton steps) instead
-                        Xs = np.ascontiguousarray(
-                            fwd.XT[g.start:g.stop].reshape(n, q, B)[g.fixed])
-                        code = ACT_CODES[get_activation(net.activation).name]
-                        # With atol = inf the kernel stops at the start, x*, after
-                        # factoring J(x*); c only enters the residual, so any c does.
-                        LU, perm, _, _, jst = _newton_solve(g.blocks[g.fixed], Xs.copy(), Xs,
-                                                            code, np.inf, 0.0, 1)
-                        if np.any(jst != 0):
-                            m = g.ids[g.fixed[np.flatnonzero(jst)[0]]]
-                            raise ConvergenceError(m, S.module_nodes(m), q, np.nan, 0,
-                                                   SolveStatus.NO_DECREASE, fwd)
-                        Us = np.empty_like(Xs)
-                        adjoint_group(LU, perm, np.ascontiguousarray(RHS[g.fixed]), Us)
-                    Uv[g.fixed] = Us
+            for rec in rs.groups:
+                n, q = rec.group.n_modules, rec.size
+                g0, g1 = rec.start, rec.stop
+                D = DFT[g0:g1].reshape(n, q, B)
+                RHS = D * VT[g0:g1].reshape(n, q, B)  # f'(x) * v_ext
+                Uv = UT[g0:g1].reshape(n, q, B)
+                X = fwd.XT[g0:g1].reshape(n, q, B)
+                for part in rec.parts:
+                    i = part.idx
+                    U, st = ADJOINTS[part.method](rec, part, np.ascontiguousarray(RHS[i]),
+                                                  np.ascontiguousarray(D[i]),
+                                                  np.ascontiguousarray(X[i]), opts, act)
+                    Uv[i] = U
+                    for k in np.flatnonzero(st != SolveStatus.CONVERGED):
+                        m = i[k]
+                        fail(rec.ids[m], rec.group.nodes[m], q, 0, st[k])
                 # Complete V on the module: V_S = v_ext + A_SS U_S.
-                VT[g.start:g.stop] += np.matmul(g.blocks, Uv).reshape(n * q, B)
+                VT[g0:g1] += rec.op.A(Uv).reshape(n * q, B)
     # Back to node order (rows = nodes).
     Un = UT[position]          # (p, B) = U^T
     Fn = fwd.FT[position]      # (p, B) = F^T
@@ -496,4 +776,5 @@ def backward(net, fwd, G, *, backend=None):
     np.fill_diagonal(dK, Un.sum(axis=1))  # Eq. (6): H_i has 1 at i (bias)
     dWm = G.T @ Fn.T           # Eq. (7)
     dW1 = Un @ fwd.X0          # Eq. (8)
-    return Gradients(K=dK, W1=dW1, Wm=dWm, U=Un.T, V=VT[position].T)
+    return Gradients(K=dK, W1=dW1, Wm=dWm, U=Un.T, V=VT[position].T, status=status,
+                     failed_modules=failed)

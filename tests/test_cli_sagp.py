@@ -109,3 +109,55 @@ def test_sagp_quick_overrides_epochs(tmp_path):
     with mock.patch.object(cmd, "_run_alpha_sweep", fake):
         assert args.func(args) == 0
     assert called["epochs"] == cmd.QUICK_EPOCHS
+
+def test_sagp_ablations_write_table9(tmp_path, capsys):
+    out = tmp_path / "t9"
+    assert _run([*TINY, "--ablations", "--epochs", "2", "--seeds", "1",
+                 "--out", str(out)]) == 0
+    md = (out / "ablations.md").read_text()
+    for col in ("SAGP", "SAGP w/o Growth", "SAGP w/o Competition", "SAGP w/o Apoptosis"):
+        assert f" {col} |" in md
+    assert md.count("| F1-micro |") == 2 and "Peak memory" in md and "1 seed(s)" in md
+    doc = json.loads((out / "ablations.json").read_text())
+    assert set(doc["runs"]) == {"none", "no-growth", "no-competition", "no-apoptosis"}
+    assert doc["runs"]["no-growth"][0]["best_n_hidden"] <= 3
+    assert _run([*TINY, "--ablations", "--seeds", "0", "--out", str(out)]) == 2
+    assert "seeds" in capsys.readouterr().err
+
+
+def test_sagp_all_datasets_writes_figures_for_each_present(tmp_path, monkeypatch):
+    from test_datasets_supplement import _amazon
+
+    for v in ("REFIMPL_DATA", "REFIMPL_FASHION_MNIST", "REFIMPL_CIFAR10", "REFIMPL_FSDD",
+              "REFIMPL_ESC50", "REFIMPL_AMAZON"):
+        monkeypatch.delenv(v, raising=False)
+    (tmp_path / "data" / "amazon").mkdir(parents=True)
+    _amazon(tmp_path / "data" / "amazon" / "amazon_electronics_photo.npz",
+            n_per_class=(210, 205, 202), d=5)
+    monkeypatch.setenv("REFIMPL_DATA", str(tmp_path / "data"))
+    out = tmp_path / "all"
+    assert _run([*TINY, "--all-datasets", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["amazon_photo", "digits"]
+    for name in ("digits", "amazon_photo"):
+        for f in ("dynamics.png", "out_degree.png"):
+            assert (out / name / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads((out / "amazon_photo" / "history.json").read_text())
+    assert doc["splits"] == {"train": 300, "val": 300, "test": 17}, "100 per class train/val"
+
+
+def test_out_degree_plot_groups_audio_features(tmp_path):
+    from refimpl.datasets.supplement import AUDIO_FEATURE_NAMES
+
+    deg = np.arange(180) % 7
+    cmd._plot_out_degree(str(tmp_path / "a.png"), deg, None, "fsdd", list(AUDIO_FEATURE_NAMES))
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sagp_feature_selection_writes_table8(tmp_path, capsys):
+    out = tmp_path / "t8"
+    assert _run([*TINY, "--dataset", "wine", "--feature-selection", "--seeds", "1",
+                 "--out", str(out)]) == 0
+    md = (out / "feature_selection.md").read_text()
+    assert "| 5% | 1 |" in md and "| 20% | 3 |" in md and "SAGP (out-degree)" in md
+    assert _run([*TINY, "--ablations", "--feature-selection", "--out", str(out)]) == 2
+    assert "choose one" in capsys.readouterr().err

@@ -464,7 +464,8 @@ def test_load_registry_dispatches_by_name(tmp_path):
     with pytest.warns(DataQualityWarning):
         b = load_codon(tmp_path, seed=1)
     _same(a, b)
-    assert set(D.DATASETS) == set(D.BUILTIN_DATASETS + D.PAPER_DATASETS + ("teacher",))
+    assert set(D.DATASETS) == set(D.BUILTIN_DATASETS + D.PAPER_DATASETS + D.SUPPLEMENT_DATASETS
+                                  + ("teacher",))
 
 
 def test_load_registry_errors(tmp_path):

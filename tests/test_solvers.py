@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from refimpl.activations import get_activation
-from refimpl.solvers.newton import ACT_CODES, CHUNK, _act, adjoint_group, newton_group
+from refimpl.solvers.newton import (ACT_CODES, CHUNK, _act, adjoint_group, factor_jacobian,
+                                    newton_group, solve_adjoint, solve_newton)
+from refimpl.solvers.result import SolveStatus
 
 
 @numba.njit
@@ -46,7 +48,7 @@ def test_newton_solves_and_keeps_the_lu_at_the_solution(q, B):
     blocks = rng.standard_normal((n, q, q)) * 0.8 / np.sqrt(q)
     C = rng.standard_normal((n, q, B))
     X, LU, perm, it, res, st = run_newton(blocks, C)
-    assert np.all(st == 0)
+    assert np.all(st == SolveStatus.CONVERGED)
     for m in range(n):
         for s in range(B):
             x = X[m, :, s]
@@ -81,7 +83,7 @@ def test_continuation_rescues_stalled_newton():
     blocks = np.array([[[0.0, 6.0], [-6.0, 0.0]]])
     C = np.linspace(-3, 3, 40).reshape(1, 2, 20)
     X, LU, perm, it, res, st = run_newton(blocks, C, atol=1e-11, rtol=1e-11)
-    assert np.all(st == 0)
+    assert np.all(st == SolveStatus.CONVERGED)
     R = X - C - np.einsum("mba,mbs->mas", blocks, np.tanh(X))
     assert np.abs(R).max() < 1e-10
     assert it.max() > 5, "this case should need damping"
@@ -92,4 +94,42 @@ def test_unsolvable_system_reports_status():
     blocks = np.array([[[0.0, 1.0], [1.0, 0.0]]])
     C = np.array([[[1.0], [0.5]]])
     *_, st = run_newton(blocks, C, code=ACT_CODES["identity"])
-    assert st[0, 0] != 0
+    assert st[0, 0] != SolveStatus.CONVERGED
+
+
+def test_public_wrapper_matches_the_kernel_and_factors_j_anywhere():
+    """solve_newton (validating wrapper) = the kernel; factor_jacobian at the
+    solution gives the same adjoint as the kept LU (J^T u = rhs, dense oracle)."""
+    rng = np.random.default_rng(11)
+    n, q, B = 2, 5, 9
+    blocks = rng.standard_normal((n, q, q)) * 0.7 / np.sqrt(q)
+    C = rng.standard_normal((n, q, B))
+    sol = solve_newton(blocks, C, atol=1e-12, rtol=1e-12)
+    X, *_ = run_newton(blocks, C)
+    np.testing.assert_array_equal(sol.x, X)
+    assert sol.status.shape == (n,) and np.all(sol.status == SolveStatus.CONVERGED)
+    factor, singular = factor_jacobian(blocks, sol.x)
+    assert not singular.any()
+    RHS = rng.standard_normal((n, q, B))
+    U1, U2 = solve_adjoint(sol.kept, RHS), solve_adjoint(factor, RHS)
+    for m in range(n):
+        for s in range(B):
+            J = np.eye(q) - blocks[m].T * (1 - np.tanh(sol.x[m, :, s]) ** 2)[None, :]
+            ref = np.linalg.solve(J.T, RHS[m, :, s])
+            np.testing.assert_allclose(U1[m, :, s], ref, rtol=1e-11, atol=1e-12)
+            np.testing.assert_allclose(U2[m, :, s], ref, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(blocks=np.zeros((2, 3, 4))), "blocks: expected shape"),
+    (dict(C=np.zeros((2, 4, 1))), "C: expected shape"),
+    (dict(activation="cosh"), "activation: expected one of"),
+    (dict(atol=-1.0), "atol: must be finite"),
+    (dict(max_iter=0), "max_iter: must be >= 1"),
+])
+def test_public_wrapper_rejects_bad_input(kw, match):
+    args = dict(blocks=np.zeros((2, 3, 3)), C=np.zeros((2, 3, 1)))
+    args.update(kw)
+    blocks, C = args.pop("blocks"), args.pop("C")
+    with pytest.raises(ValueError, match=match):
+        solve_newton(blocks, C, **args)

@@ -119,6 +119,17 @@ def test_claim_names_unique():
     assert len(set(names)) == len(names)
 
 
+def test_gradient_claims_exercise_every_solver_path(json_run):
+    """Every module solver (and so its adjoint) is checked by the gradient claims."""
+    from refimpl import propagate
+
+    assert set(verify.SOLVER_PATHS) == set(propagate.SOLVERS) - {"auto"}
+    report = {c["name"]: c for c in json.loads(json_run[1])["claims"]}
+    for name in ("eq4-8-fd", "adjoint"):
+        for solver in verify.SOLVER_PATHS:
+            assert solver in report[name]["detail"], (name, solver)
+
+
 # ----------------------------------------------------------------------------
 # claims that can fail: a broken component makes verify fail
 # ----------------------------------------------------------------------------

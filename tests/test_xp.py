@@ -417,3 +417,40 @@ def test_condition_numbers_agree(backend):
     # cond_2 from singular values of the same J: agreement to rounding (x agrees to 1e-10).
     np.testing.assert_allclose(got.module_cond[multi], ref.module_cond[multi], rtol=1e-6,
                                atol=0)
+
+
+def test_generic_strategy_mirrors_the_numba_path():
+    """solver="auto" picks the same stages on both paths (so statuses and
+    iteration patterns can agree): the cutoffs are the same numbers."""
+    from refimpl import propagate
+    from refimpl.xp import solvers as gs
+
+    for name in ("AUTO_NEWTON_MAX_Q", "AUTO_FP_ITER_PER_Q", "AUTO_KRYLOV_MIN_Q"):
+        assert getattr(gs, name) == getattr(propagate, name), name
+    for q in (2, 8, 9, 95, 96, 500):
+        assert gs.module_solver_stages(q, 1, 4, "auto") == propagate.STRATEGIES["auto"](q), q
+    assert gs.module_solver_stages(300, 1, 4, "krylov") == ("krylov",)
+
+
+def test_large_non_contractive_module_goes_to_krylov(backend):
+    """A 100-node module whose fixed point fails: "auto" hands it to the
+    engine's Newton-Krylov on both paths; X and gradients agree."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from gpu_check import giant_module
+
+    K, mask = giant_module(100, 0, weight=1.6)
+    rng = np.random.default_rng(0)
+    net = NMNetwork(K, rng.standard_normal((100, 3)), rng.standard_normal((2, 100)))
+    g = graph_from_mask(K, mask)
+    X0, T = rng.standard_normal((3, 3)), rng.integers(0, 2, 3)
+    l0, g0, f0 = refimpl.loss_and_grad(net, X0, T, g, **TIGHT)
+    l1, g1, f1 = lag(backend, net, X0, T, g, **TIGHT)
+    if not backend.reference:
+        assert any("krylov" in r.other for _, recs in f1.steps for r in recs)
+    np.testing.assert_allclose(backend.to_numpy(f1.X), f0.X, **X_TOL)
+    for name in ("K", "W1", "Wm"):
+        np.testing.assert_allclose(backend.to_numpy(getattr(g1, name)), getattr(g0, name),
+                                   **G_TOL, err_msg=name)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from ..datasets import BUILTIN_DATASETS as BUILTIN
-from ..datasets import PAPER_DATASETS as UCI
+from ..datasets import PAPER_DATASETS, SUPPLEMENT_DATASETS
+
+UCI = PAPER_DATASETS + SUPPLEMENT_DATASETS  # every data set read from a local copy
 
 
 def load(name, *, seed=0, path=None):
-    """A :class:`refimpl.datasets.Dataset` by name (built-in or a UCI local copy),
+    """A :class:`refimpl.datasets.Dataset` by name (built-in, or a local copy of a paper or supplement data set),
     through :func:`refimpl.datasets.load`; an unknown name exits with a one-line message."""
     from .. import datasets
 

@@ -17,6 +17,8 @@ BENCHMARKS = {
     "table1": "bench_table1_epoch.py",
     "training": "bench_training.py",
     "threads": "bench_threads.py",
+    "gp_cost": "bench_gp_cost.py",
+    "large": "bench_large.py",
 }
 
 

@@ -1,22 +1,31 @@
 """``refimpl sagp``: train a self-assembling graph perceptron (the supplement, S-Alg. 1).
 
-Loads a scikit-learn bundled data set (no network needed), splits it into stratified
-train/validation/test parts with a seeded RNG, standardizes with the training
-statistics, runs :func:`refimpl.sagp.train_sagp` with a progress bar and writes into
-``--out``:
+Loads a data set by name (:func:`refimpl.datasets.load`: a scikit-learn bundled one,
+split into stratified train/validation/test parts with a seeded RNG, or a local copy of
+one of the supplement's, with its own partition; ``--data-path``), standardized with the
+training statistics, runs :func:`refimpl.sagp.train_sagp` with a progress bar and writes
+into ``--out``:
 
 - ``history.json``: the configuration, the per-epoch history, the best epoch, the final
   summary and the out-degree of every input neuron;
 - ``history.csv``: the scalar columns of the history, one row per epoch;
 - ``topology.npz``: the final assembled topology (masked adjacency, biases, hard masks,
   alive neurons, raw parameters, out-degrees);
-- ``out_degree.png``: the out-degree of the input neurons (for digits, the 8x8 pixel
-  image of the supplement's Sec. 4.2; a bar chart otherwise).
+- ``dynamics.png``: the assembly dynamics (|H|, synapses, losses per epoch, the three
+  stages of the supplement's Sec. 4.1 shaded);
+- ``out_degree.png``: the out-degree of the input neurons (an image for digits,
+  Fashion-MNIST and CIFAR-10 as the supplement's Fig. 7; per feature group for the audio
+  features as its Fig. 8; a bar chart otherwise).
 
-With ``--sweep-alpha`` it runs the supplement's Table 10 instead (one run per alpha =
-0.05, 0.1, 0.2, 0.5, 0.8, everything else as given) and writes ``alpha_sweep.md`` (the
-Markdown table: |H|, #Synapse and test error at the best and the last epoch) and
-``alpha_sweep.json``; ``--quick`` shortens any run to 60 epochs.
+``--all-datasets`` does this for digits and every supplement data set present (see
+:func:`refimpl.datasets.present_datasets`), one subfolder each.  ``--ablations`` runs the
+supplement's Table 9 instead (SAGP and its three ablations over ``--seeds`` seeds) and
+writes ``ablations.md`` and ``ablations.json``; ``--feature-selection`` its Table 8
+(:mod:`refimpl.feature_selection`) into ``feature_selection.md``.  ``--sweep-alpha`` runs
+its Table 10 (one run per alpha = 0.05, 0.1, 0.2, 0.5, 0.8, everything else as given) and
+writes ``alpha_sweep.md`` (|H|, #Synapse and test error at the best and the last epoch)
+and ``alpha_sweep.json``.  ``--quick`` shortens any run to 60 epochs (and the ablations
+and Table 8 to 2 seeds unless ``--seeds`` is given).
 
 No mathematics here: the command only calls the library.
 """
@@ -29,7 +38,15 @@ import sys
 
 import numpy as np
 
-from ..datasets import BUILTIN_DATASETS as DATASETS
+from ..datasets import BUILTIN_DATASETS, DATASETS as _ALL, SYNTHETIC_DATASETS
+
+#: Data sets the command trains on: every name of :func:`refimpl.datasets.load` but the
+#: synthetic generators.
+DATASETS = tuple(n for n in _ALL if n not in SYNTHETIC_DATASETS)
+#: Pixel grids of the image data sets (out-degree shown as an image, supplement Fig. 7).
+IMAGE_SHAPES = {"digits": (8, 8), "fashion_mnist": (28, 28), "cifar10": (32, 32)}
+#: Epochs of ``--quick`` (it overrides ``--epochs``), and the seeds of its studies.
+QUICK_EPOCHS, QUICK_SEEDS, FULL_EPOCHS, FULL_SEEDS = 60, 2, 1000, 20
 from ..io import write_json
 
 #: History columns written to the CSV (the id lists stay in the JSON file).
@@ -50,9 +67,6 @@ CSV_COLUMNS = (
     "test_error",
 )
 
-#: Epochs of ``--quick``.
-QUICK_EPOCHS = 60
-
 
 def register(subparsers, name: str = "sagp", help_text: str | None = None) -> argparse.ArgumentParser:
     """Add the ``sagp`` subcommand to ``subparsers`` and return its parser."""
@@ -60,8 +74,12 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
 
     d = SAGPConfig()
     p = subparsers.add_parser(name, help=help_text, description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=DATASETS, default="digits", help="scikit-learn bundled data set")
-    p.add_argument("--epochs", type=int, default=1000, help="training epochs (default 1000)")
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="data set (bundled, or a local copy: see --data-path)")
+    p.add_argument("--data-path", default=None,
+                   help="local copy of a data set read from disk (default: its variable)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default {FULL_EPOCHS}; --quick sets {QUICK_EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, initialization and shuffling")
     p.add_argument("--out", default="sagp_out", help="output folder (created)")
     p.add_argument("--val-fraction", type=float, default=0.2)
@@ -92,17 +110,34 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
     )
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
                    help="no progress bar (--no-progress: the former spelling)")
-    p.add_argument("--sweep-alpha", action="store_true",
+    s = p.add_argument_group("the supplement's studies")
+    s.add_argument("--ablations", action="store_true",
+                   help="Table 9: SAGP and its three ablations over --seeds seeds, "
+                        "written to OUT/ablations.md")
+    s.add_argument("--feature-selection", action="store_true",
+                   help="Table 8: top 5/10/20 %% of the inputs by out-degree vs scikit-learn "
+                        "rankings over --seeds seeds, written to OUT/feature_selection.md")
+    s.add_argument("--sweep-alpha", action="store_true",
                    help="supplement Table 10: one run per alpha in 0.05, 0.1, 0.2, 0.5, 0.8; "
                         "writes alpha_sweep.md and alpha_sweep.json")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs (overrides --epochs)")
+    s.add_argument("--all-datasets", action="store_true",
+                   help="one run (dynamics and out-degree figures) per data set present: "
+                        "digits and the supplement's local copies, in OUT/<name>/")
+    s.add_argument("--seeds", type=int, default=None,
+                   help=f"seeds of --ablations and --feature-selection (default {FULL_SEEDS}, the supplement's "
+                        f"protocol; {QUICK_SEEDS} with --quick)")
+    s.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_EPOCHS} epochs (overrides --epochs; and {QUICK_SEEDS} seeds "
+                        "unless --seeds is given)")
     p.set_defaults(func=run)
     return p
 
 
-def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: float) -> dict:
-    """The seeded stratified split of :func:`refimpl.datasets.load`
-    (standardized with the training statistics), as the command uses it."""
+def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: float,
+                  path=None) -> dict:
+    """The data of :func:`refimpl.datasets.load` as the command uses it: the seeded
+    stratified split of a bundled data set (standardized with the training statistics),
+    or the partition of a data set read from disk."""
     from ..datasets import load
 
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -111,16 +146,20 @@ def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: floa
             f"got {val_fraction}, {test_fraction}"
         )
     try:
-        d = load(name, seed=seed, val_size=val_fraction, test_size=test_fraction)
-    except ImportError as exc:
+        if name in BUILTIN_DATASETS:
+            d = load(name, path, seed=seed, val_size=val_fraction, test_size=test_fraction)
+        else:
+            d = load(name, path, seed=seed)
+    except (ImportError, FileNotFoundError) as exc:
         raise RuntimeError(str(exc)) from exc
     return {
+        "dataset": d,
         "train": (d.X_train, d.y_train),
-        "val": (d.X_val, d.y_val),
+        "val": (d.X_val, d.y_val) if len(d.y_val) else None,
         "test": (d.X_test, d.y_test),
         "n_classes": d.n_classes,
         "feature_names": list(d.feature_names) if d.feature_names is not None else None,
-        "image_shape": (8, 8) if name == "digits" else None,
+        "image_shape": IMAGE_SHAPES.get(name),
     }
 
 
@@ -128,18 +167,38 @@ def _nan_to_none(rec: dict) -> dict:
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
 
 
-def _plot_out_degree(path: str, deg: np.ndarray, image_shape, dataset: str) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.2, 3.6) if image_shape else (6, 3))
+    return plt
+
+
+def _plot_out_degree(path: str, deg: np.ndarray, image_shape, dataset: str,
+                     feature_names=None) -> None:
+    plt = _pyplot()
+    groups = None
+    if feature_names and not image_shape:
+        prefixes = [f.split("_")[0] for f in feature_names]
+        if {"mfcc", "chroma", "mel"} <= set(prefixes):
+            groups = [g for g in ("mfcc", "chroma", "mel")]
+    fig, ax = plt.subplots(figsize=(4.2, 3.6) if image_shape else (7, 3))
     if image_shape:
         im = ax.imshow(deg.reshape(image_shape), cmap="viridis")
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, label="out-degree")
+    elif groups:  # supplement Fig. 8: the audio feature groups
+        prefixes = np.array([f.split("_")[0] for f in feature_names])
+        for k, g in enumerate(groups):
+            idx = np.flatnonzero(prefixes == g)
+            ax.bar(idx, deg[idx], color=f"C{k}",
+                   label=f"{g.upper() if g == 'mfcc' else g} (mean {deg[idx].mean():.2f})")
+        ax.legend(fontsize=8)
+        ax.set_xlabel("input feature (40 MFCC, 12 chroma, 128 mel)")
+        ax.set_ylabel("out-degree")
     else:
         ax.bar(np.arange(deg.size), deg)
         ax.set_xlabel("input feature")
@@ -150,18 +209,55 @@ def _plot_out_degree(path: str, deg: np.ndarray, image_shape, dataset: str) -> N
     plt.close(fig)
 
 
+def _plot_dynamics(path: str, history: list, dataset: str) -> None:
+    """Supplement Fig. 1-6: |H|, synapses and losses per epoch, the stages shaded."""
+    from ..sagp_studies import assembly_stages
+
+    plt = _pyplot()
+    ep = np.array([r["epoch"] for r in history])
+    col = {k: np.array([np.nan if r[k] is None else r[k] for r in history], dtype=float)
+           for k in ("n_hidden", "synapses", "train_loss", "val_loss", "test_loss")}
+    end1, start3 = assembly_stages(col["n_hidden"])
+    fig, (a1, a3) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    for ax in (a1, a3):
+        ax.axvspan(ep[0] - 0.5, end1 + 0.5, color="0.93", lw=0)
+        if start3 <= ep[-1]:
+            ax.axvspan(start3 - 0.5, ep[-1] + 0.5, color="0.85", lw=0)
+    l1 = a1.plot(ep, col["n_hidden"], color="C0", label="hidden neurons |H|")
+    a2 = a1.twinx()
+    l2 = a2.plot(ep, col["synapses"], color="C1", label="synapses")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("|H|")
+    a2.set_ylabel("synapses", color="C1")
+    a2.legend(handles=l1 + l2, loc="upper center", fontsize=7)
+    a1.set_title(f"topology (stages: 1 to epoch {end1}, 3 from epoch {start3})", fontsize=9)
+    for key, label in (("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test")):
+        if np.isfinite(col[key]).any():
+            a3.plot(ep, col[key], label=label)
+    a3.set_xlabel("epoch")
+    a3.set_ylabel("cross-entropy")
+    a3.set_title("losses", fontsize=9)
+    a3.legend(fontsize=8)
+    fig.suptitle(f"SAGP assembly dynamics ({dataset}); shaded: stage 1 (light), stage 3 (dark)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _limits(threads):
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=max(1, threads), user_api="blas")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``refimpl sagp``; returns the exit code."""
-    from ..sagp import (
-        SAGPConfig,
-        ablation_config,
-        assembled_graph,
-        config_dict,
-        hard_mask,
-        input_out_degree,
-        synapse_count,
-        train_sagp,
-    )
+    from ..sagp import SAGPConfig, ablation_config
 
     try:
         config = SAGPConfig(
@@ -181,21 +277,105 @@ def run(args: argparse.Namespace) -> int:
             output_self_loops=args.output_self_loops,
         )
         config = ablation_config(config, args.ablation)
-        if getattr(args, "quick", False):
+        if args.quick:
             args.epochs = QUICK_EPOCHS
+        elif args.epochs is None:
+            args.epochs = FULL_EPOCHS
         if args.epochs < 0:
             raise ValueError(f"epochs: expected an integer >= 0, got {args.epochs}")
-        data = _load_dataset(args.dataset, args.seed, args.val_fraction, args.test_fraction)
+        if args.seeds is None:
+            args.seeds = QUICK_SEEDS if args.quick else FULL_SEEDS
+        if args.seeds < 1:
+            raise ValueError(f"seeds: expected an integer >= 1, got {args.seeds}")
+        modes = ("ablations", "feature_selection", "sweep_alpha", "all_datasets")
+        if sum(bool(getattr(args, m)) for m in modes) > 1:
+            raise ValueError("--ablations, --feature-selection, --sweep-alpha, "
+                             "--all-datasets: choose one")
+        if args.ablations or args.feature_selection or args.sweep_alpha:
+            data = _load_dataset(args.dataset, args.seed, args.val_fraction,
+                                 args.test_fraction, args.data_path)
+            if args.sweep_alpha:
+                return _run_alpha_sweep(args, config, data)
+            if args.feature_selection:
+                return _run_feature_selection(args, config, data)
+            return _run_ablations(args, config, data)
+        if args.all_datasets:
+            from ..datasets import present_datasets
+
+            names = ("digits", *present_datasets())
+            todo = [(n, os.path.join(args.out, n), None) for n in names]
+        else:
+            todo = [(args.dataset, args.out, args.data_path)]
+        for name, out, path in todo:
+            data = _load_dataset(name, args.seed, args.val_fraction, args.test_fraction, path)
+            _train_one(args, config, name, data, out)
     except (ValueError, RuntimeError) as exc:
         print(f"refimpl sagp: error: {exc}", file=sys.stderr)
         return 2
-    if getattr(args, "sweep_alpha", False):
-        return _run_alpha_sweep(args, config, data)
+    return 0
 
+
+def _run_ablations(args, config, data) -> int:
+    """Table 9 (supplement Sec. 4.5) on one data set, into OUT/ablations.{md,json}."""
+    from ..sagp_studies import ablation_markdown, ablation_study
+
+    show = not args.quiet
+    with _limits(args.threads):
+        rows = ablation_study(data["dataset"], seeds=range(args.seed, args.seed + args.seeds),
+                              epochs=args.epochs, config=config,
+                              progress=(lambda msg: print(msg, flush=True)) if show else None)
+    os.makedirs(args.out, exist_ok=True)
+    title = (f"Table 9 (supplement Sec. 4.5) on {args.dataset}: {args.epochs} epochs, "
+             f"{args.seeds} seed(s) from {args.seed}, Table 2 defaults unless set")
+    md = ablation_markdown(rows, title=title)
+    with open(os.path.join(args.out, "ablations.md"), "w") as fh:
+        fh.write(md + "\n")
+    from ..sagp import config_dict
+
+    doc = {"command": "refimpl sagp --ablations", "dataset": args.dataset,
+           "epochs": args.epochs, "seeds": args.seeds, "config": config_dict(config),
+           "runs": {r.ablation: r.runs for r in rows}}
+    write_json(os.path.join(args.out, "ablations.json"), doc)
+    print(md)
+    print(f"wrote {os.path.join(args.out, 'ablations.md')}")
+    return 0
+
+
+def _run_feature_selection(args, config, data) -> int:
+    """Table 8 (supplement Sec. 4.4) on one data set, into OUT/feature_selection.md."""
+    from ..feature_selection import feature_selection_table, markdown_table
+
+    show = not args.quiet
+    with _limits(args.threads):
+        rows = feature_selection_table(
+            data["dataset"], seeds=range(args.seed, args.seed + args.seeds), sagp_config=config,
+            sagp_epochs=args.epochs, progress=(lambda m: print(m, flush=True)) if show else None)
+    os.makedirs(args.out, exist_ok=True)
+    md = markdown_table(rows, title=(
+        f"Table 8 (supplement Sec. 4.4) on {args.dataset}: test F1-micro of the backbone on the "
+        f"top inputs; SAGP {args.epochs} epochs; {args.seeds} seed(s) from {args.seed}"))
+    path = os.path.join(args.out, "feature_selection.md")
+    with open(path, "w") as fh:
+        fh.write(md + "\n")
+    print(md)
+    print(f"wrote {path}")
+    return 0
+
+
+def _train_one(args, config, name: str, data: dict, out: str) -> None:
+    """One SAGP run on one data set and the files of the module docstring."""
+    from ..sagp import (
+        assembled_graph,
+        config_dict,
+        hard_mask,
+        input_out_degree,
+        synapse_count,
+        train_sagp,
+    )
     from tqdm import tqdm
 
     show = sys.stdout.isatty() and not args.quiet
-    bar = tqdm(total=args.epochs, desc=f"SAGP {args.dataset}", unit="epoch", disable=not show)
+    bar = tqdm(total=args.epochs, desc=f"SAGP {name}", unit="epoch", disable=not show)
 
     def progress(rec: dict) -> None:
         bar.update(1)
@@ -203,15 +383,7 @@ def run(args: argparse.Namespace) -> int:
 
     X, y = data["train"]
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        import contextlib
-
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=max(1, args.threads), user_api="blas")
-    try:
-        with limits:
+        with _limits(args.threads):
             result = train_sagp(
                 X,
                 y,
@@ -227,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
 
     model = result.model
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     deg = input_out_degree(model)
     last = result.history[-1] if result.history else {}
     best = result.history[result.best_epoch - 1] if result.best_epoch >= 1 else {}
@@ -244,18 +416,19 @@ def run(args: argparse.Namespace) -> int:
     }
     doc = {
         "command": "refimpl sagp",
-        "dataset": args.dataset,
+        "dataset": name,
         "seed": args.seed,
         "ablation": args.ablation,
         "config": config_dict(config),
-        "splits": {k: int(data[k][0].shape[0]) for k in ("train", "val", "test")},
+        "splits": {k: int(data[k][0].shape[0]) if data[k] is not None else 0
+                   for k in ("train", "val", "test")},
         "final": summary,
         "input_out_degree": deg.tolist(),
         "feature_names": data["feature_names"],
         "history": [_nan_to_none(r) for r in result.history],
     }
-    write_json(os.path.join(args.out, "history.json"), doc)
-    with open(os.path.join(args.out, "history.csv"), "w", newline="") as fh:
+    write_json(os.path.join(out, "history.json"), doc)
+    with open(os.path.join(out, "history.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         for r in result.history:
@@ -263,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
     A_eff, b_eff = assembled_graph(model)
     lay = model.layout
     np.savez(
-        os.path.join(args.out, "topology.npz"),
+        os.path.join(out, "topology.npz"),
         A_eff=A_eff,
         b_eff=b_eff,
         A=model.A,
@@ -284,14 +457,18 @@ def run(args: argparse.Namespace) -> int:
         activation=model.activation,
         best_epoch=result.best_epoch,
     )
-    _plot_out_degree(os.path.join(args.out, "out_degree.png"), deg, data["image_shape"], args.dataset)
+    _plot_out_degree(os.path.join(out, "out_degree.png"), deg, data["image_shape"], name,
+                     data["feature_names"])
+    if result.history:
+        _plot_dynamics(os.path.join(out, "dynamics.png"), doc["history"], name)
     err = summary["test_error"]
+    f1 = None if err is None else 1.0 - err
     print(
-        f"SAGP on {args.dataset} (seed {args.seed}, {args.epochs} epochs): "
-        f"test error {err if err is None else f'{err:.4f}'}, |H| {summary['n_hidden']}, "
-        f"synapses {summary['synapses']}; best epoch {result.best_epoch}; wrote {args.out}"
+        f"SAGP on {name} (seed {args.seed}, {args.epochs} epochs): "
+        f"test error {err if err is None else f'{err:.4f}'} "
+        f"(F1-micro {f1 if f1 is None else f'{f1:.4f}'}), |H| {summary['n_hidden']}, "
+        f"synapses {summary['synapses']}; best epoch {result.best_epoch}; wrote {out}"
     )
-    return 0
 
 
 def _run_alpha_sweep(args: argparse.Namespace, config, data: dict) -> int:

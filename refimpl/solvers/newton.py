@@ -15,10 +15,14 @@ factorization at the solution.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 from numba import prange
+
+from .result import (CONVERGED, MAX_ITERATIONS, NEEDS_DAMPING, NO_DECREASE, NONFINITE,
+                     GroupSolve)
 
 #: Activation codes understood by the kernels (see ``activations.py``).
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "swish": 2, "relu": 3, "identity": 4}
@@ -127,40 +131,22 @@ def _lu_solve(LU, perm, rhs, out):
 
 
 @numba.njit(cache=True)
-def _lu_solve_transpose(LU, perm, rhs, work, out):
-    """Solve J^T out = rhs given P J = L U  (J^T = U^T L^T P)."""
-    q = LU.shape[0]
-    for i in range(q):  # U^T z = rhs (lower triangular)
-        acc = rhs[i]
-        for j in range(i):
-            acc -= LU[j, i] * work[j]
-        work[i] = acc / LU[i, i]
-    for i in range(q - 1, -1, -1):  # L^T w = z (unit upper triangular)
-        acc = work[i]
-        for j in range(i + 1, q):
-            acc -= LU[j, i] * work[j]
-        work[i] = acc
-    for i in range(q):  # P out = w
-        out[perm[i]] = work[i]
-
-
-@numba.njit(cache=True)
 def _newton(Ablk, sc, c, x, code, atol, rtol, max_iter, J, pm, fx, dfx, r, dx, xt):
     """Damped Newton on r(x) = x - c - sc A^T f(x) = 0 from x (updated in place).
 
     Each step solves J dx = -r with J = I - sc A^T diag(f'(x)) (LU with
     partial pivoting, kept in ``J, pm`` at the final x) and is damped by
     backtracking on ||r||_2 (Armijo, factor 1/2, at most 30 halvings).
-    Returns (status, iterations, ||r||_inf): status 0 converged
-    (``||r||_inf <= atol + rtol ||x||_inf``), 1 max_iter, 2 no decrease or
-    singular J, 3 non-finite.
+    Returns (status, iterations, ||r||_inf): CONVERGED
+    (``||r||_inf <= atol + rtol ||x||_inf``), MAX_ITERATIONS, NO_DECREASE
+    (no decrease or singular J) or NONFINITE (:mod:`.result`).
     """
     q = x.shape[0]
     it = 0
     rn2, rinf, xinf = _residual(Ablk, sc, c, x, fx, dfx, r, code)
     while True:
         if not (math.isfinite(rn2) and math.isfinite(xinf)):
-            return 3, it, rinf
+            return NONFINITE, it, rinf
         # Jacobian at x: J[a, b] = delta_ab - sc A[b, a] f'(x_b); factor it.
         for a in range(q):
             for b in range(q):
@@ -168,11 +154,11 @@ def _newton(Ablk, sc, c, x, code, atol, rtol, max_iter, J, pm, fx, dfx, r, dx, x
             J[a, a] += 1.0
         ok = _lu_factor(J, pm)
         if rinf <= atol + rtol * xinf:
-            return (0 if ok else 2), it, rinf
+            return (CONVERGED if ok else NO_DECREASE), it, rinf
         if it >= max_iter:
-            return 1, it, rinf
+            return MAX_ITERATIONS, it, rinf
         if not ok:
-            return 2, it, rinf
+            return NO_DECREASE, it, rinf
         for a in range(q):
             r[a] = -r[a]
         _lu_solve(J, pm, r, dx)
@@ -190,7 +176,7 @@ def _newton(Ablk, sc, c, x, code, atol, rtol, max_iter, J, pm, fx, dfx, r, dx, x
         it += 1
         if not accepted:
             _residual(Ablk, sc, c, x, fx, dfx, r, code)
-            return 2, it, rinf
+            return NO_DECREASE, it, rinf
         for a in range(q):
             x[a] = xt[a]
         rn2, rinf, xinf = n2, ninf, nx
@@ -323,8 +309,9 @@ def newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resi
     has a non-root local minimum on the way, or ``max_iter``), by
     natural-parameter continuation: solve x = c + s A^T f(x) for
     s = 1/n, ..., 1 from s = 0 (where x = c), each from the previous
-    solution, with n = 4, 16, 64.  Status: 0 converged, 1 max_iter,
-    2 no decrease or singular J, 3 non-finite.
+    solution, with n = 4, 16, 64.  Status (:mod:`.result`): CONVERGED,
+    MAX_ITERATIONS, NO_DECREASE (no decrease or singular J) or NONFINITE;
+    NEEDS_DAMPING marks the samples that leave the lockstep phase.
     """
     n_mod, q, B = C.shape
     n_ch = (B + CHUNK - 1) // CHUNK
@@ -352,12 +339,12 @@ def newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resi
         nx = np.empty(nb)
         singular = np.empty(nb, dtype=np.bool_)
         active = np.ones(nb, dtype=np.bool_)
-        st = np.ones(nb, dtype=np.int8)
+        st = np.full(nb, MAX_ITERATIONS, dtype=np.int8)
         its = np.zeros(nb, dtype=np.int32)
         _residual_batch(Ablk, c, x, fx, dfx, r, rn2, rinf, xinf, code)
         # Lockstep phase: full Newton steps (t = 1) for every sample at once.
         # A sample whose full step fails the Armijo test, or the last few
-        # stragglers, leave it (status 4) for the per-sample phase below.
+        # stragglers, leave it (NEEDS_DAMPING) for the per-sample phase below.
         for it in range(max_iter + 1):
             # Jacobian at x for every sample (stopped ones are unchanged), factored.
             for a in range(q):
@@ -373,23 +360,23 @@ def newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resi
                 if not active[s]:
                     continue
                 if not (math.isfinite(rn2[s]) and math.isfinite(xinf[s])):
-                    st[s] = 3
+                    st[s] = NONFINITE
                     active[s] = False
                 elif rinf[s] <= atol + rtol * xinf[s]:
-                    st[s] = 2 if singular[s] else 0
+                    st[s] = NO_DECREASE if singular[s] else CONVERGED
                     active[s] = False
                 elif it == max_iter:
-                    st[s] = 1
+                    st[s] = MAX_ITERATIONS
                     active[s] = False
                 elif singular[s]:
-                    st[s] = 2
+                    st[s] = NO_DECREASE
                     active[s] = False
                 else:
                     n_active += 1
             if n_active * 8 <= nb:
                 for s in range(nb):
                     if active[s]:
-                        st[s] = 4
+                        st[s] = NEEDS_DAMPING
                         active[s] = False
                 break
             for a in range(q):
@@ -411,7 +398,7 @@ def newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resi
                     rinf[s] = ninf[s]
                     xinf[s] = nx[s]
                 else:  # needs damping: finish alone
-                    st[s] = 4
+                    st[s] = NEEDS_DAMPING
                     active[s] = False
         # Per-sample phase: damped Newton from the current x, then continuation.
         cs = np.empty(q)
@@ -424,27 +411,27 @@ def newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resi
         Js = np.empty((q, q))
         pms = np.empty(q, dtype=np.int32)
         for s in range(nb):
-            if st[s] == 0 or st[s] == 3:
+            if st[s] == CONVERGED or st[s] == NONFINITE:
                 continue
             for a in range(q):
                 cs[a] = c[a, s]
                 xs[a] = x[a, s]
-            sst = 4
+            sst = NEEDS_DAMPING
             total = its[s]
             rr = rinf[s]
-            if st[s] == 4:
+            if st[s] == NEEDS_DAMPING:
                 sst, k_it, rr = _newton(Ablk, 1.0, cs, xs, code, atol, rtol,
                                         max(1, max_iter - total), Js, pms, fs, dfs, rs, dxs, xts)
                 total += k_it
             n_steps = 4
-            while sst != 0 and sst != 3 and n_steps <= 64:
+            while sst != CONVERGED and sst != NONFINITE and n_steps <= 64:
                 for a in range(q):
                     xs[a] = cs[a]
                 for k in range(1, n_steps + 1):
                     sst, k_it, rr = _newton(Ablk, k / n_steps, cs, xs, code, atol, rtol,
                                             max_iter, Js, pms, fs, dfs, rs, dxs, xts)
                     total += k_it
-                    if sst != 0:
+                    if sst != CONVERGED:
                         break
                 n_steps *= 4
             st[s] = sst
@@ -493,3 +480,130 @@ def adjoint_group(LU, perm, RHS, U):
         for i in range(q):  # P u = v
             for s in range(nb):
                 U[m, perm[m, i, s0 + s], s0 + s] = w[i, s]
+
+
+@numba.njit(cache=True)
+def factor_group(blocks, X, code, LU, perm, singular):
+    """LU of the module Jacobians ``J = I - A_SS^T diag(f'(x))`` at given x.
+
+    blocks (n_mod, q, q), X (n_mod, q, B); outputs LU (n_mod, q, q, B),
+    perm (n_mod, q, B) int32, singular (n_mod, B) bool (preallocated).  The
+    factorization :func:`adjoint_group` needs for Eq. (4) at a solution
+    found without Newton (the fixed point).
+    """
+    n_mod, q, B = X.shape
+    J = np.empty((q, q, B))
+    pm = np.empty((q, B), dtype=np.int32)
+    sing = np.empty(B, dtype=np.bool_)
+    dfx = np.empty((q, B))
+    for m in range(n_mod):
+        for a in range(q):
+            for s in range(B):
+                _, dfx[a, s] = _act(code, X[m, a, s])
+        for a in range(q):
+            for b in range(q):
+                w = -blocks[m, b, a]
+                for s in range(B):
+                    J[a, b, s] = w * dfx[b, s]
+            for s in range(B):
+                J[a, a, s] += 1.0
+        _lu_factor_batch(J, pm, sing)
+        LU[m] = J
+        perm[m] = pm
+        singular[m] = sing
+
+
+@dataclass
+class NewtonFactor:
+    """The LU factors of J at the solution, per (module, sample): what the
+    adjoint of Eq. (4) reuses.  ``LU`` (n, q, q, B), ``perm`` (n, q, B)."""
+
+    LU: np.ndarray
+    perm: np.ndarray
+
+
+def _check_group(blocks, X, name="C"):
+    blocks = np.asarray(blocks, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if blocks.ndim != 3 or blocks.shape[1] != blocks.shape[2]:
+        raise ValueError(f"blocks: expected shape (n, q, q), got {blocks.shape}")
+    if X.ndim != 3 or X.shape[:2] != blocks.shape[:2]:
+        raise ValueError(f"{name}: expected shape ({blocks.shape[0]}, {blocks.shape[1]}, B), "
+                         f"got {X.shape}")
+    return np.ascontiguousarray(blocks), np.ascontiguousarray(X)
+
+
+def _code(activation):
+    if activation not in ACT_CODES:
+        raise ValueError(f"activation: expected one of {sorted(ACT_CODES)}, got {activation!r}")
+    return ACT_CODES[activation]
+
+
+def solve_newton(blocks, C, X=None, *, activation="tanh", atol=1e-10, rtol=1e-10,
+                 max_iter=50):
+    """Solve Eq. (3) on a group of same-size modules with the batched Newton
+    kernel :func:`newton_group` (validates, allocates, reduces).
+
+    Parameters
+    ----------
+    blocks : (n, q, q) array
+        A_SS per module, ``blocks[m, a, b]`` = weight of edge a -> b.
+    C : (n, q, B) array
+        The constant term c_S per module and sample.
+    X : (n, q, B) array, optional
+        The start; default x = c (the fixed-point guess).
+    activation : str
+        One of :data:`ACT_CODES`.
+    atol, rtol, max_iter
+        Stop test ``||r||_inf <= atol + rtol ||x||_inf`` and Newton steps.
+
+    Returns
+    -------
+    GroupSolve
+        ``kept`` is the :class:`NewtonFactor` of J at the returned x.
+    """
+    code = _code(activation)
+    blocks, C = _check_group(blocks, C)
+    X = C.copy() if X is None else _check_group(blocks, X, "X")[1].copy()
+    for name, val in (("atol", atol), ("rtol", rtol)):
+        if not (np.isfinite(val) and val >= 0):
+            raise ValueError(f"{name}: must be finite and >= 0, got {val}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter: must be >= 1, got {max_iter}")
+    n, q, B = C.shape
+    LU = np.empty((n, q, q, B))
+    perm = np.empty((n, q, B), dtype=np.int32)
+    iters = np.empty((n, B), dtype=np.int32)
+    resid = np.empty((n, B))
+    status = np.empty((n, B), dtype=np.int8)
+    newton_group(blocks, C, X, code, float(atol), float(rtol), int(max_iter), LU, perm, iters,
+                 resid, status)
+    return GroupSolve.from_samples(X, status, iters, resid, NewtonFactor(LU, perm))
+
+
+def factor_jacobian(blocks, X, *, activation="tanh"):
+    """The LU factors of ``J = I - A_SS^T diag(f'(x))`` at the given x
+    (:func:`factor_group`); Eq. (3)'s Jacobian for the adjoint Eq. (4).
+
+    Returns ``(NewtonFactor, singular)`` with ``singular`` an (n,) bool array
+    (some sample's J is singular).
+    """
+    code = _code(activation)
+    blocks, X = _check_group(blocks, X, "X")
+    n, q, B = X.shape
+    LU = np.empty((n, q, q, B))
+    perm = np.empty((n, q, B), dtype=np.int32)
+    singular = np.empty((n, B), dtype=np.bool_)
+    factor_group(blocks, X, code, LU, perm, singular)
+    return NewtonFactor(LU, perm), singular.any(axis=1) if B else np.zeros(n, bool)
+
+
+def solve_adjoint(factor, RHS):
+    """Solve ``J^T u = rhs`` (Eq. 4 on each module) with the kept LU factors
+    (:func:`adjoint_group`).  RHS (n, q, B); returns U of the same shape."""
+    RHS = np.ascontiguousarray(RHS, dtype=np.float64)
+    if RHS.shape != factor.perm.shape:
+        raise ValueError(f"RHS: expected shape {factor.perm.shape}, got {RHS.shape}")
+    U = np.empty_like(RHS)
+    adjoint_group(factor.LU, factor.perm, RHS, U)
+    return U

@@ -1,19 +1,34 @@
-"""Solver status codes, their messages, and :class:`ConvergenceError`.
+"""Solver statuses, their messages, the result of a batched group solve, and
+:class:`ConvergenceError`.
 
-Exit codes of every module solve are mapped to statuses here, in one place.
+Every module solver (Newton, fixed point, Newton-Krylov, the whole-graph
+solves) reports its outcome with the statuses named here, and a batched solve
+of a group of same-size modules returns one :class:`GroupSolve`.
 """
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SolveStatus", "GroupSolve", "ConvergenceError"]
 
 
 class SolveStatus(enum.IntEnum):
-    """Outcome of a module solve (one code per sample and module)."""
+    """Outcome of a module solve (one code per sample and module).
+
+    Larger is worse: the status of a module is the maximum over its samples.
+    ``NEEDS_DAMPING`` is internal to the Newton kernel (a sample whose full
+    step failed the line search continues alone with damping); no solver
+    returns it.
+    """
 
     CONVERGED = 0
     MAX_ITERATIONS = 1
     NO_DECREASE = 2
     NONFINITE = 3
+    NEEDS_DAMPING = 4
 
     @property
     def message(self) -> str:
@@ -26,7 +41,53 @@ _MESSAGES = {
     SolveStatus.NO_DECREASE: "the residual stopped decreasing (Newton line search or fixed-point iteration): "
     "the module may have no solution near the start",
     SolveStatus.NONFINITE: "a non-finite value appeared",
+    SolveStatus.NEEDS_DAMPING: "the full Newton step failed; damped Newton continues (internal)",
 }
+
+#: The statuses as plain integers, for the numba kernels (compile-time constants).
+CONVERGED = int(SolveStatus.CONVERGED)
+MAX_ITERATIONS = int(SolveStatus.MAX_ITERATIONS)
+NO_DECREASE = int(SolveStatus.NO_DECREASE)
+NONFINITE = int(SolveStatus.NONFINITE)
+NEEDS_DAMPING = int(SolveStatus.NEEDS_DAMPING)
+
+
+@dataclass
+class GroupSolve:
+    """Outcome of one batched solve of Eq. (3) on n same-size modules.
+
+    Attributes
+    ----------
+    x : (n, q, B) array
+        The last iterate of every (module, sample) system.
+    status : (n,) int8 array
+        :class:`SolveStatus` per module, the worst over its samples.
+    iterations : (n,) int32 array
+        Iterations per module, the maxima over the samples.
+    residual : (n,) array
+        Final ``||r||_inf`` per module, the maxima over the samples.
+    kept : object or None
+        What the adjoint solve reuses: the LU factors of the Newton solve
+        (:class:`refimpl.solvers.newton.NewtonFactor`), the operator of the
+        Krylov solve (:class:`refimpl.solvers.krylov.KrylovOperator`), or
+        None (fixed point).
+    """
+
+    x: np.ndarray
+    status: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    kept: object = None
+
+    @classmethod
+    def from_samples(cls, x, status, iterations, residual, kept=None):
+        """Reduce (n, B) per-sample statistics to per-module ones (worst sample)."""
+        n = x.shape[0]
+        if x.shape[-1] == 0:
+            return cls(x, np.zeros(n, np.int8), np.zeros(n, np.int32), np.zeros(n), kept)
+        return cls(x, np.asarray(status).max(axis=1).astype(np.int8),
+                   np.asarray(iterations).max(axis=1).astype(np.int32),
+                   np.asarray(residual).max(axis=1), kept)
 
 
 class ConvergenceError(RuntimeError):

@@ -3,12 +3,21 @@
 Solves Eq. (3) for all p nodes at once, ``x = c + A^T f(x)``, by fixed-point
 iteration with one sparse product per step, and its adjoint Eq. (4),
 ``u = f'(x) * (g Wm + A u)``, the same way.  It ignores the module
-structure; :func:`refimpl.forward` with ``mode="whole"`` uses it, and the
+structure; :func:`refimpl.forward` with ``mode="whole"`` uses it
+(:func:`solve_whole`, plain iteration or Anderson acceleration), and the
 benchmarks compare the level-scheduled module solves against it.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .anderson import anderson_fixed_point
+from .result import GroupSolve, SolveStatus
+
+#: The whole-graph solvers of ``forward(..., mode="whole", whole_method=...)``.
+WHOLE_METHODS = ("anderson", "fixed_point")
+#: Anderson's history depth in ``mode="whole"``.
+ANDERSON_MEMORY = 5
 
 
 def _converged(new, old, atol, rtol):
@@ -55,3 +64,24 @@ def whole_graph_adjoint(A, DFT, GT, *, atol, rtol, max_iter):
         if ok:
             return DFT * VT, VT, it, True
     return DFT * VT, VT, max_iter, False
+
+
+def solve_whole(AT, CT, f, df, *, method, atol, rtol, max_iter):
+    """Eq. (3) on the whole graph as one system (the DEQ baseline), node-major.
+
+    ``method="anderson"``: :func:`refimpl.solvers.anderson.anderson_fixed_point`
+    (memory :data:`ANDERSON_MEMORY`) on ``x -> c + A^T f(x)``;
+    ``"fixed_point"``: :func:`whole_graph_fixed_point`.  Returns a
+    :class:`GroupSolve` of one "module" of all p nodes (``x`` is (1, p, B)).
+    """
+    if method == "anderson":
+        sol = anderson_fixed_point(lambda V: CT + AT @ f(V), CT.copy(), m=ANDERSON_MEMORY,
+                                   atol=atol, rtol=rtol, max_iter=max_iter)  # Eq. (3)
+        x, it, err, status = sol.x, sol.iterations, sol.residual, sol.status
+    else:
+        x, _, _, it, err, ok = whole_graph_fixed_point(AT, CT, f, df, atol=atol, rtol=rtol,
+                                                      max_iter=max_iter)
+        status = (SolveStatus.CONVERGED if ok else SolveStatus.NONFINITE
+                  if not np.isfinite(err) else SolveStatus.MAX_ITERATIONS)
+    return GroupSolve(x[None], np.array([status], np.int8), np.array([it], np.int32),
+                      np.array([err]))

@@ -28,6 +28,10 @@ CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE = 0, 1, 2, 3
 AUTO_NEWTON_MAX_Q = 8
 #: ... for at most AUTO_FP_ITER_PER_Q * q steps.
 AUTO_FP_ITER_PER_Q = 10
+#: ... and from this size the modules the fixed point does not finish go to
+#: the Newton-Krylov stage (where registered).  The three cutoffs are the
+#: numba path's (:mod:`refimpl.propagate`; tests/test_xp.py checks they agree).
+AUTO_KRYLOV_MIN_Q = 96
 
 
 def module_solver_stages(q, n_modules, batch, solver, xp=None):
@@ -45,8 +49,8 @@ def module_solver_stages(q, n_modules, batch, solver, xp=None):
     module and sample; ``REFIMPL_CUDA_TINY=0`` turns it off);
     with the matrix-free Newton-Krylov solver of
     :mod:`refimpl.solvers.krylov` registered as the stage "krylov", modules
-    of at least ``refimpl.propagate.AUTO_KRYLOV_MIN_Q`` nodes go to it, as on
-    the numba path.
+    of at least :data:`AUTO_KRYLOV_MIN_Q` nodes that the fixed-point trial
+    does not finish go to it, as on the numba path.
     """
     if solver in ("newton", "auto") and _tiny_kernels(xp, q):
         return ("newton_cuda",)
@@ -57,9 +61,8 @@ def module_solver_stages(q, n_modules, batch, solver, xp=None):
     if solver == "auto":
         if q <= AUTO_NEWTON_MAX_Q:
             return ("newton",)
-        krylov_min = _auto_krylov_min_q()
-        if "krylov" in STAGES and krylov_min is not None and q >= krylov_min:
-            return ("krylov",)
+        if "krylov" in STAGES and q >= AUTO_KRYLOV_MIN_Q:
+            return ("fixed_point_trial", "krylov")
         return ("fixed_point_trial", "newton")
     if solver in STAGES:
         return (solver,)
@@ -268,13 +271,6 @@ def fixed_point_adjoint(xp, blocks, D, RHS, atol, rtol, max_iter):
         if delta <= atol + rtol * (float(xp.max(xp.abs(U))) if U.size else 0.0):
             return U, True
     return U, False
-
-
-def _auto_krylov_min_q():
-    """The numba path's Krylov cutoff for solver="auto" (None where it has none)."""
-    import importlib
-
-    return getattr(importlib.import_module("refimpl.propagate"), "AUTO_KRYLOV_MIN_Q", None)
 
 
 def _register_krylov():

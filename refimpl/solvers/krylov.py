@@ -1,0 +1,407 @@
+"""Matrix-free Newton-Krylov solves of large neural modules (Eq. 3 and its adjoint Eq. 4).
+
+For a module S with upstream values fixed (DESIGN.md sec. 3)
+
+.. math::
+    r(x) = x - c - A_{SS}^T f(x) = 0, \\qquad
+    J v = v - A_{SS}^T (f'(x) \\odot v), \\qquad
+    J^T u = u - f'(x) \\odot (A_{SS} u).
+
+Nothing q x q is ever formed: every product with J (or J^T) is one sparse
+product for all samples of the batch at once.  The arrays are node-major,
+shape ``(n, q, B)`` (n same-size modules of q nodes, B samples): a
+*column* ``[m, :, b]`` is one module's system for one sample, and every
+reduction (inner products, norms, the stop test) is over axis 1, giving
+``(n, B)`` arrays.  All columns run in lockstep (the Arnoldi coefficients
+are ``(n, B)`` arrays, the Givens rotations are vectorized over them).
+
+The code is written against an array namespace ``xp`` (array-API calls
+only: ``sum, sqrt, abs, max, where, zeros, isfinite, ...``) and receives the
+sparse product as a function, so it runs unchanged on NumPy/SciPy, on CuPy
+with :mod:`cupyx.scipy.sparse`, and on ``array_api_strict`` (the tests).
+
+Preconditioning: none.  Measured on the benchmark's modules
+(``benchmarks/bench_large.py``): a Neumann-polynomial preconditioner
+(``M^{-1} = I + A^T D``, i.e. fixed-point sweeps) costs one more sparse
+product per Krylov step and saves about as many steps as it costs, because
+GMRES already builds the optimal polynomial in the same Krylov space; its
+only gain would be fewer orthogonalizations, and for non-contractive modules
+(spectral radius of ``A^T D`` near or above 1, the case this solver is for)
+the Neumann polynomial makes the spectrum worse.  An incomplete
+factorization is ruled out because J differs per sample (one ILU per
+column would cost more than the solve).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .result import SolveStatus
+
+__all__ = ["KrylovOperator", "gmres", "newton_krylov", "krylov_adjoint", "xp_activation",
+           "scipy_spmv"]
+
+#: GMRES restart length (Krylov vectors per cycle).  30 is the usual choice;
+#: the benchmark's modules (q = 200..3000) need 10-25 vectors per Newton
+#: step at the forcing term below, so one cycle mostly suffices.
+RESTART = 30
+#: Reorthogonalize when ``||w_after|| < REORTH ||w_before||`` (Kahan-Parlett:
+#: 1/sqrt(2)); measured on the benchmark's modules, this skips the second
+#: pass in most steps (it costs as much as the first).
+REORTH = 0.7071
+#: Restart cycles per linear solve at most.
+MAX_RESTARTS = 20
+#: The smallest inexact-Newton forcing term: a linear solve stops when
+#: ``||J dx + r||_2 <= eta ||r||_2`` (or well below the Newton stop test).
+ETA = 1e-4
+#: The forcing term's bounds: the first step's linear solve stops at
+#: ``ETA_MAX ||r||`` (a rough direction suffices far from the solution),
+#: later ones follow Eisenstat and Walker's choice 2
+#: ``EW_GAMMA (||r_k|| / ||r_{k-1}||)^2`` but not below ``ETA``.
+ETA_MAX = 0.5
+EW_GAMMA = 0.9
+STATS = {"matvecs": 0}
+#: Continuation fallback: numbers of homotopy steps tried, in order.
+CONTINUATION_STEPS = (4, 16)
+#: Armijo constant and halvings of the line search on ||r||_2 (as Newton's).
+ARMIJO = 1e-4
+MAX_HALVINGS = 30
+
+
+def xp_activation(xp, name):
+    """``fd(x) -> (f(x), f'(x))`` for activation ``name`` written with ``xp``
+    calls only (the activations of ``refimpl.activations``)."""
+    if name == "tanh":
+        def fd(x):
+            t = xp.tanh(x)
+            return t, 1.0 - t * t
+    elif name in ("sigmoid", "swish"):
+        def fd(x):
+            e = xp.exp(-xp.abs(x))
+            s = xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+            if name == "sigmoid":
+                return s, s * (1.0 - s)
+            return x * s, s + x * s * (1.0 - s)
+    elif name == "relu":
+        def fd(x):
+            pos = x > 0
+            return xp.where(pos, x, 0.0 * x), xp.where(pos, 1.0 + 0.0 * x, 0.0 * x)
+    elif name == "identity":
+        def fd(x):
+            return x, 1.0 + 0.0 * x
+    else:
+        raise ValueError(f"activation: unknown activation {name!r}")
+    return fd
+
+
+def scipy_spmv(M, n, q):
+    """The product ``V -> M @ V`` on ``(n, q, B)`` arrays for a sparse (or
+    dense) ``(n q, n q)`` matrix M (block diagonal over the n modules)."""
+    def spmv(V):
+        B = V.shape[2]
+        return (M @ V.reshape(n * q, B)).reshape(n, q, B)
+    return spmv
+
+
+@dataclass
+class KrylovOperator:
+    """What the adjoint of a Krylov-solved group reuses: the products with
+    A_SS^T (forward) and A_SS (adjoint) and f'(x) at the solution.
+
+    Attributes
+    ----------
+    AT, A : callable
+        ``V -> A_SS^T V`` and ``V -> A_SS V`` on (n, q, B) arrays.
+    dfx : (n, q, B) array
+        f'(x) at the solution.
+    """
+
+    AT: Callable
+    A: Callable
+    dfx: object = None
+
+
+def _dot(a, b, xp):
+    return xp.sum(a * b, axis=1)
+
+
+def gmres(xp, matvec, b, tol, *, restart=RESTART, max_restarts=MAX_RESTARTS):
+    """Restarted GMRES for ``J x = b`` on every column of an (n, q, B) batch.
+
+    Implements the Krylov part of the module solves (DESIGN.md sec. 3):
+    Arnoldi by classical Gram-Schmidt, repeated when the projection removed
+    more than ``1 - REORTH`` of the vector's norm in any column (Kahan's
+    "twice is enough" test; CGS2 then), the basis of
+    each column kept as an (n, B, k, q) array so that the projections are
+    batched matrix-vector products (``xp.matmul``) and the coefficients of
+    all columns are (n, B) arrays; Givens rotations vectorized over the
+    columns; restarts every ``restart`` steps from the true residual, from
+    x = 0.  A column is done when ``||b - J x||_2 <= tol`` ((n, B) array);
+    all columns iterate together until every one is done (extra steps only
+    refine a done column: GMRES residuals never grow).  A Krylov breakdown
+    (the new vector is zero: the space is invariant, the solution exact)
+    leaves that column's later vectors zero and their coefficients out.
+
+    Returns
+    -------
+    x : (n, q, B) array
+    resnorm : (n, B) array
+        ``||b - J x||_2`` at the returned x.
+    steps : int
+        Products with J taken.
+    """
+    n, q, B = b.shape
+    x = xp.zeros_like(b)
+    r = b
+    beta = xp.sqrt(_dot(r, r, xp))
+    steps = 0
+    tiny = 1e-300
+    m = restart
+    for _ in range(max_restarts):
+        if not bool(xp.any(beta > tol)):
+            break
+        Vt = xp.zeros((n, B, m + 1, q), dtype=b.dtype, device=_device(b))
+        Vt[:, :, 0, :] = xp.permute_dims(r / xp.where(beta > tiny, beta, 1.0)[:, None, :],
+                                         (0, 2, 1))
+        R = []  # columns of the rotated Hessenberg matrix, lists of (n, B)
+        cs, sn = [], []
+        g = [beta]
+        for j in range(m):
+            w = matvec(xp.permute_dims(Vt[:, :, j, :], (0, 2, 1)))
+            steps += 1
+            wt = xp.permute_dims(w, (0, 2, 1))  # (n, B, q)
+            Vj = Vt[:, :, :j + 1, :]
+            w0 = xp.sqrt(xp.sum(wt * wt, axis=2))
+            hv = xp.matmul(Vj, wt[..., None])[..., 0]          # (n, B, j+1)
+            wt = wt - xp.matmul(hv[..., None, :], Vj)[..., 0, :]
+            hn = xp.sqrt(xp.sum(wt * wt, axis=2))
+            if bool(xp.any(hn < REORTH * w0)):  # cancellation: a second pass (CGS2)
+                d = xp.matmul(Vj, wt[..., None])[..., 0]
+                wt = wt - xp.matmul(d[..., None, :], Vj)[..., 0, :]
+                hv = hv + d
+                hn = xp.sqrt(xp.sum(wt * wt, axis=2))
+            ok = hn > 1e-14 * xp.sqrt(xp.sum(hv * hv, axis=2)) + tiny
+            inv = xp.where(ok, 1.0 / xp.where(ok, hn, 1.0), 0.0 * hn)
+            Vt[:, :, j + 1, :] = wt * inv[..., None]
+            h = [hv[:, :, i] for i in range(j + 1)] + [xp.where(ok, hn, 0.0 * hn)]
+            for i in range(j):  # the previous rotations
+                t = cs[i] * h[i] + sn[i] * h[i + 1]
+                h[i + 1] = -sn[i] * h[i] + cs[i] * h[i + 1]
+                h[i] = t
+            dd = xp.sqrt(h[j] * h[j] + h[j + 1] * h[j + 1])
+            pos = dd > 0
+            c = xp.where(pos, h[j] / xp.where(pos, dd, 1.0), 1.0 + 0.0 * dd)
+            s = xp.where(pos, h[j + 1] / xp.where(pos, dd, 1.0), 0.0 * dd)
+            cs.append(c)
+            sn.append(s)
+            h[j] = dd
+            R.append(h[:j + 1])
+            g.append(-s * g[j])
+            g[j] = c * g[j]
+            if not bool(xp.any(xp.abs(g[j + 1]) > tol)):
+                break
+        k = len(R)
+        y = [None] * k
+        for i in range(k - 1, -1, -1):  # back substitution, R y = g
+            acc = g[i]
+            for jj in range(i + 1, k):
+                acc = acc - R[jj][i] * y[jj]
+            dii = R[i][i]
+            nz = dii != 0
+            y[i] = xp.where(nz, acc / xp.where(nz, dii, 1.0), 0.0 * acc)
+        Y = xp.stack(y, axis=2)  # (n, B, k)
+        x = x + xp.permute_dims(xp.matmul(Y[..., None, :], Vt[:, :, :k, :])[..., 0, :],
+                                (0, 2, 1))
+        r = b - matvec(x)
+        steps += 1
+        beta = xp.sqrt(_dot(r, r, xp))
+    return x, beta, steps
+
+
+def _device(a):
+    return getattr(a, "device", None)
+
+
+def _max1(a, xp):
+    return xp.max(xp.abs(a), axis=1)
+
+
+def _newton_loop(xp, AT, fd, C, X, sc, atol, rtol, max_iter, eta, restart):
+    """Inexact Newton on ``x - c - sc A^T f(x) = 0`` from X, every column in
+    lockstep (see :func:`newton_krylov`)."""
+    x = X
+    fx, dfx = fd(x)
+    r = x - C - sc * AT(fx)  # Eq. (3) restricted to the module
+    n, q, B = C.shape
+    zero = xp.zeros((n, B), dtype=C.dtype, device=_device(C))
+    status = xp.astype(zero, xp.int8) + int(SolveStatus.MAX_ITERATIONS)
+    iters = xp.astype(zero, xp.int32)
+    active = zero == 0
+    r2 = xp.sqrt(_dot(r, r, xp))
+    rinf = _max1(r, xp)
+    etak = 0.0 * r2 + ETA_MAX
+    r2_prev = r2
+    for it in range(max_iter + 1):
+        xinf = _max1(x, xp)
+        stop = atol + rtol * xinf
+        bad = active & ~(xp.isfinite(r2) & xp.isfinite(xinf))
+        done = active & ~bad & (rinf <= stop)
+        status = xp.where(bad, int(SolveStatus.NONFINITE), status)
+        status = xp.where(done, int(SolveStatus.CONVERGED), status)
+        active = active & ~(bad | done)
+        if it == max_iter or not bool(xp.any(active)):
+            break
+        D = dfx
+        rhs = xp.where(active[:, None, :], -r, 0.0 * r)
+
+        def J(v, D=D):
+            return v - sc * AT(D * v)  # the Jacobian of Eq. (3), matrix-free
+
+        # Linear tolerance: the forcing term, but never below a tenth of
+        # the stop test (in 2-norm, sqrt(q) ||.||_inf bounds it).
+        if it > 0:  # Eisenstat-Walker choice 2, with its safeguard
+            ew = EW_GAMMA * (r2 / xp.where(r2_prev > 0, r2_prev, 1.0)) ** 2
+            safe = EW_GAMMA * etak * etak
+            ew = xp.where(safe > 0.1, xp.maximum(ew, safe), ew)
+            etak = xp.minimum(xp.maximum(ew, 0.0 * ew + eta), 0.0 * ew + ETA_MAX)
+        lin_tol = xp.maximum(etak * r2, 0.1 * stop)
+        lin_tol = xp.where(active, lin_tol, 0.0 * lin_tol + float("inf"))
+        dx, _, k = gmres(xp, J, rhs, lin_tol, restart=restart)
+        STATS["matvecs"] += k
+        t = xp.astype(active, r2.dtype)
+        pending = active
+        xn, fxn, dfxn, rn, rn2, rninf = x, fx, dfx, r, r2, rinf
+        for _ in range(MAX_HALVINGS + 1):
+            xt = x + t[:, None, :] * dx
+            ft, dft = fd(xt)
+            rt = xt - C - sc * AT(ft)
+            rt2 = xp.sqrt(_dot(rt, rt, xp))
+            rtinf = _max1(rt, xp)
+            ok = pending & ((rt2 <= (1.0 - ARMIJO * t) * r2)
+                            | (rtinf <= atol + rtol * _max1(xt, xp)))
+            m3 = ok[:, None, :]
+            xn = xp.where(m3, xt, xn)
+            fxn = xp.where(m3, ft, fxn)
+            dfxn = xp.where(m3, dft, dfxn)
+            rn = xp.where(m3, rt, rn)
+            rn2 = xp.where(ok, rt2, rn2)
+            rninf = xp.where(ok, rtinf, rninf)
+            pending = pending & ~ok
+            if not bool(xp.any(pending)):
+                break
+            t = xp.where(pending, 0.5 * t, t)
+        iters = iters + xp.astype(active, xp.int32)
+        status = xp.where(pending, int(SolveStatus.NO_DECREASE), status)
+        active = active & ~pending
+        r2_prev = r2
+        x, fx, dfx, r, r2, rinf = xn, fxn, dfxn, rn, rn2, rninf
+    return x, dfx, status, iters, rinf
+
+
+def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=RESTART):
+    """Solve Eq. (3) on a group of modules by Jacobian-free Newton-Krylov.
+
+    Implements DESIGN.md sec. 3's large-module solve of
+    ``r(x) = x - c - A_SS^T f(x) = 0``: inexact Newton steps
+    ``J dx = -r`` solved by :func:`gmres` with ``J v = v - A_SS^T (f'(x) v)``
+    (one sparse product ``AT`` per Krylov step for all columns), then a
+    backtracking line search on ``||r||_2`` per column (Armijo, factor 1/2,
+    at most :data:`MAX_HALVINGS` halvings).  A column stops when
+    ``||r||_inf <= atol + rtol ||x||_inf`` (the Newton solver's test).
+
+    Parameters
+    ----------
+    xp : array namespace
+    AT : callable
+        ``V -> A_SS^T V`` on (n, q, B) arrays.
+    fd : callable
+        ``x -> (f(x), f'(x))`` (see :func:`xp_activation`).
+    C, X : (n, q, B) arrays
+        The constant term c and the start (x = c is the fixed-point guess).
+    atol, rtol, max_iter : the stop test and the Newton steps allowed.
+
+    Columns that end with MAX_ITERATIONS or NO_DECREASE (a non-contractive
+    module whose ``||r||`` has a non-root local minimum on the way) are
+    solved again by natural-parameter continuation, as the dense Newton
+    solver does: ``x = c + s A^T f(x)`` for s = 1/n, ..., 1 from x = c, each
+    from the previous solution, with n = 4, then 16 (the samples with a
+    failed column only, in lockstep; a column keeps the continuation's
+    solution only if it converged).
+
+    Returns
+    -------
+    x, dfx : (n, q, B) arrays
+        The last iterate and f'(x) there.
+    status : (n, B) int array of :class:`SolveStatus` values
+        CONVERGED, MAX_ITERATIONS, NO_DECREASE (the line search failed) or
+        NONFINITE.
+    iterations : (n, B) int array
+        Newton steps per column.
+    residual : (n, B) array
+        ``||r||_inf`` at x.
+    """
+    x, dfx, status, iters, res = _newton_loop(xp, AT, fd, C, X, 1.0, atol, rtol, max_iter,
+                                              eta, restart)
+    for n_steps in CONTINUATION_STEPS:
+        failed = ((status == int(SolveStatus.MAX_ITERATIONS))
+                  | (status == int(SolveStatus.NO_DECREASE)))
+        if not bool(xp.any(failed)):
+            break
+        # Only the samples (columns b) with a failed module are re-solved.
+        fail_b = xp.any(failed, axis=0)
+        cols = xp.nonzero(fail_b)[0]
+        Cs = xp.take(C, cols, axis=2)
+        y, total = Cs, xp.take(iters, cols, axis=1)
+        for k in range(1, n_steps + 1):
+            y, dfy, sty, ity, resy = _newton_loop(xp, AT, fd, Cs, y, k / n_steps, atol, rtol,
+                                                  max_iter, eta, restart)
+            total = total + ity
+        # Back to all B columns without a scatter: column b reads itself, or
+        # (a re-solved one) its place in the appended block.
+        B = fail_b.shape[0]
+        pos = xp.cumulative_sum(xp.astype(fail_b, xp.int64)) - 1
+        idx = xp.where(fail_b, B + pos, xp.arange(B, dtype=xp.int64, device=_device(C)))
+
+        def back(full, part):
+            return xp.take(xp.concat([full, part], axis=-1), idx, axis=full.ndim - 1)
+
+        y, dfy, sty = back(x, y), back(dfx, dfy), back(status, sty)
+        resy, total = back(res, resy), back(iters, total)
+        take = failed & (sty == int(SolveStatus.CONVERGED))
+        t3 = take[:, None, :]
+        x, dfx = xp.where(t3, y, x), xp.where(t3, dfy, dfx)
+        status, res = xp.where(take, sty, status), xp.where(take, resy, res)
+        iters = xp.where(take, total, iters)
+    return x, dfx, status, iters, res
+
+
+
+
+def krylov_adjoint(xp, A, dfx, RHS, *, atol, rtol, restart=RESTART,
+                   max_restarts=MAX_RESTARTS):
+    """Solve the module adjoint ``J^T u = rhs`` (Eq. 4 on a module) by GMRES.
+
+    ``J^T u = u - f'(x) (A_SS u)`` is applied matrix-free with the
+    transposed operator ``A`` (``V -> A_SS V``) and ``dfx = f'(x)`` at the
+    forward solution; ``RHS = f'(x) * v_ext``.  A column is done when
+    ``||J^T u - rhs||_2 <= (atol + rtol ||rhs||_inf)``; the returned
+    status is CONVERGED or MAX_ITERATIONS (restarts exhausted) or NONFINITE,
+    per column.
+
+    Returns
+    -------
+    U : (n, q, B) array
+    status : (n, B) int array
+    residual : (n, B) array
+        ``||J^T u - rhs||_2``.
+    """
+    tol = atol + rtol * _max1(RHS, xp)
+
+    def JT(u):
+        return u - dfx * A(u)  # the transposed Jacobian of Eq. (3)
+
+    U, res, _ = gmres(xp, JT, RHS, tol, restart=restart, max_restarts=max_restarts)
+    failed = xp.astype(~(res <= tol), xp.int8)  # CONVERGED = 0
+    status = failed * int(SolveStatus.MAX_ITERATIONS)
+    status = xp.where(xp.isfinite(res), status, int(SolveStatus.NONFINITE))
+    return U, status, res
