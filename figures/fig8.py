@@ -47,14 +47,14 @@ def compute(ctx):
         g, source = graph(seed, s["n_nodes"])
         info = {"graph": source, "n_nodes": int(g.X.shape[0]),
                 "n_features": int(g.X.shape[1]), "n_classes": g.n_classes}
-        test = g.y[g.idx_test]
+        test = g.y[g.nodes_test]
         ctx.progress(f"GCN seed {seed}")
         gcn = GCNTrainer(g.X.shape[1], g.n_classes, seed=seed)
-        gcn.fit(g.A, g.X, g.y, g.idx_train, g.idx_val)
-        errs = {"GCN": float(np.mean(gcn.predict()[g.idx_test] != test))}
+        gcn.fit(g.adjacency, g.X, g.y, g.nodes_train, g.nodes_val)
+        errs = {"GCN": float(np.mean(gcn.predict()[g.nodes_test] != test))}
         for m, X in (("NMs (features)", g.X),
                      ("NMs (features + neighbour mean)",
-                      np.hstack([g.X, neighbour_mean(g.A, g.X)]))):
+                      np.hstack([g.X, neighbour_mean(g.adjacency, g.X)]))):
             ctx.progress(f"{m} seed {seed}")
             d = node_dataset(g, X)
             cfg = TrainConfig(nodes=s["nodes"], edges=s["edges_per_node"] * s["nodes"],
@@ -68,7 +68,7 @@ def compute(ctx):
             cols["method"].append(m)
             cols["seed"].append(seed)
             cols["test_error"].append(errs[m])
-            cols["n_edges"].append(int(g.A.nnz // 2))
+            cols["n_edges"].append(int(g.adjacency.nnz // 2))
     meta = ctx.cache_key | info | {"settings": {k: list(v) if isinstance(v, tuple) else v
                                                 for k, v in s.items()},
                                    "error": "test error at the best validation epoch"}

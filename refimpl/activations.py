@@ -23,12 +23,11 @@ __all__ = [
 
 
 def _xp(a):
-    mod = type(a).__module__
-    if mod.startswith("cupy"):  # pragma: no cover - GPU only
-        import cupy
+    if isinstance(a, (np.ndarray, np.generic, float, int)):
+        return np  # the fast path of the numba backend
+    import array_api_compat
 
-        return cupy
-    return np
+    return array_api_compat.array_namespace(a)
 
 
 def sigmoid(x):
@@ -71,7 +70,10 @@ def _relu(x):
 
 def _drelu(x):
     # The derivative at 0 is taken as 0 (a subgradient).
-    return (x > 0).astype(x.dtype)
+    xp = _xp(x)
+    if xp is np:
+        return (x > 0).astype(x.dtype)
+    return xp.astype(x > 0, x.dtype)
 
 
 def _identity(x):
@@ -124,8 +126,8 @@ def softmax(Z):
     .. math:: g(z)_o = e^{z_o} / \sum_{o'} e^{z_{o'}}
     """
     xp = _xp(Z)
-    E = xp.exp(Z - Z.max(axis=-1, keepdims=True))
-    return E / E.sum(axis=-1, keepdims=True)
+    E = xp.exp(Z - xp.max(Z, axis=-1, keepdims=True))
+    return E / xp.sum(E, axis=-1, keepdims=True)
 
 
 #: Output activations g of Sec. 3.3 (applied to Z row-wise), by name.

@@ -135,6 +135,10 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         Seeds the initialization, the mini-batch order and the validation split.
     threads : int or None, default None
         numba and BLAS threads in fit and predict (:mod:`refimpl.threads`).
+    backend : str or array-API namespace module, default "numpy"
+        Where training and prediction run (:func:`refimpl.get_backend`):
+        ``"numpy"`` is the numba CPU path, ``"cupy"`` the GPU; inputs and
+        outputs stay NumPy arrays.
 
     Attributes
     ----------
@@ -170,7 +174,8 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
     def __init__(self, nodes=100, edges=None, gamma=None, epochs=50, batch_size=32, lr=0.1,
                  momentum=0.5, optimizer="sgd", reg="none", alpha=1e-3, reg_step="proximal",
                  activation="tanh", init_scale=0.5, patience=10, validation_fraction=0.1,
-                 standardize=True, random_state=0, threads=None):
+                 standardize=True, random_state=0, threads=None,
+                 backend="numpy"):
         # scikit-learn convention: store the parameters, validate them in fit.
         self.nodes = nodes
         self.edges = edges
@@ -190,6 +195,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         self.standardize = standardize
         self.random_state = random_state
         self.threads = threads
+        self.backend = backend
 
     # ------------------------------------------------------------ fitting
     @with_threads(get=lambda self: self.threads)
@@ -215,7 +221,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
             batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             optimizer=self.optimizer, reg=self.reg, alpha=self.alpha, reg_step=self.reg_step,
             activation=self.activation, output="softmax", init_scale=self.init_scale,
-            patience=self.patience, monitor="val_loss", seed=seed)
+            patience=self.patience, monitor="val_loss", seed=seed, backend=self.backend)
 
         if self.standardize:
             mean = X.mean(axis=0)
@@ -270,7 +276,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         trainer = self.trainer_
         c = trainer.config
         return _alg3_predict_proba(trainer.net, X, self.gamma_, atol=c.atol, rtol=c.rtol,
-                                   solver=c.solver)
+                                   solver=c.solver, backend=c.backend)
 
     def predict(self, X):
         """Class labels (from ``classes_``) of the rows of ``X`` (Alg. 3: argmax)."""

@@ -151,13 +151,7 @@ def _backbone_f1(data, cols, *, seed, epochs, nodes, backbone="auto"):
     if graph is not None and backbone != "mlp":
         from .baselines.gcn import GCNTrainer
 
-        n = graph.shape[0]
-        X = np.zeros((n, len(cols)))
-        y = np.zeros(n, dtype=np.int64)
-        for part in ("train", "val", "test"):
-            rows = getattr(data, f"nodes_{part}")
-            X[rows] = getattr(data, f"X_{part}")[:, cols]
-            y[rows] = getattr(data, f"y_{part}")
+        X, y = data.X[:, cols], data.y       # every node, in node order (GraphDataset)
         tr = GCNTrainer(len(cols), data.n_classes, hidden=nodes, epochs=epochs, seed=seed)
         tr.fit(graph, X, y, data.nodes_train, data.nodes_val if len(data.nodes_val) else None)
         return float(np.mean(tr.predict()[data.nodes_test] == y[data.nodes_test]))

@@ -12,9 +12,11 @@ lets the trainer close the epoch (validation, the history record), updates the
   the epoch's record, its validation score (None: no validation) and a function that
   copies the parameters to keep if the score is the best so far.
 
-Hooks (:class:`Hook`) are called before and after every mini-batch and after every
-epoch; an ``after_epoch`` returning True stops training.  The Table 1 time budget and
-the per-epoch learning-rate scaling are hooks (:mod:`refimpl.experiments.cell`).
+:class:`EpochTrainer` is the ``fit`` those trainers share (data checks, the epoch
+target, the callback).  Hooks (:class:`Hook`) are called before and after every
+mini-batch and after every epoch; an ``after_epoch`` returning True stops training.
+The Table 1 time budget and the per-epoch learning-rate scaling are hooks
+(:mod:`refimpl.experiments.cell`).
 """
 from __future__ import annotations
 
@@ -22,7 +24,10 @@ import time
 
 import numpy as np
 
-__all__ = ["CallbackHook", "EarlyStopping", "EarlyStoppingAttributes", "Hook", "run_epochs"]
+from .validation import check_fit_data
+
+__all__ = ["CallbackHook", "EarlyStopping", "EarlyStoppingAttributes", "EpochTrainer", "Hook",
+           "run_epochs"]
 
 
 class EarlyStopping:
@@ -78,6 +83,32 @@ class EarlyStoppingAttributes:
                           lambda self, v: setattr(self.stopping, "best_epoch", v))
     stale = property(lambda self: self.stopping.stale,
                      lambda self, v: setattr(self.stopping, "stale", v))
+
+
+class EpochTrainer(EarlyStoppingAttributes):
+    """What the trainers of Alg. 2 share (the NM ``Trainer``, the NN baseline, the DEQ and
+    OPTNET layers): the early-stopping attributes and :meth:`fit` (DESIGN.md sec. 6).
+
+    A subclass has ``config`` (``epochs``, ``batch_size``), ``n_in``, ``n_out``,
+    ``epoch``, ``history`` and the learner methods of :func:`run_epochs`; its
+    ``end_epoch`` reads ``self._n`` (the number of training rows) and ``self._val``
+    (the validation split, ``(None, None)`` without one).
+    """
+
+    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
+        """Run epochs of Alg. 2 (lines 3-14; until ``config.epochs`` in total, or
+        ``epochs`` more) with :func:`run_epochs`, after checking the data.
+        ``callback(trainer, record)`` is called after each epoch; returning True stops
+        training.  ``hooks``: more :class:`Hook` objects (Table 1's time budget).
+        Returns the history."""
+        c = self.config
+        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
+        target = c.epochs if epochs is None else self.epoch + int(epochs)
+        self._n, self._val = X.shape[0], (X_val, y_val)
+        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
+        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
+                   hooks=hooks)
+        return self.history
 
 
 class Hook:

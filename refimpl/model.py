@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import ACTIVATIONS, OUTPUTS, get_activation, get_output, softmax
+from .backend import is_reference
 from .graph.prune import check_square_finite, prune
 from .propagate import backward, check_input, forward
 from .threads import with_threads
@@ -178,11 +179,14 @@ def output_loss(Z, T, output):
 
 
 @with_threads  # threads=: refimpl.threads.threads_policy
-def loss_and_grad(net, X0, T, graph=None, **forward_options):
+def loss_and_grad(net, X0, T, graph=None, *, backend="numpy", **forward_options):
     """Mean loss of the pruned network and its gradients (Alg. 2 lines 6-10).
 
     Runs :func:`forward` (Eq. 3), the loss of :func:`output_loss` and
-    :func:`backward` (Eq. 4-8).
+    :func:`backward` (Eq. 4-8).  ``backend`` other than ``"numpy"`` (see
+    :func:`refimpl.get_backend`) runs :func:`refimpl.xp.loss_and_grad`
+    instead: the same three steps on the generic path, results in the
+    caller's namespace and device.
 
     Returns
     -------
@@ -191,6 +195,10 @@ def loss_and_grad(net, X0, T, graph=None, **forward_options):
         ``.K`` (dense), ``.W1``, ``.Wm``.
     fwd : ForwardResult
     """
+    if not is_reference(backend):
+        from .xp import loss_and_grad as generic_loss_and_grad
+
+        return generic_loss_and_grad(net, X0, T, graph, backend=backend, **forward_options)
     X0 = check_input(X0, net.n_in)
     fwd = forward(net, X0, graph, **forward_options)
     loss, G = output_loss(fwd.Z, T, net.output)

@@ -120,6 +120,16 @@ class Optimizer:
         if self.kind == "adam":
             self.state[f"v_{name}"] = np.zeros(shape)
 
+    def to(self, xp, device=None):
+        """Move the state to the array namespace ``xp`` on ``device`` (``xp =
+        numpy``: back to host NumPy arrays), so that :meth:`step` updates
+        parameters of that namespace where they live (DESIGN.md section 3)."""
+        from .backend import to_numpy
+
+        for k, v in self.state.items():
+            host = to_numpy(v)
+            self.state[k] = host.copy() if xp is np else xp.asarray(host, device=device)
+
     def step(self, params, grads):
         """One step: ``params[name]`` updated in place from ``grads[name]``, for every
         name in ``grads`` (Alg. 2 line 11, S-Alg. 1 line 21)."""
@@ -130,7 +140,7 @@ class Optimizer:
             c2 = 1.0 - self.b2**self.t
         for name, g in grads.items():
             if f"m_{name}" not in self.state:
-                self._allocate(name, np.shape(g))
+                self._allocate(name, tuple(g.shape))
             m = self.state[f"m_{name}"]
             if self.fused and self._step_fused(name, params[name], m, g, c1, c2):
                 continue
@@ -144,7 +154,8 @@ class Optimizer:
                 m += (1.0 - self.b1) * g
                 v *= self.b2
                 v += (1.0 - self.b2) * g * g
-                params[name] -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+                sqrt = np.sqrt if isinstance(v, np.ndarray) else _namespace(v).sqrt
+                params[name] -= self.lr * (m / c1) / (sqrt(v / c2) + self.eps)
 
     def _step_fused(self, name, w, m, g, c1, c2):
         """The fused update of one parameter; False (nothing done) when an array is not
@@ -164,3 +175,9 @@ class Optimizer:
                     float(1.0 - self.b2), float(c1), float(c2), float(self.lr),
                     float(self.eps))
         return True
+
+
+def _namespace(a):
+    import array_api_compat
+
+    return array_api_compat.array_namespace(a)

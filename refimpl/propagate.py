@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .activations import get_activation, get_output
+from .backend import is_reference
 from .equations import level_product
 from .solvers.fixed_point import (fixed_point_adjoint_group, fixed_point_group,
                                   solve_fixed_point, solve_fixed_point_adjoint)
@@ -132,6 +133,13 @@ class SolveOptions:
     @property
     def fp_max_iter(self) -> int:
         return FP_ITER_FACTOR * int(self.max_iter)
+
+
+#: The generic (array-API) path's entry points for ``backend=`` other than
+#: "numpy": ``{"forward": refimpl.xp.forward, "backward": refimpl.xp.backward}``,
+#: filled by ``refimpl/__init__.py`` (refimpl.xp sits beside this module in the
+#: layer table, so this module does not import it).
+GENERIC: dict = {}
 
 
 def check_input(X0, n_in, name="X0"):
@@ -498,7 +506,8 @@ def _steps(S, mode):
 
 @with_threads  # threads=: refimpl.threads.threads_policy
 def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=True,
-            solver="auto", mode="levels", whole_method="anderson", compute_cond=False):
+            solver="auto", mode="levels", whole_method="anderson", compute_cond=False,
+            backend="numpy"):
     """Solve Eq. (3) of the paper module by module (Alg. 1 lines 9-24).
 
     .. math:: X = 1 b^T + f(X) A + X^0 W_1^T, \\qquad Z = f(X) W_m^T, \\quad Y = g(Z)
@@ -545,11 +554,21 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         the plain fixed-point iteration.
     compute_cond : bool
         Also record max cond_2(J) per module (costly: a dense SVD per sample).
+    backend : str, array-API namespace module or Backend
+        ``"numpy"``: this numba path.  Anything else (``"cupy"``,
+        ``array_api_strict``, ...; see :func:`refimpl.get_backend`) runs the
+        generic path :func:`refimpl.xp.forward`, whose results are arrays of
+        the caller's namespace and device (``mode="whole"`` there needs
+        ``whole_method="fixed_point"``).
 
     Returns
     -------
     ForwardResult
     """
+    if not is_reference(backend):
+        return GENERIC["forward"](net, X0, graph, backend=backend, atol=atol, rtol=rtol,
+                                  max_iter=max_iter, throw=throw, solver=solver, mode=mode,
+                                  whole_method=whole_method, compute_cond=compute_cond)
     opts = SolveOptions(atol=atol, rtol=rtol, max_iter=int(max_iter), solver=solver,
                         mode=mode, whole_method=whole_method)
     X0 = check_input(X0, net.n_in)
@@ -687,7 +706,7 @@ ADJOINTS = {
 
 
 @with_threads  # threads=: refimpl.threads.threads_policy
-def backward(net, fwd, G, *, throw=True):
+def backward(net, fwd, G, *, throw=True, backend=None):
     """Gradients by the adjoint of Eq. (4) and Eq. (6)-(8) (Alg. 1 lines 25-38).
 
     .. math::
@@ -716,7 +735,12 @@ def backward(net, fwd, G, *, throw=True):
         Raise :class:`ConvergenceError` naming the module when an adjoint
         solve fails; with False the gradients carry ``status`` and
         ``failed_modules`` and are computed from the unconverged adjoints.
+    backend : optional
+        Ignored: the backend is the forward's (a result of the generic path
+        is passed on to :func:`refimpl.xp.backward`).
     """
+    if not isinstance(fwd, ForwardResult):
+        return GENERIC["backward"](net, fwd, G, throw=throw)
     G = np.asarray(G, dtype=np.float64)
     B = fwd.X0.shape[0]
     if G.shape != (B, net.n_out):

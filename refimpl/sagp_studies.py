@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sagp import ABLATIONS, SAGPConfig, ablation_config, train_sagp
+from .sagp import ABLATIONS, SAGPConfig, ablation_config, best_and_last, train_sagp
 
 __all__ = ["ABLATION_TITLES", "AblationRow", "ablation_markdown", "ablation_study",
            "assembly_stages", "run_metrics"]
@@ -47,17 +47,15 @@ def run_metrics(result, peak_bytes=float("nan")) -> dict:
     -------
     dict
         ``best_epoch``, ``best_n_hidden``, ``best_synapses``, ``best_f1``,
-        ``last_n_hidden``, ``last_synapses``, ``last_f1``, ``peak_mib``.
+        ``last_n_hidden``, ``last_synapses``, ``last_f1``, ``peak_mib``: the F1-micro
+        ``1 - test_error`` of :func:`refimpl.sagp.best_and_last`'s epochs.
     """
-    if not result.history:
-        raise ValueError("result: the run has no epochs")
-    best = result.history[max(result.best_epoch, 1) - 1]
-    last = result.history[-1]
-    return {"best_epoch": int(best["epoch"]),
-            "best_n_hidden": best["n_hidden"], "best_synapses": best["synapses"],
-            "best_f1": 1.0 - best["test_error"],
-            "last_n_hidden": last["n_hidden"], "last_synapses": last["synapses"],
-            "last_f1": 1.0 - last["test_error"], "peak_mib": peak_bytes / 2**20}
+    m = best_and_last(result, "test_error")
+    return {"best_epoch": m["best_epoch"],
+            "best_n_hidden": m["best_n_hidden"], "best_synapses": m["best_synapses"],
+            "best_f1": 1.0 - m["best_error"],
+            "last_n_hidden": m["last_n_hidden"], "last_synapses": m["last_synapses"],
+            "last_f1": 1.0 - m["last_error"], "peak_mib": peak_bytes / 2**20}
 
 
 @dataclass

@@ -126,9 +126,12 @@ def eq3_residual(net, graph, X0, X):
     (B, p) array
         Zero exactly at a solution of Eq. (3).
     """
-    A, b, act = _parts(net, graph)
+    act = get_activation(net.activation)
     X = np.asarray(X, dtype=np.float64)
-    return X - (b + act.f(X) @ A + np.asarray(X0) @ net.W1.T)
+    A = graph.A
+    # f(X) A as (A^T f(X)^T)^T: a sparse A stays sparse (no p x p array).
+    FA = (A.T @ act.f(X).T).T if hasattr(A, "toarray") else act.f(X) @ np.asarray(A)
+    return X - (np.asarray(graph.b) + FA + np.asarray(X0) @ net.W1.T)
 
 
 def dense_newton_forward(net, X0, graph, tol=1e-13, maxiter=100):

@@ -34,7 +34,17 @@ How the regularizer enters the step (``reg_step``):
 
 Optimizers: SGD with momentum (0.5 by default: the paper's Table 3) or Adam
 (:class:`refimpl.optim.Optimizer`); the epoch loop, early stopping and hooks are
-:mod:`refimpl.loop`'s.  Cost per mini-batch besides the solves: top-k pruning partitions
+:mod:`refimpl.loop`'s.
+
+Backends (``backend``, DESIGN.md section 3): ``"numpy"`` runs the numba path.
+Any other backend runs forward, loss and backward on the generic path
+(:mod:`refimpl.xp`) and keeps the parameters and the optimizer state on its
+device during :meth:`Trainer.fit`, where the optimizer's dense update of K,
+W1, Wm happens.  Pruning, Tarjan and the schedule stay on the CPU (numba), so
+each step copies the parameters back to the host for them; the regularizer's
+term (from the pruned graph's R) is computed there and uploaded.
+
+Cost per mini-batch besides the solves: top-k pruning partitions
 only the entries above 0.9 of the previous gamma (:func:`refimpl.graph.prune_top_k_incremental`,
 the same graph as ``prune``; ``structure="dag"`` takes ``prune(..., eligible=)``), NM
 regularization never forms R densely (``nm_rate_times``, ``nm_proximal``), and the
@@ -50,16 +60,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import get_backend, is_reference, to_numpy
 from .graph.prune import prune, prune_top_k_incremental
 from .io import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
+from .loop import EarlyStopping, EpochTrainer
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer
 from .propagate import forward
 from .regularization import l2_gradient, l2_proximal, nm_proximal, nm_rate_times
 from .solvers.result import ConvergenceError
 from .threads import with_threads
-from .validation import check_fit_data, check_int, check_rows, check_scalar, check_threads
+from .validation import check_int, check_rows, check_scalar, check_threads
 
 __all__ = ["TrainConfig", "Trainer", "predict_proba", "predict", "CheckpointError",
            "TrainingDivergedError", "FORMAT"]
@@ -122,6 +133,10 @@ class TrainConfig:
     mode : {"levels", "sequential", "whole"}
         How Eq. (3) is solved (see :func:`refimpl.forward`); "whole" is the
         DEQ baseline of Table 1 (one implicit layer, fixed point).
+    backend : str, namespace module or Backend
+        ``"numpy"`` (numba, the reference), ``"cupy"`` or another backend of
+        :func:`refimpl.get_backend` (see the module docstring); checkpoints
+        store its name.
     structure : {"graph", "dag"}
         "dag": K restricted to its strict upper triangle (node order 0..p-1),
         the DAG baseline of Table 1: every module is a singleton.
@@ -153,6 +168,7 @@ class TrainConfig:
     structure: str = "graph"
     seed: int = 0
     threads: int | None = None
+    backend: object = "numpy"
 
     def __post_init__(self):
         check_threads(self.threads)
@@ -191,6 +207,7 @@ class TrainConfig:
             raise ValueError(f"monitor: expected 'val_loss' or 'val_error', got {self.monitor!r}")
         if self.reg_step not in ("proximal", "thm31"):
             raise ValueError(f"reg_step: expected 'proximal' or 'thm31', got {self.reg_step!r}")
+        get_backend(self.backend)  # BackendError / ValueError naming the backend
 
     @property
     def k(self) -> int | None:
@@ -203,16 +220,30 @@ class TrainConfig:
         return min(10 * p, p * (p - 1) // (2 if self.structure == "dag" else 1))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["backend"] = get_backend(self.backend).name
+        return d
 
 
 PARAMS = ("K", "W1", "Wm")
 
 
-def _error(net, graph, X, y, atol, rtol, solver, mode="levels"):
-    fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
-    loss, _ = output_loss(fwd.Z, y, net.output)
-    return loss, float(np.mean(np.argmax(fwd.Z, axis=1) != y)), fwd
+def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy"):
+    if is_reference(backend):
+        fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
+    else:
+        from .xp import forward as generic_forward
+
+        fwd = generic_forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode,
+                              backend=backend, **_whole_method(mode))
+    Z = to_numpy(fwd.Z)
+    loss, _ = output_loss(Z, y, net.output)
+    return loss, float(np.mean(np.argmax(Z, axis=1) != y)), fwd
+
+
+def _whole_method(mode):
+    """The generic path solves mode="whole" by the plain fixed point."""
+    return {"whole_method": "fixed_point"} if mode == "whole" else {}
 
 
 @dataclass
@@ -234,7 +265,7 @@ class EpochRecord:
     seconds: float
 
 
-class Trainer(EarlyStoppingAttributes):
+class Trainer(EpochTrainer):
     """Alg. 2 of the paper: train a neural-module network on (X, y).
 
     Parameters
@@ -314,13 +345,24 @@ class Trainer(EarlyStoppingAttributes):
         True stops training.  ``hooks``: more :class:`refimpl.loop.Hook`
         objects.  Returns the history."""
         c = self.config
-        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
-        target = c.epochs if epochs is None else self.epoch + int(epochs)
-        self._n, self._val = X.shape[0], (X_val, y_val)
-        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
-        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
-                   hooks=hooks)
-        return self.history
+        self._device = None
+        if not is_reference(c.backend):  # parameters and optimizer state to the device
+            bk = get_backend(c.backend)
+            dev = bk.device
+            if dev is None:
+                import array_api_compat
+
+                dev = array_api_compat.device(bk.xp.empty(0))
+            self._device = (bk, dev, {n: bk.xp.asarray(getattr(self.net, n), device=dev)
+                                      for n in PARAMS})
+            self.opt.to(bk.xp, dev)
+        try:
+            return super().fit(X, y, X_val, y_val, epochs=epochs, callback=callback,
+                               hooks=hooks)
+        finally:
+            if self._device is not None:  # the host copy is current after every step
+                self.opt.to(np, None)
+                self._device = None
 
     def begin_epoch(self):
         """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
@@ -331,6 +373,8 @@ class Trainer(EarlyStoppingAttributes):
         """One mini-batch of Alg. 2 (lines 5-11): prune, forward, loss, backward, update
         the dense K, W1, Wm with the optimizer and the regularizer."""
         c = self.config
+        if getattr(self, "_device", None) is not None:
+            return self._train_batch_generic(X, y)
         graph = self.prune()
         try:
             loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
@@ -362,6 +406,37 @@ class Trainer(EarlyStoppingAttributes):
         self._iters.append(fwd.iterations)
         return loss
 
+    def _train_batch_generic(self, X, y):
+        """:meth:`train_batch` on the generic path: forward, loss and backward
+        there (Eq. 3-8), the optimizer's dense update of the device copies of
+        K, W1, Wm, then the host copies refreshed for the next pruning."""
+        from .xp import loss_and_grad as generic_loss_and_grad
+
+        c = self.config
+        bk, dev, params = self._device
+        xp = bk.xp
+        graph = self.prune()
+        yd = xp.asarray(y, device=dev)
+        loss, grads, fwd = generic_loss_and_grad(
+            self.net, xp.asarray(X, device=dev), yd, graph, backend=bk, atol=c.atol,
+            rtol=c.rtol, solver=c.solver, mode=c.mode, **_whole_method(c.mode))
+        gK = grads.K
+        if c.structure == "dag":
+            gK = xp.where(xp.asarray(self._lower, device=dev), 0.0, gK)  # stays 0
+        if c.reg != "none" and c.reg_step == "thm31":
+            gK = gK + xp.asarray(self._reg_gradient(graph), device=dev)  # Thm. 3.1
+        self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
+        for name in PARAMS:  # pruning and the schedule run on the host
+            setattr(self.net, name, to_numpy(params[name]).copy())
+        if c.reg != "none" and c.reg_step == "proximal":
+            self._reg_shrink(graph)  # implicit form of Thm. 3.1, on the host copy
+            params["K"] = xp.asarray(self.net.K, device=dev)
+        wrong = xp.argmax(fwd._Zc, axis=1) != xp.astype(yd, xp.int64)
+        self._loss_sum += loss * y.shape[0]
+        self._err_sum += float(xp.sum(xp.astype(wrong, xp.float64)))
+        self._iters.append(fwd.iterations)
+        return loss
+
     def _check_finite(self, cause=None):
         """Raise :class:`TrainingDivergedError` naming the epoch when a parameter is
         NaN or infinite (``cause``: the error that revealed it)."""
@@ -386,7 +461,7 @@ class Trainer(EarlyStoppingAttributes):
         X_val, y_val = self._val
         if X_val is not None:
             val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
-                                          c.solver, c.mode)
+                                          c.solver, c.mode, c.backend)
         n = self._n
         rec = EpochRecord(
             epoch=self.epoch, loss=float(self._loss_sum / n),
@@ -471,13 +546,19 @@ class Trainer(EarlyStoppingAttributes):
 
 
 @with_threads  # threads=: refimpl.threads.threads_policy
-def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto"):
+def predict_proba(net, X, gamma, *, atol=1e-8, rtol=1e-8, solver="auto", backend="numpy"):
     """Alg. 3 of the paper: prune K with the trained ``gamma``, solve Eq. (3),
-    return ``Y = g(Z)`` (class probabilities for a softmax output)."""
+    return ``Y = g(Z)`` (class probabilities for a softmax output), a NumPy
+    array (``backend``: where Eq. (3) is solved, see :func:`refimpl.get_backend`)."""
     X = check_rows(X, net.n_in, "X")
     gamma = check_scalar(gamma, "gamma", minimum=0.0)
     graph = prune(net.K, gamma=gamma)
-    return forward(net, X, graph, atol=atol, rtol=rtol, solver=solver).Y
+    if is_reference(backend):
+        return forward(net, X, graph, atol=atol, rtol=rtol, solver=solver).Y
+    from .xp import forward as generic_forward
+
+    return to_numpy(generic_forward(net, X, graph, atol=atol, rtol=rtol, solver=solver,
+                                    backend=backend).Y)
 
 
 def predict(net, X, gamma, **options):

@@ -12,13 +12,15 @@ Claims (``CLAIMS``, in order): Eq. (3) residual; Eq. (4)-(8) against central
 differences; Eq. (4) and the meaning of V; the adjoint dot-product test; an
 MLP as a graph in the paper's form (Appendix A) and the supplement's
 (S-Thm. 1); the linear systems of Fig. 5-7; Thm. 3.1 (the update, and the
-factor 2); Thm. 3.2 three ways; Thm. 3.3's trend; Eq. (16) against Monte
+factor 2); Thm. 3.2 three ways; Thm. 3.3's bound and trend (L2 and NM
+regularization); Eq. (16) against Monte
 Carlo; Eq. (9)-(10) by hand; Appendix H measured (module balance with and
 without NM regularization, reported whether or not the paper's claim holds);
 Eq. (1)-(2).  Every check is seeded and deterministic.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -480,16 +482,87 @@ def check_thm32_monte_carlo() -> Measurement:
 # ----------------------------------------------------------------------------
 
 
+#: The regularizers of the Thm. 3.3 claims: L2 and NM regularization (Eq. 9-11,
+#: R of the initial pruned graph held constant; ``thm33_study(regularizer=...)``).
+THM33_REGULARIZERS = ("l2", "nm")
+
+
+@functools.lru_cache(maxsize=len(THM33_REGULARIZERS))
+def thm33_verify_study(regularizer):
+    """The Thm. 3.3 study at the size of ``refimpl verify`` (seeded, cached)."""
+    return thm33_study(T_values=(25, 100, 400), seed=0, n_samples=128, n_repeats=8,
+                       regularizer=regularizer)
+
+
+def thm33_argument_bound(s):
+    r"""The bound (*) of ``proofs/thm3_3.md`` from a study's constants (Thm. 3.3 proof,
+    first line): :math:`2\Delta/(\zeta(T+1)) + L\zeta G^2 + \frac{L^2}{T+1}\sum_t
+    E\|w_t - \tilde w_t\|^2`, with :math:`\Delta = f(w_0) - f^*` and
+    :math:`\zeta = c/\sqrt{T}` (not the study's own ``bound`` field)."""
+    T = np.asarray(s.T, dtype=np.float64)
+    zeta = s.c / np.sqrt(T)
+    return (2.0 * (s.f0 - s.f_star) / (zeta * (T + 1.0)) + s.L * zeta * s.G**2
+            + s.L**2 * np.asarray(s.prune_err_sq))
+
+
+def thm33_paper_bound(s):
+    r"""The last line of the paper's proof of Thm. 3.3: the pruning term replaced by
+    :math:`L^2\|w_0 - \tilde w_0\|^2` through Eq. (23) (an erratum, ``proofs/errata.md``)."""
+    return thm33_argument_bound(s) - s.L**2 * (np.asarray(s.prune_err_sq) - s.prune_err0)
+
+
+def check_thm33_bound(study=None, bound=thm33_argument_bound) -> Measurement:
+    r"""Thm. 3.3 (Eq. 14, App. L): the measured average squared gradient of DPF training
+    is below the bound the theorem's argument proves, with L2 and with NM regularization.
+
+    For each regularizer of :data:`THM33_REGULARIZERS`, ``study(regularizer)`` gives a
+    :class:`refimpl.theory.Thm33Study`; the error is the largest
+    ``(grad_sq - 3 s.e.) / bound(study)`` over T and regularizers (above 1: the
+    measurement exceeds the bound by more than 3 standard errors of the mean over the
+    mini-batch streams).  Before that the study must use the theorem's step
+    :math:`\zeta = c/\sqrt T` with :math:`c = \sqrt{\Delta/(L G_0^2)}` and report the
+    bound (*) of its own constants; otherwise the claim fails (an exception).
+    ``study`` (default :func:`thm33_verify_study`) and ``bound`` are parameters so
+    that a test can inject broken ones.
+    """
+    study = thm33_verify_study if study is None else study
+    ratios, parts = [], []
+    for reg in THM33_REGULARIZERS:
+        s = study(reg)
+        if s.regularizer != reg:
+            raise RuntimeError(f"the study ran {s.regularizer!r}, asked for {reg!r}")
+        T = np.asarray(s.T, dtype=np.float64)
+        c = np.sqrt((s.f0 - s.f_star) / (s.L * s.G0**2))
+        # Rounding only (a square root and divisions): 1e-12 relative.
+        if not (np.isclose(s.c, c, rtol=1e-12, atol=0)
+                and np.allclose(s.step, c / np.sqrt(T), rtol=1e-12, atol=0)):
+            raise RuntimeError(f"{reg}: the step is not c / sqrt(T), c = sqrt(Delta/(L G0^2))")
+        if not np.allclose(s.bound, thm33_argument_bound(s), rtol=1e-12, atol=0):
+            raise RuntimeError(f"{reg}: the study's bound is not (*) of its own constants")
+        b = np.asarray(bound(s), dtype=np.float64)
+        low = np.asarray(s.grad_sq) - 3.0 * np.asarray(s.grad_sq_se)
+        ratio = float(np.max(low / b))
+        paper = float(np.max(s.grad_sq / thm33_paper_bound(s)))
+        ratios.append(ratio)
+        parts.append(f"{reg}: max (mean - 3 se) / bound {ratio:.2f}, "
+                     f"mean / paper's last line {paper:.2f}")
+    # A bound: <= 1 beyond 3 standard errors (the margin of (*) is 3-5x here).
+    return Measurement(max(ratios), 1.0, f"T = {s.T.tolist()}; " + "; ".join(parts))
+
+
 def check_thm33_trend() -> Measurement:
-    """Thm. 3.3: the average squared gradient of DPF training decreases with T."""
-    s = thm33_study(T_values=(25, 100, 400), seed=0, n_samples=128, n_repeats=8)
-    g, se = s.grad_sq, s.grad_sq_se
-    # Upper confidence ratio of consecutive averages (3 standard errors each):
-    # < 1 means "decreases" beyond noise; O(1/sqrt(T)) predicts ~0.5 per 4x T.
-    ratio = float(np.max((g[1:] + 3 * se[1:]) / (g[:-1] - 3 * se[:-1])))
-    slope = float(np.polyfit(np.log(s.T), np.log(g), 1)[0])
-    return Measurement(ratio, 1.0, f"T = {s.T.tolist()}: {np.array2string(g, precision=3)}, "
-                                   f"log-log slope {slope:.2f} (O(1/sqrt T): -0.5)")
+    """Thm. 3.3: the average squared gradient of DPF training decreases with T (L2 and NM)."""
+    ratios, parts = [], []
+    for reg in THM33_REGULARIZERS:
+        s = thm33_verify_study(reg)
+        g, se = s.grad_sq, s.grad_sq_se
+        # Upper confidence ratio of consecutive averages (3 standard errors each):
+        # < 1 means "decreases" beyond noise; O(1/sqrt(T)) predicts ~0.5 per 4x T.
+        ratios.append(float(np.max((g[1:] + 3 * se[1:]) / (g[:-1] - 3 * se[:-1]))))
+        slope = float(np.polyfit(np.log(s.T), np.log(g), 1)[0])
+        parts.append(f"{reg}: {np.array2string(g, precision=3)}, log-log slope {slope:.2f}")
+    return Measurement(max(ratios), 1.0, f"T = {s.T.tolist()}; " + "; ".join(parts)
+                       + " (O(1/sqrt T): -0.5)")
 
 
 def check_eq16_monte_carlo() -> Measurement:
@@ -671,8 +744,11 @@ CLAIMS: tuple = (
     Claim("thm3.2-mc", "Thm. 3.2", "posterior mean by Monte Carlo",
           "importance sampling from the prior, 1e5 draws",
           "proofs/thm3_2.md", check_thm32_monte_carlo),
+    Claim("thm3.3-bound", "Thm. 3.3, Eq. 14", "E||grad||^2 of DPF <= the proof's bound",
+          "L2 and NM reg.: max (mean - 3 s.e.) / bound (*) over T = 25, 100, 400",
+          "proofs/thm3_3.md", check_thm33_bound),
     Claim("thm3.3-trend", "Thm. 3.3, Eq. 14", "E||grad||^2 of DPF decreases with T",
-          "max upper-confidence ratio of successive averages",
+          "L2 and NM reg.: max upper-confidence ratio of successive averages",
           "proofs/thm3_3.md", check_thm33_trend),
     Claim("eq16", "Eq. 16", "p_merge = 1 - theta^q",
           "Monte Carlo, 2e4 trials per case",

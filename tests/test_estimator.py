@@ -257,7 +257,7 @@ def test_import_and_fallbacks_without_sklearn():
         assert not any(m.startswith("sklearn.") for m in sys.modules)
         clf = e.NMClassifier(nodes=12, epochs=3, random_state=1)
         p = clf.get_params()
-        assert p["nodes"] == 12 and p["random_state"] == 1 and len(p) == 18, p
+        assert p["nodes"] == 12 and p["random_state"] == 1 and len(p) == 19, p
         assert clf.set_params(lr=0.2) is clf and clf.lr == 0.2
         try:
             clf.set_params(bogus=1)

@@ -65,13 +65,13 @@ def test_gcn_gradients_central_differences():
 def test_gcn_learns_a_homophilous_toy_graph():
     g = sbm_graph(n_nodes=200, n_classes=2, n_features=4, p_in=0.08, p_out=0.004,
                   signal=0.3, seed=0)
-    tr = GCNTrainer(4, 2, hidden=8, epochs=100, seed=0).fit(g.A, g.X, g.y, g.idx_train,
-                                                             g.idx_val)
-    err = np.mean(tr.predict()[g.idx_test] != g.y[g.idx_test])
+    tr = GCNTrainer(4, 2, hidden=8, epochs=100, seed=0).fit(g.adjacency, g.X, g.y,
+                                                             g.nodes_train, g.nodes_val)
+    err = np.mean(tr.predict()[g.nodes_test] != g.y[g.nodes_test])
     assert err <= 0.1
     assert tr.history[0]["loss"] > tr.history[tr.best_epoch - 1]["loss"]
     # the neighbour mean carries the class: its own features barely do
-    d = node_dataset(g, np.hstack([g.X, neighbour_mean(g.A, g.X)]))
+    d = node_dataset(g, np.hstack([g.X, neighbour_mean(g.adjacency, g.X)]))
     assert d.n_features == 8
     np.testing.assert_allclose(d.X_train.mean(axis=0), 0, atol=1e-12)
 
@@ -103,12 +103,12 @@ def test_facebook_graph_loader_on_published_format(tmp_path):
     ids, edges = _write_facebook(tmp_path)
     g = load_facebook_graph(tmp_path, n_features=8, seed=1)
     d = load_facebook(tmp_path, n_features=8, degree=False, seed=1)
-    np.testing.assert_array_equal(g.X[g.idx_train], d.X_train)
-    np.testing.assert_array_equal(g.y[g.idx_test], d.y_test)
-    assert g.A.shape == (40, 40) and g.A.nnz == 2 * len(edges)
-    assert (g.A != g.A.T).nnz == 0
+    np.testing.assert_array_equal(g.X[g.nodes_train], d.X_train)
+    np.testing.assert_array_equal(g.y[g.nodes_test], d.y_test)
+    assert g.adjacency.shape == (40, 40) and g.adjacency.nnz == 2 * len(edges)
+    assert (g.adjacency != g.adjacency.T).nnz == 0
     # every edge of the file joins the nodes whose feature rows are those pages' rows
     d_all = load_facebook(tmp_path, n_features=8, degree=True, seed=1, standardize=False)
     deg_loader = np.expm1(np.concatenate([d_all.X_train, d_all.X_val, d_all.X_test])[:, -1])
-    np.testing.assert_allclose(np.asarray(g.A.sum(axis=1)).ravel(), deg_loader,
+    np.testing.assert_allclose(np.asarray(g.adjacency.sum(axis=1)).ravel(), deg_loader,
                                rtol=1e-12, atol=1e-12)

@@ -1,7 +1,8 @@
 """Forward (Eq. 3) and backward (Eq. 4-8) through neural modules (Alg. 1).
 
-Oracles: an independent dense whole-graph Newton written here, a plain NumPy
-MLP, central finite differences and the dot-product test.
+Oracles (:mod:`refimpl.testing`): the independent dense whole-graph Newton, the
+Eq. (3) residual, a plain NumPy MLP, central finite differences; and the
+dot-product test.
 """
 import numpy as np
 import pytest
@@ -12,6 +13,13 @@ import refimpl
 from refimpl import ConvergenceError, NMNetwork, SolveStatus, backward, forward, loss_and_grad
 from refimpl.activations import get_activation
 from refimpl.graph import graph_from_mask
+from refimpl.testing import (
+    central_difference,
+    dense_newton_forward,
+    eq3_residual,
+    plain_mlp,
+    random_case,
+)
 
 # Gradient checks run the solves to 1e-13 so that the solver error divided
 # by the finite-difference step (1e-13 / 1e-6) stays below 1e-7.
@@ -20,38 +28,9 @@ TIGHT = dict(atol=1e-13, rtol=1e-13)
 
 def make_case(seed, p=12, n_in=4, n_out=3, B=5, k=None, scale=0.5, activation="tanh",
               output="softmax"):
-    k = 3 * p if k is None else k
-    net = NMNetwork.random(n_in, p, n_out, seed=seed, k=k, scale=scale,
-                           activation=activation, output=output)
-    rng = np.random.default_rng(seed + 1)
-    net.K[np.diag_indices(p)] = 0.3 * rng.standard_normal(p)  # non-zero biases
-    X0 = rng.standard_normal((B, n_in))
-    T = rng.integers(0, n_out, size=B) if output == "softmax" else rng.standard_normal((B, n_out))
-    return net, X0, T
-
-
-def eq3_residual(net, graph, X0, X):
-    f = get_activation(net.activation).f
-    return X - (graph.b + f(X) @ graph.A.toarray() + X0 @ net.W1.T)  # Eq. (3)
-
-
-def dense_whole_graph_newton(net, graph, X0, tol=1e-14):
-    """Independent oracle: Newton on all p equations at once, per sample,
-    with numpy.linalg.solve (no modules, no schedule)."""
-    act = get_activation(net.activation)
-    A = graph.A.toarray()
-    C = graph.b + X0 @ net.W1.T
-    X = C.copy()
-    for s in range(X.shape[0]):
-        x = X[s]
-        for _ in range(100):
-            r = x - C[s] - A.T @ act.f(x)
-            if np.abs(r).max() < tol:
-                break
-            J = np.eye(net.p) - A.T * act.df(x)[None, :]
-            x = x - np.linalg.solve(J, r)
-        X[s] = x
-    return X
+    """:func:`refimpl.testing.random_case` with this file's defaults (k = 3p, scale 0.5)."""
+    return random_case(seed, p=p, n_in=n_in, n_out=n_out, B=B, k=3 * p if k is None else k,
+                       scale=scale, activation=activation, output=output)
 
 
 @given(
@@ -90,7 +69,7 @@ def test_agrees_with_dense_whole_graph_newton(seed):
     # scale 0.3: contractive modules, so the solution is unique.
     net, X0, _ = make_case(seed, p=16, k=48, scale=0.3)
     fwd = forward(net, X0, **TIGHT)
-    Xo = dense_whole_graph_newton(net, fwd.graph, X0)
+    Xo, _ = dense_newton_forward(net, X0, fwd.graph)
     np.testing.assert_allclose(fwd.X, Xo, rtol=1e-11, atol=1e-12,
                                err_msg="Eq. (3): modules vs whole-graph Newton")
 
@@ -120,13 +99,6 @@ def test_solvers_agree_on_contractive_modules(solver):
     np.testing.assert_allclose(g1.K, g0.K, rtol=1e-9, atol=1e-11)
 
 
-def central_diff(fun, x, idx, h=1e-6):
-    xp, xm = x.copy(), x.copy()
-    xp[idx] += h
-    xm[idx] -= h
-    return (fun(xp) - fun(xm)) / (2 * h)
-
-
 @pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid"])
 @pytest.mark.parametrize("activation", ["tanh", "swish"])
 def test_gradients_match_finite_differences(output, activation):
@@ -147,10 +119,10 @@ def test_gradients_match_finite_differences(output, activation):
         return loss_and_grad(net, X0, T, graph_of(K), **TIGHT)[0]
 
     for idx in [kept[i] for i in rng.choice(len(kept), 6, replace=False)]:
-        np.testing.assert_allclose(grads.K[idx], central_diff(loss_K, net.K, idx), **tol,
+        np.testing.assert_allclose(grads.K[idx], central_difference(loss_K, net.K, index=idx), **tol,
                                    err_msg=f"Eq. (6): kept edge {idx}")
     for i in range(0, net.p, 3):
-        np.testing.assert_allclose(grads.K[i, i], central_diff(loss_K, net.K, (i, i)), **tol,
+        np.testing.assert_allclose(grads.K[i, i], central_difference(loss_K, net.K, index=(i, i)), **tol,
                                    err_msg=f"Eq. (6): bias {i}")
     # A pruned entry: the gradient of the model with that edge present at weight 0.
     for idx in [pruned[i] for i in rng.choice(len(pruned), 4, replace=False)]:
@@ -158,7 +130,8 @@ def test_gradients_match_finite_differences(output, activation):
         Mi[idx] = True
         K0 = net.K.copy()
         K0[idx] = 0.0
-        fd = central_diff(lambda K: loss_K(K, lambda K: graph_from_mask(K, Mi)), K0, idx)
+        fd = central_difference(lambda K: loss_K(K, lambda K: graph_from_mask(K, Mi)), K0,
+                                index=idx)
         np.testing.assert_allclose(grads.K[idx], fd, **tol,
                                    err_msg=f"Eq. (6): pruned entry {idx} (feedback)")
 
@@ -173,7 +146,7 @@ def test_gradients_match_finite_differences(output, activation):
         W = getattr(net, name)
         for idx in [tuple(rng.integers(0, s) for s in W.shape) for _ in range(5)]:
             np.testing.assert_allclose(getattr(grads, name)[idx],
-                                       central_diff(loss_param(name), W, idx), **tol,
+                                       central_difference(loss_param(name), W, index=idx), **tol,
                                        err_msg=f"{eq}: {name}{idx}")
 
 
@@ -214,18 +187,10 @@ def test_eq4_holds_and_v_is_gradient_wrt_activation():
     # rounding amplified by cond(J) (~1e2 here).
     np.testing.assert_allclose(U, dF * V, rtol=1e-10, atol=1e-13)
     # dL/dx_i (summed over the batch) is the bias gradient; it equals sum U, not sum V.
-    fd = np.array([central_diff(lambda K: loss_and_grad(net, X0, T, g.with_weights(K),
-                                                        **TIGHT)[0], net.K, (i, i))
-                   for i in range(net.p)])
+    fd = central_difference(lambda K: loss_and_grad(net, X0, T, g.with_weights(K), **TIGHT)[0],
+                            net.K, index=[(i, i) for i in range(net.p)])
     np.testing.assert_allclose(U.sum(0), fd, rtol=1e-6, atol=1e-7)
     assert np.abs(V.sum(0) - fd).max() > 1e-4, "V would equal dL/dX only if f' = 1"
-
-
-def plain_mlp(X0, Ws, bs, f):
-    H = X0
-    for W, b in zip(Ws, bs):
-        H = f(H @ W + b)
-    return H
 
 
 def test_layered_graph_is_an_mlp():

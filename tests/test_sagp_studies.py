@@ -9,7 +9,7 @@ import pytest
 
 from refimpl import sagp_studies as St
 from refimpl.datasets import teacher_data
-from refimpl.sagp import SAGPConfig
+from refimpl.sagp import SAGPConfig, train_sagp
 
 
 @pytest.mark.parametrize("h, stages", [
@@ -31,6 +31,24 @@ def test_run_metrics_reads_best_and_last_epochs():
                  "peak_mib": 3.0}
     with pytest.raises(ValueError, match="no epochs"):
         St.run_metrics(SimpleNamespace(history=[], best_epoch=0))
+
+
+def test_best_epoch_without_validation_is_the_last():
+    """No validation split: the best epoch is the last one (train_sagp scores such an
+    epoch by -epoch; a hand-made result with best_epoch 0 reads the last epoch too, not
+    the first)."""
+    from refimpl.sagp import best_and_last
+
+    hist = [dict(epoch=e, n_hidden=h, synapses=s, test_error=t, val_error=float("nan"))
+            for e, h, s, t in ((1, 2, 40, 0.5), (2, 5, 90, 0.25), (3, 4, 70, 0.3))]
+    m = best_and_last(SimpleNamespace(history=hist, best_epoch=0))
+    assert (m["best_epoch"], m["best_n_hidden"], m["best_synapses"]) == (3, 4, 70)
+    assert m["best_error"] == m["last_error"] == 0.3
+    assert St.run_metrics(SimpleNamespace(history=hist, best_epoch=0))["best_epoch"] == 3
+    data = teacher_data(60, 4, 2, seed=2)
+    res = train_sagp(data.X_train, data.y_train, config=SAGPConfig(h_max=4), epochs=2,
+                     seed=0, test=(data.X_test, data.y_test))
+    assert res.best_epoch == 2 and best_and_last(res)["best_epoch"] == 2
 
 
 def test_tiny_ablation_study_and_table():

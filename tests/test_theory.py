@@ -1,4 +1,4 @@
-"""Tests of refimpl.theory: Thm. 3.2, Eq. (1), (2), (16) and the Thm. 3.3 study.
+"""Tests of refimpl.theory: Thm. 3.2, Eq. (1), (2), (16) and the Thm. 3.3 study (L2, NM).
 
 Thm. 3.2 is checked by routes that share no code with the closed form:
 augmented least squares and a generic optimizer (the mean minimizes Eq. 21),
@@ -476,10 +476,58 @@ def test_erratum_thm33_eq23():
     assert np.all(s.grad_sq <= s.bound)
 
 
+_NM_SMALL = dict(T_values=(25, 100, 400), seed=1, n_samples=128, n_repeats=8)
+
+
+@pytest.fixture(scope="module")
+def nm_pair():
+    return (thm33_study(regularizer="l2", **_NM_SMALL),
+            thm33_study(regularizer="nm", **_NM_SMALL))
+
+
+def test_thm33_nm_repulsion_is_eq10_of_the_initial_pruned_graph(nm_pair):
+    # The logistic model as a DAG (inputs -> one output): every module a singleton,
+    # so Eq. (10) gives r_j = 1 * 1 * exp(w~_j), w~_j = |w0_j| / max kept |w0| on the
+    # top-k edges (Eq. 9 normalization), and r_j = 1 on the pruned ones.
+    l2, nm = nm_pair
+    k = 10
+    w0 = nm.w0
+    kept = np.argsort(-np.abs(w0), kind="stable")[:k]
+    r = np.ones_like(w0)
+    r[kept] = np.exp(np.abs(w0[kept]) / np.abs(w0[kept]).max())
+    assert_allclose(nm.r, r, rtol=1e-15, atol=0)
+    assert_allclose(l2.r, 1.0, rtol=0, atol=0)
+    assert nm.r.max() == pytest.approx(np.e, rel=1e-15)
+    # Same data and w0: only the penalty differs, and L = L_J + mu max r.
+    assert_allclose(nm.w0, l2.w0, rtol=0, atol=0)
+    assert nm.L - l2.L == pytest.approx(1e-2 * (np.e - 1.0), rel=1e-9)
+    assert nm.f0 - l2.f0 == pytest.approx(0.5e-2 * np.sum((r - 1.0) * w0**2), rel=1e-9)
+
+
+def test_thm33_nm_measured_gradient_under_the_bound_and_decreasing(nm_pair):
+    # With R held constant the NM-regularized objective is L-smooth and (*) applies.
+    for s in nm_pair:
+        assert np.all(s.grad_sq + 3 * s.grad_sq_se <= s.bound), (s.regularizer, s.grad_sq)
+        drops = s.grad_sq[:-1] - s.grad_sq[1:]
+        assert np.all(drops > 5 * np.hypot(s.grad_sq_se[:-1], s.grad_sq_se[1:]))
+    l2, nm = nm_pair
+    assert not np.allclose(nm.grad_sq, l2.grad_sq, rtol=1e-3, atol=0), "NM run is the L2 run"
+
+
+def test_thm33_nm_with_r_one_is_l2():
+    # w0 = 0: no kept weight is non-zero, W~ = 0 and R = 1 (Eq. 9-10), so NM
+    # regularization is L2 at the same mu and the two studies coincide exactly.
+    kw = dict(T_values=(10, 40), seed=2, n_samples=64, n_repeats=2, init_scale=0.0)
+    l2, nm = thm33_study(regularizer="l2", **kw), thm33_study(regularizer="nm", **kw)
+    assert_allclose(nm.r, 1.0, rtol=0, atol=0)
+    for name in ("grad_sq", "bound", "prune_err_sq", "step"):
+        assert_allclose(getattr(nm, name), getattr(l2, name), rtol=0, atol=0, err_msg=name)
+
+
 @pytest.mark.parametrize("kwargs", [
     {"T_values": (10,)}, {"T_values": (0, 10)}, {"k": 0}, {"k": 21},
     {"teacher_support": 21}, {"reg": 0.0}, {"init_scale": -1.0},
-    {"decay": "both"}, {"n_repeats": 1},
+    {"decay": "both"}, {"n_repeats": 1}, {"regularizer": "l1"},
 ])
 def test_thm33_validation(kwargs):
     with pytest.raises(ValueError):

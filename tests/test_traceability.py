@@ -35,7 +35,8 @@ MODULES = ["refimpl", "refimpl.theory", "refimpl.regularization", "refimpl.perce
            "refimpl.baselines.cff", "refimpl.baselines.darts", "refimpl.baselines.binary",
            "refimpl.baselines.gcn", "refimpl.baselines.graph_data", "refimpl.baselines.deq",
            "refimpl.baselines.optnet", "refimpl.baselines._common", "refimpl.threads",
-           "refimpl.feature_selection", "refimpl.sagp_studies"]
+           "refimpl.feature_selection", "refimpl.sagp_studies",
+           "refimpl.backend", "refimpl.xp", "refimpl.xp.solvers", "refimpl.xp.cuda_tiny"]
 
 #: Known exceptions, each with its reason.  Kept minimal: the test below fails
 #: when an entry gains a reference (remove it then).  Entries marked "owner"
@@ -45,6 +46,8 @@ ALLOWED_WITHOUT_REFERENCE = {
     "refimpl.SolveStatus": "solver infrastructure (status codes), implements no equation",
     "refimpl.train.CheckpointError": "I/O infrastructure (error type), implements no equation",
     "refimpl.estimator.NotFittedError": "scikit-learn convention (error type), no equation",
+    "refimpl.BackendError": "backend infrastructure (error type), implements no equation",
+    "refimpl.backend.BackendError": "backend infrastructure (error type), implements no equation",
 }
 
 

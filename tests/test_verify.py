@@ -247,3 +247,81 @@ def test_testing_oracles_agree_with_the_engine():
     b = backward(net, fwd, G)
     np.testing.assert_allclose(V, b.V, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(U, b.U, rtol=1e-10, atol=1e-13)
+
+
+# ----------------------------------------------------------------------------
+# Thm. 3.3: the measured E||grad||^2 against the bound
+# ----------------------------------------------------------------------------
+
+#: Eq. (23)'s counterexample (``proofs/thm3_3.md``): a tiny w0, so ||w0 - w~0||^2 ~ 1e-5
+#: while the pruning error of DPF grows to ~20; T = 3200 violates the paper's last line.
+_EQ23_COUNTEREXAMPLE = dict(T_values=(100, 3200), seed=0, init_scale=1e-3, k=5,
+                            teacher_support=20, n_repeats=8)
+
+
+@pytest.fixture(scope="module")
+def counterexample_studies():
+    from refimpl.theory import thm33_study
+
+    return {reg: thm33_study(regularizer=reg, **_EQ23_COUNTEREXAMPLE)
+            for reg in verify.THM33_REGULARIZERS}
+
+
+def test_thm33_claim_compares_with_the_bound_for_l2_and_nm():
+    (res,) = verify.run_claims([_claim("thm3.3-bound")])
+    assert res.passed and 0.0 < res.error < 1.0
+    assert "l2:" in res.detail and "nm:" in res.detail
+    for reg in verify.THM33_REGULARIZERS:
+        s = verify.thm33_verify_study(reg)
+        # (*) recomputed here from the study's constants, independently of both.
+        zeta = s.c / np.sqrt(s.T)
+        star = (2 * (s.f0 - s.f_star) / (zeta * (s.T + 1)) + s.L * zeta * s.G**2
+                + s.L**2 * s.prune_err_sq)
+        np.testing.assert_allclose(verify.thm33_argument_bound(s), star, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(verify.thm33_paper_bound(s) - star,
+                                   s.L**2 * (s.prune_err0 - s.prune_err_sq),
+                                   rtol=1e-10, atol=1e-14)
+    assert not np.all(verify.thm33_verify_study("nm").r == 1.0), "NM reg. is L2 here"
+
+
+def test_paper_bound_fails_thm33_claim_on_eq23_counterexample(counterexample_studies):
+    """The paper's last line (Eq. 23 used) injected as the bound: the claim fails, while
+    the same measurements are below the argument's bound (*)."""
+    study = counterexample_studies.__getitem__
+    broken = verify.Claim("thm33-paper", "", "", "", "",
+                          lambda: verify.check_thm33_bound(study, verify.thm33_paper_bound))
+    (res,) = verify.run_claims([broken])
+    assert not res.passed and res.error > 1.5, res
+    good = dataclasses.replace(broken, run=lambda: verify.check_thm33_bound(study))
+    (res,) = verify.run_claims([good])
+    assert res.passed, res
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("grad_sq summed over t", ""),
+    ("bound without pruning term", "not (*)"),
+    ("step c / T", "c / sqrt(T)"),
+    ("regularizer ignored", "asked for 'nm'"),
+])
+def test_broken_thm33_study_fails_verify(monkeypatch, breakage, message):
+    """A study that sums instead of averaging, reports a bound other than (*), uses
+    another step, or runs L2 when asked for NM makes ``refimpl verify`` fail."""
+    real = verify.thm33_verify_study
+
+    def broken(reg):
+        s = real(reg)
+        if breakage == "grad_sq summed over t":
+            return dataclasses.replace(s, grad_sq=s.grad_sq * (s.T + 1))
+        if breakage == "bound without pruning term":
+            return dataclasses.replace(s, bound=s.bound - s.L**2 * s.prune_err_sq)
+        if breakage == "step c / T":
+            return dataclasses.replace(s, step=s.c / s.T)
+        return real("l2")
+
+    monkeypatch.setattr(verify, "thm33_verify_study", broken)
+    (res,) = verify.run_claims([_claim("thm3.3-bound")])
+    assert not res.passed and message in res.detail, res
+    if breakage == "grad_sq summed over t":
+        assert res.error > 1.0
+    rc, out, _ = _run_cli(["verify", "--json", "--claim", "thm3.3-bound"])
+    assert rc == 1 and json.loads(out)["claims"][0]["passed"] is False

@@ -13,9 +13,9 @@ same seeding (``SeedSequence(seed)`` spawned into an initialization seed and a
 batch-order RNG), the same early stopping (:class:`refimpl.loop.EarlyStopping`)
 and history rows with the fields of :class:`refimpl.train.EpochRecord`.
 
-A layer model has ``params()`` (name -> array, updated in place),
-``loss_and_grad(X0, y) -> (loss, grads, Z, iterations)``, ``outputs(X0) -> Z``,
-``copy()``, ``n_weights`` and ``p``.
+A layer model (:class:`LayerModel`: ``NAMES``, ``params()`` (name -> array, updated in
+place), ``n_weights``, ``n_in``) has ``loss_and_grad(X0, y) -> (loss, grads, Z,
+iterations)``, ``outputs(X0) -> Z``, ``copy()`` and ``p``.
 """
 from __future__ import annotations
 
@@ -24,14 +24,13 @@ import time
 
 import numpy as np
 
-from ..loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
+from ..loop import EarlyStopping, EpochTrainer
 from ..model import output_loss
 from ..optim import Optimizer
 from ..solvers.result import ConvergenceError, SolveStatus
 from ..train import EpochRecord, TrainConfig
-from ..validation import check_fit_data
 
-__all__ = ["LayerConvergenceError", "LayerTrainer"]
+__all__ = ["BaselineTrainer", "LayerConvergenceError", "LayerModel", "LayerTrainer"]
 
 
 class LayerConvergenceError(ConvergenceError):
@@ -50,7 +49,90 @@ class LayerConvergenceError(ConvergenceError):
                   f"{self.iterations} iterations")
 
 
-class LayerTrainer(EarlyStoppingAttributes):
+class LayerModel:
+    """The parameter bookkeeping of a Table 1 baseline layer (the DEQ network, the OPTNET
+    layer): its arrays are the attributes named in ``NAMES``, ``W1`` (p, n_in) the
+    input weights."""
+
+    NAMES: tuple = ()
+
+    @property
+    def n_in(self) -> int:
+        return int(self.W1.shape[1])
+
+    @property
+    def n_weights(self) -> int:
+        """Number of learned parameters."""
+        return int(sum(getattr(self, n).size for n in self.NAMES))
+
+    def params(self) -> dict:
+        """The parameter arrays by name (the arrays themselves)."""
+        return {n: getattr(self, n) for n in self.NAMES}
+
+
+class BaselineTrainer(EpochTrainer):
+    """What the Table 1 baselines' trainers (the NN's ``MLPTrainer``, :class:`LayerTrainer`)
+    share beyond :class:`refimpl.loop.EpochTrainer`: the epoch's loss and error sums,
+    the validation on ``self._outputs(X)`` and the record with the fields of
+    :class:`refimpl.train.EpochRecord` (Alg. 2 without pruning), and
+    :meth:`restore_best`.
+
+    Subclasses set ``_outputs(X) -> Z`` and ``_structure()`` (the record's ``modules``,
+    ``largest_module``, ``levels`` and ``newton_iterations``); ``net`` has ``copy()``
+    and ``n_weights``; ``config.output`` is the output of Sec. 3.3.
+    """
+
+    def _setup(self, config, n_in, n_out, make_net):
+        """The state of a fresh trainer, seeded as ``Trainer``: ``SeedSequence(seed)``
+        spawned into ``make_net(init_seed)``'s seed and the batch-order RNG."""
+        self.config = config
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        seeds = np.random.SeedSequence(config.seed).spawn(2)  # as Trainer
+        self.net = make_net(int(seeds[0].generate_state(1)[0]))
+        self.rng = np.random.default_rng(seeds[1])
+        self.opt = Optimizer.from_config(config,
+                                         {k: v.shape for k, v in self.net.params().items()})
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.stopping = EarlyStopping(config.patience)
+
+    def begin_epoch(self):
+        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
+        self._loss_sum = self._err_sum = 0.0
+        self._iters = []
+
+    def _add_batch(self, loss, Z, y):
+        """Add a mini-batch's mean loss and the errors of its outputs ``Z`` to the sums."""
+        self._loss_sum += loss * y.shape[0]
+        self._err_sum += float(np.sum(np.argmax(Z, axis=1) != y))
+
+    def end_epoch(self, t0):
+        """Close an epoch: validation and the record (fields of ``EpochRecord``)."""
+        c = self.config
+        self.epoch += 1
+        val_loss = val_err = None
+        X_val, y_val = self._val
+        if X_val is not None:
+            Z = self._outputs(X_val)
+            val_loss, _ = output_loss(Z, y_val, c.output)
+            val_err = float(np.mean(np.argmax(Z, axis=1) != y_val))
+        n = self._n
+        rec = EpochRecord(
+            epoch=self.epoch, loss=self._loss_sum / n, train_error=self._err_sum / n,
+            val_loss=val_loss, val_error=val_err, edges=self.net.n_weights, regrown=0,
+            gamma=float("nan"), seconds=time.perf_counter() - t0, **self._structure())
+        self.history.append(dataclasses.asdict(rec))
+        return rec, (val_loss if c.monitor == "val_loss" else val_err), self.net.copy
+
+    def restore_best(self):
+        """Put back the parameters of the best validation epoch (early stopping)."""
+        if self.best is not None:
+            # The optimizer's buffers are keyed by name and the parameters are
+            # re-read every step, so a later fit continues from these.
+            self.net = self.best.copy()
+
+
+class LayerTrainer(BaselineTrainer):
     """Trainer of a Table 1 baseline layer (see the module docstring), a learner of
     :func:`refimpl.loop.run_epochs` (Alg. 2's loop without pruning).
 
@@ -75,76 +157,27 @@ class LayerTrainer(EarlyStoppingAttributes):
         if config.reg != "none":
             raise ValueError(f"reg: the {self.name} baseline takes 'none' (Table 3: no weight "
                              f"penalty), got {config.reg!r}")
-        self.config = config
-        self.n_in, self.n_out = int(n_in), int(n_out)
-        seeds = np.random.SeedSequence(config.seed).spawn(2)  # as Trainer
-        init_seed = int(seeds[0].generate_state(1)[0])
-        self.net = self.make_model(config, self.n_in, self.n_out, init_seed)
-        self.rng = np.random.default_rng(seeds[1])
-        self.opt = Optimizer.from_config(config,
-                                         {k: v.shape for k, v in self.net.params().items()})
-        self.epoch = 0
-        self.history: list[dict] = []
-        self.stopping = EarlyStopping(config.patience)
+        self._setup(config, n_in, n_out,
+                    lambda seed: self.make_model(config, self.n_in, self.n_out, seed))
 
     def make_model(self, config, n_in, n_out, seed):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
-        """Run epochs (until ``config.epochs`` in total, or ``epochs`` more) with
-        :func:`refimpl.loop.run_epochs` (Alg. 2's loop without pruning);
-        ``callback(trainer, record)`` after each epoch, True stops; ``hooks``: more
-        :class:`refimpl.loop.Hook` objects (Table 1's time budget).  Returns the history."""
-        c = self.config
-        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
-        target = c.epochs if epochs is None else self.epoch + int(epochs)
-        self._n, self._val = X.shape[0], (X_val, y_val)
-        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
-        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
-                   hooks=hooks)
-        return self.history
-
-    def begin_epoch(self):
-        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
-        self._loss_sum = self._err_sum = 0.0
-        self._iters = []
 
     def train_batch(self, X, y):
         """One mini-batch: the layer's loss and gradients (its forward and implicit
         backward) and the optimizer step (Alg. 2 lines 6-11)."""
         loss, grads, Z, it = self.net.loss_and_grad(X, y)
         self.opt.step(self.net.params(), grads)
-        self._loss_sum += loss * y.shape[0]
-        self._err_sum += float(np.sum(np.argmax(Z, axis=1) != y))
+        self._add_batch(loss, Z, y)
         self._iters.append(it)
         return loss
 
-    def end_epoch(self, t0):
-        """Close an epoch: validation and the record (fields of ``EpochRecord``)."""
-        c = self.config
-        self.epoch += 1
-        val_loss = val_err = None
-        X_val, y_val = self._val
-        if X_val is not None:
-            Z = self.net.outputs(X_val)
-            val_loss, _ = output_loss(Z, y_val, c.output)
-            val_err = float(np.mean(np.argmax(Z, axis=1) != y_val))
-        n = self._n
-        rec = EpochRecord(
-            epoch=self.epoch, loss=self._loss_sum / n, train_error=self._err_sum / n,
-            val_loss=val_loss, val_error=val_err, edges=self.net.n_weights, regrown=0,
-            modules=1, largest_module=self.net.p, levels=1,
-            newton_iterations=float(np.mean(self._iters)), gamma=float("nan"),
-            seconds=time.perf_counter() - t0)
-        self.history.append(dataclasses.asdict(rec))
-        return rec, (val_loss if c.monitor == "val_loss" else val_err), self.net.copy
+    def _outputs(self, X):
+        return self.net.outputs(X)
 
-    def restore_best(self):
-        """Put back the parameters of the best validation epoch (early stopping)."""
-        if self.best is not None:
-            # The optimizer's buffers are keyed by name and the parameters are
-            # re-read every step, so a later fit continues from these.
-            self.net = self.best.copy()
+    def _structure(self):
+        return {"modules": 1, "largest_module": self.net.p, "levels": 1,
+                "newton_iterations": float(np.mean(self._iters))}
 
     def predict(self, X):
         """Class indices ``argmax Z`` (the baseline's analogue of Alg. 3)."""

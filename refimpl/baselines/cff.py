@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..loop import EarlyStopping, EarlyStoppingAttributes
+from ..loop import EarlyStopping, EarlyStoppingAttributes, run_epochs
 from ..optim import Optimizer
 from ..validation import check_fit_data
 
@@ -377,38 +377,49 @@ class CFFTrainer(EarlyStoppingAttributes):
                                                  {"R": net.R.shape, "c": net.c.shape})
 
     def fit(self, X, y, X_val=None, y_val=None):
-        """Local FF training with the readout; returns ``self``."""
+        """Local FF training with the readout for ``epochs`` epochs of
+        :func:`refimpl.loop.run_epochs` (early stopping on ``X_val``); returns ``self``."""
         net = self.net
         X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, net.n_in, net.n_classes)
-        bs = self.config.batch_size
-        for _ in range(self.config.epochs):
-            self.epoch += 1
-            order = self.rng.permutation(X.shape[0])
-            total, total_ro = np.zeros(net.n_neurons), 0.0
-            for s in range(0, X.shape[0], bs):
-                idx = order[s:s + bs]
-                y_neg = wrong_labels(y[idx], net.n_classes, self.rng)
-                losses, grads = cff_local_grads(net, X[idx], y[idx], y_neg)
-                params = net.params()
-                for k in grads:
-                    grads[k] += self.weight_decay * params[k]
-                self.opt.step(params, grads)
-                loss_ro, g_ro = cff_readout_loss_and_grad(
-                    net, cff_readout_features(net, X[idx]), y[idx])
-                g_ro["R"] += self.readout_weight_decay * net.R
-                g_ro["c"] += self.readout_weight_decay * net.c
-                self.opt_readout.step({"R": net.R, "c": net.c}, g_ro)
-                total += losses * idx.size
-                total_ro += loss_ro * idx.size
-            rec = {"epoch": self.epoch, "ff_loss": float(total.mean() / X.shape[0]),
-                   "readout_loss": total_ro / X.shape[0]}
-            score = None
-            if X_val is not None:
-                score = rec["val_error"] = float(np.mean(self.predict(X_val) != y_val))
-            self.history.append(rec)
-            if self.stopping.update(self.epoch, score, net.copy):
-                break
+        self._n, self._val = X.shape[0], (X_val, y_val)
+        run_epochs(self, X, y, self.config.epochs, batch_size=self.config.batch_size)
         return self
+
+    def begin_epoch(self):
+        """Reset the epoch's loss sums (:func:`refimpl.loop.run_epochs`)."""
+        self._ff_sum, self._readout_sum = np.zeros(self.net.n_neurons), 0.0
+
+    def train_batch(self, X, y):
+        """One batch: negative labels drawn from ``rng``, an SGD step of every neuron on
+        its local FF gradient (:func:`cff_local_grads`, + weight decay) and one of the
+        readout on the neutral pass's cross-entropy."""
+        net = self.net
+        y_neg = wrong_labels(y, net.n_classes, self.rng)
+        losses, grads = cff_local_grads(net, X, y, y_neg)
+        params = net.params()
+        for k in grads:
+            grads[k] += self.weight_decay * params[k]
+        self.opt.step(params, grads)
+        loss_ro, g_ro = cff_readout_loss_and_grad(net, cff_readout_features(net, X), y)
+        g_ro["R"] += self.readout_weight_decay * net.R
+        g_ro["c"] += self.readout_weight_decay * net.c
+        self.opt_readout.step({"R": net.R, "c": net.c}, g_ro)
+        self._ff_sum += losses * y.shape[0]
+        self._readout_sum += loss_ro * y.shape[0]
+        return loss_ro
+
+    def end_epoch(self, t0):
+        """The epoch's record (mean FF and readout losses) and its score, the validation
+        error of ``rule`` (None without a validation split)."""
+        self.epoch += 1
+        rec = {"epoch": self.epoch, "ff_loss": float(self._ff_sum.mean() / self._n),
+               "readout_loss": self._readout_sum / self._n}
+        score = None
+        X_val, y_val = self._val
+        if X_val is not None:
+            score = rec["val_error"] = float(np.mean(self.predict(X_val) != y_val))
+        self.history.append(rec)
+        return rec, score, self.net.copy
 
     def restore_best(self):
         """Put the best validation epoch's parameters back (if any)."""

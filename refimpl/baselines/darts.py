@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..loop import EarlyStopping, EarlyStoppingAttributes
+from ..loop import EarlyStopping, EarlyStoppingAttributes, run_epochs
 from ..optim import Optimizer
 from ..validation import check_fit_data
 
@@ -231,6 +231,44 @@ def darts_predict(cell: DartsCell, X, weights=None):
     return np.argmax(darts_forward(cell, X, weights)[0], axis=1)
 
 
+class _BilevelSearch:
+    """The search phase as a learner of :func:`refimpl.loop.run_epochs`: every batch is
+    DARTS Alg. 1's first-order alternation (an architecture step on a validation batch,
+    then a weight step on the training batch); Sec. 4.2's baseline.  No early stopping."""
+
+    def __init__(self, owner, X_val, y_val):
+        self.cell, self.rng, self.history = owner.cell, owner.rng, owner.history
+        self.batch_size = owner.batch_size
+        self.X_val, self.y_val = X_val, y_val
+        self.opt_w = Optimizer.from_config(owner.config,
+                                           {k: v.shape for k, v in self.cell.params.items()})
+        self.opt_a = Optimizer.from_config(owner.arch_config, {"alpha": self.cell.alpha.shape})
+        self.epoch = 0
+        self.stopping = EarlyStopping(None)
+
+    def begin_epoch(self):
+        """Nothing to prepare."""
+
+    def train_batch(self, X, y):
+        """alpha on a validation batch drawn from ``rng``, then the weights on (X, y)."""
+        cell, n_val = self.cell, self.X_val.shape[0]
+        vidx = self.rng.integers(0, n_val, size=min(self.batch_size, n_val))
+        _, ga = darts_loss_and_grad(cell, self.X_val[vidx], self.y_val[vidx])
+        self.opt_a.step({"alpha": cell.alpha}, {"alpha": ga["alpha"]})
+        self._loss, gw = darts_loss_and_grad(cell, X, y)
+        del gw["alpha"]
+        self.opt_w.step(cell.params, gw)
+        return self._loss
+
+    def end_epoch(self, t0):
+        """The search record: the last batch's loss and the mixing weights."""
+        self.epoch += 1
+        rec = {"phase": "search", "epoch": self.epoch, "loss": self._loss,
+               "alpha": mixing_weights(self.cell.alpha).round(4).tolist()}
+        self.history.append(rec)
+        return rec, None, None
+
+
 class DartsSearch(EarlyStoppingAttributes):
     """First-order DARTS search, discretization and retraining (Sec. 4.2's baseline;
     module docstring).
@@ -283,48 +321,47 @@ class DartsSearch(EarlyStoppingAttributes):
         self.stopping = EarlyStopping(self.config.patience)
 
     def search(self, X, y, X_val, y_val):
-        """Bilevel first-order alternation (DARTS Alg. 1 with xi = 0); returns self."""
-        cell, bs = self.cell, self.batch_size
-        opt_w = Optimizer.from_config(self.config, {k: v.shape for k, v in cell.params.items()})
-        opt_a = Optimizer.from_config(self.arch_config, {"alpha": cell.alpha.shape})
-        for ep in range(self.search_epochs):
-            order = self.rng.permutation(X.shape[0])
-            for s in range(0, X.shape[0], bs):
-                idx = order[s:s + bs]
-                vidx = self.rng.integers(0, X_val.shape[0], size=min(bs, X_val.shape[0]))
-                _, ga = darts_loss_and_grad(cell, X_val[vidx], y_val[vidx])
-                opt_a.step({"alpha": cell.alpha}, {"alpha": ga["alpha"]})
-                loss, gw = darts_loss_and_grad(cell, X[idx], y[idx])
-                del gw["alpha"]
-                opt_w.step(cell.params, gw)
-            self.history.append({"phase": "search", "epoch": ep + 1, "loss": loss,
-                                 "alpha": mixing_weights(cell.alpha).round(4).tolist()})
-        self.search_cell = cell
-        self.weights = discretize(cell, self.keep)
+        """Bilevel first-order alternation (DARTS Alg. 1 with xi = 0) for
+        ``search_epochs`` epochs of :func:`refimpl.loop.run_epochs`; returns self."""
+        run_epochs(_BilevelSearch(self, X_val, y_val), X, y, self.search_epochs,
+                   batch_size=self.batch_size)
+        self.search_cell = self.cell
+        self.weights = discretize(self.cell, self.keep)
         return self
 
     def retrain(self, X, y, X_val, y_val):
-        """Train a fresh cell with the discrete weights; early stopping on validation error."""
-        cell = DartsCell.random(self.n_in, self.n_out, n_nodes=self.n_nodes, width=self.width,
-                                seed=self._init_seeds[1])
-        self.cell = cell
-        opt = Optimizer.from_config(self.config, {k: v.shape for k, v in cell.params.items()})
-        for _ in range(self.config.epochs):
-            self.epoch += 1
-            order = self.rng.permutation(X.shape[0])
-            for s in range(0, X.shape[0], self.batch_size):
-                idx = order[s:s + self.batch_size]
-                loss, g = darts_loss_and_grad(cell, X[idx], y[idx], self.weights)
-                opt.step(cell.params, g)
-            val_loss = darts_loss_and_grad(cell, X_val, y_val, self.weights)[0]
-            err = float(np.mean(darts_predict(cell, X_val, self.weights) != y_val))
-            self.history.append({"phase": "retrain", "epoch": self.epoch, "loss": loss,
-                                 "val_loss": val_loss, "val_error": err})
-            if self.stopping.update(self.epoch, val_loss, cell.copy):
-                break
+        """Train a fresh cell with the discrete weights for ``epochs`` epochs of
+        :func:`refimpl.loop.run_epochs`; early stopping on the validation loss."""
+        self.cell = DartsCell.random(self.n_in, self.n_out, n_nodes=self.n_nodes,
+                                     width=self.width, seed=self._init_seeds[1])
+        self._opt = Optimizer.from_config(self.config,
+                                          {k: v.shape for k, v in self.cell.params.items()})
+        self._val = (X_val, y_val)
+        run_epochs(self, X, y, self.config.epochs, batch_size=self.batch_size)
         if self.best is not None:
             self.cell = self.best
         return self
+
+    def begin_epoch(self):
+        """Nothing to prepare (the retraining's epochs, :func:`refimpl.loop.run_epochs`)."""
+
+    def train_batch(self, X, y):
+        """One Adam step of the discrete cell's weights on (X, y)."""
+        self._loss, g = darts_loss_and_grad(self.cell, X, y, self.weights)
+        self._opt.step(self.cell.params, g)
+        return self._loss
+
+    def end_epoch(self, t0):
+        """The retraining record (last batch's loss, validation loss and error) and its
+        score, the validation loss."""
+        self.epoch += 1
+        X_val, y_val = self._val
+        val_loss = darts_loss_and_grad(self.cell, X_val, y_val, self.weights)[0]
+        err = float(np.mean(darts_predict(self.cell, X_val, self.weights) != y_val))
+        rec = {"phase": "retrain", "epoch": self.epoch, "loss": self._loss,
+               "val_loss": val_loss, "val_error": err}
+        self.history.append(rec)
+        return rec, val_loss, self.cell.copy
 
     def fit(self, X, y, X_val, y_val):
         """Search, discretize, retrain (DARTS, Sec. 4.2's baseline); returns self."""

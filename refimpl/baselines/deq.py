@@ -45,14 +45,14 @@ from ..activations import get_activation, get_output
 from ..model import output_loss
 from ..solvers.anderson import anderson_fixed_point
 from ..validation import as_float_array, check_int, check_rows
-from ._common import LayerConvergenceError, LayerTrainer
+from ._common import LayerConvergenceError, LayerModel, LayerTrainer
 
 __all__ = ["DEQResult", "DEQNetwork", "deq_forward", "deq_backward", "deq_loss_and_grad",
            "DEQTrainer"]
 
 
 @dataclass
-class DEQNetwork:
+class DEQNetwork(LayerModel):
     """Parameters of Table 1's DEQ: dense ``W`` (p, p), bias ``b`` (p,),
     ``W1`` (p, n_in), ``Wm`` (n_out, p); f and g as in DESIGN.md sec. 2.
 
@@ -102,19 +102,6 @@ class DEQNetwork:
     @property
     def p(self) -> int:
         return int(self.W.shape[0])
-
-    @property
-    def n_in(self) -> int:
-        return int(self.W1.shape[1])
-
-    @property
-    def n_weights(self) -> int:
-        """Number of learned parameters."""
-        return int(sum(getattr(self, n).size for n in self.NAMES))
-
-    def params(self) -> dict:
-        """The parameter arrays by name (the arrays themselves)."""
-        return {n: getattr(self, n) for n in self.NAMES}
 
     def copy(self) -> "DEQNetwork":
         return DEQNetwork(**{n: getattr(self, n).copy() for n in self.NAMES},

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..loop import EarlyStopping, EarlyStoppingAttributes
+from ..loop import EarlyStopping, EarlyStoppingAttributes, run_epochs
 from ..optim import Optimizer
 
 __all__ = ["normalized_adjacency", "GCN", "gcn_forward", "gcn_loss_and_grad", "gcn_predict",
@@ -129,19 +129,23 @@ def gcn_predict(net: GCN, A_hat, X, AX=None):
 
 
 class GCNTrainer(EarlyStoppingAttributes):
-    """Full-batch training of the GCN (Kipf & Welling's protocol; Appendix G.2's GNN).
+    """Full-batch training of the GCN (Kipf & Welling's protocol; Appendix G.2's GNN), a
+    learner of :func:`refimpl.loop.run_epochs` whose rows are the training nodes and
+    whose one batch per epoch is all of them.
 
     Parameters
     ----------
     hidden : int
         Hidden width (theirs: 16).
     epochs, lr, weight_decay, patience, seed
-        Their 200, 0.01, 5e-4, 10; the seed initializes the weights.
+        Their 200, 0.01, 5e-4, 10; the seed initializes the weights (and seeds the
+        loop's node order, which a full batch does not depend on).
     """
 
     def __init__(self, n_in, n_out, *, hidden=16, epochs=200, lr=0.01, weight_decay=5e-4,
                  patience=10, seed=0):
         self.net = GCN.random(int(n_in), int(hidden), int(n_out), seed=seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         self.weight_decay = float(weight_decay)
         self.config = types.SimpleNamespace(optimizer="adam", lr=float(lr), momentum=0.0,
                                             patience=patience, epochs=int(epochs))
@@ -151,33 +155,46 @@ class GCNTrainer(EarlyStoppingAttributes):
 
     def fit(self, A, X, y, idx_train, idx_val=None):
         """Train on the labels of ``idx_train`` (every node's features and edges are
-        used, as in the transductive setting of Kipf & Welling); returns self."""
+        used, as in the transductive setting of Kipf & Welling) for ``epochs`` epochs of
+        :func:`refimpl.loop.run_epochs`, one full batch each; returns self."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         if X.ndim != 2 or X.shape[0] != A.shape[0] or y.shape != (X.shape[0],):
             raise ValueError(f"X, y: expected shapes ({A.shape[0]}, d) and ({A.shape[0]},), "
                              f"got {X.shape} and {y.shape}")
         self.A_hat = normalized_adjacency(A)
-        AX = self.A_hat @ X
-        opt = Optimizer.from_config(self.config,
-                                    {k: v.shape for k, v in self.net.params().items()})
-        for _ in range(self.config.epochs):
-            self.epoch += 1
-            loss, g = gcn_loss_and_grad(self.net, self.A_hat, X, y, idx_train,
-                                        weight_decay=self.weight_decay, AX=AX)
-            opt.step(self.net.params(), g)
-            rec = {"epoch": self.epoch, "loss": loss}
-            score = None
-            if idx_val is not None:
-                score = rec["val_loss"] = gcn_loss_and_grad(self.net, self.A_hat, X, y,
-                                                            idx_val, AX=AX)[0]
-            self.history.append(rec)
-            if self.stopping.update(self.epoch, score, self.net.copy):
-                break
+        self._X, self._y, self._AX = X, y, self.A_hat @ X
+        self._idx_val = idx_val
+        self.opt = Optimizer.from_config(self.config,
+                                         {k: v.shape for k, v in self.net.params().items()})
+        nodes = np.asarray(idx_train)
+        run_epochs(self, nodes, y[nodes], self.config.epochs, batch_size=max(nodes.size, 1))
         if self.best is not None:
             self.net = self.best
-        self._AX = AX
         return self
+
+    def begin_epoch(self):
+        """Nothing to prepare (:func:`refimpl.loop.run_epochs`)."""
+
+    def train_batch(self, nodes, labels):
+        """One Adam step on the mean cross-entropy over ``nodes`` (every training node;
+        ``labels`` = their labels, read by the loss from the full label vector)."""
+        self._loss, g = gcn_loss_and_grad(self.net, self.A_hat, self._X, self._y, nodes,
+                                          weight_decay=self.weight_decay, AX=self._AX)
+        self.opt.step(self.net.params(), g)
+        return self._loss
+
+    def end_epoch(self, t0):
+        """The epoch's record and its score, the validation loss (Kipf & Welling's early
+        stopping; None without ``idx_val``)."""
+        self.epoch += 1
+        rec = {"epoch": self.epoch, "loss": self._loss}
+        score = None
+        if self._idx_val is not None:
+            score = rec["val_loss"] = gcn_loss_and_grad(self.net, self.A_hat, self._X,
+                                                        self._y, self._idx_val, AX=self._AX)[0]
+        self.history.append(rec)
+        return rec, score, self.net.copy
 
     def predict(self, X=None):
         """Labels of every node with the trained (best validation) weights."""

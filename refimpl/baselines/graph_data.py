@@ -11,53 +11,25 @@ r"""Node-classification graphs for the GCN comparison (the paper's Appendix G.2,
 - :func:`node_dataset`, :func:`neighbour_mean`: the inputs of the NMs on node features
   alone and on features plus aggregated neighbour features.
 
-Nodes are ordered train, validation, test: ``X[g.idx_train]`` equals
+Both graphs are :class:`refimpl.datasets.GraphDataset` (the one graph container, also of
+the supplement's Amazon sets): ``g.adjacency``, the node splits ``g.nodes_train``,
+``g.nodes_val``, ``g.nodes_test`` and every node's ``g.X``, ``g.y``.  The Facebook nodes
+are ordered train, validation, test: ``g.X[g.nodes_train]`` equals
 ``load_facebook(...).X_train`` row for row.
 """
 from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..datasets import Dataset, load_facebook, stratified_split
+from ..datasets import GraphDataset, load_facebook, stratified_split
 
-__all__ = ["GraphDataset", "load_facebook_graph", "sbm_graph", "neighbour_mean",
-           "node_dataset"]
-
-
-@dataclass(frozen=True, eq=False)
-class GraphDataset:
-    """A node-classification graph (Appendix G.2's task).
-
-    Attributes
-    ----------
-    X : ndarray (n, d)
-        Node features, standardized with the training nodes' statistics.
-    y : ndarray of int64 (n,)
-    A : scipy.sparse.csr_matrix (n, n)
-        Symmetric 0/1 adjacency without self-loops.
-    idx_train, idx_val, idx_test : ndarray of int64
-    classes : ndarray
-    name : str
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    A: sp.csr_matrix
-    idx_train: np.ndarray
-    idx_val: np.ndarray
-    idx_test: np.ndarray
-    classes: np.ndarray
-    name: str = "graph"
-
-    @property
-    def n_classes(self) -> int:
-        return int(len(self.classes))
+__all__ = ["load_facebook_graph", "sbm_graph", "neighbour_mean", "node_dataset"]
 
 
 def _symmetric(rows, cols, n):
@@ -68,13 +40,6 @@ def _symmetric(rows, cols, n):
     A.data[:] = 1.0
     A.eliminate_zeros()
     return A
-
-
-def _standardize(X, idx_train):
-    mu = X[idx_train].mean(axis=0)
-    sd = X[idx_train].std(axis=0)
-    sd[sd == 0] = 1.0
-    return (X - mu) / sd
 
 
 def load_facebook_graph(path=None, *, n_features=128, seed=0, val_size=0.15,
@@ -121,12 +86,11 @@ def load_facebook_graph(path=None, *, n_features=128, seed=0, val_size=0.15,
     except KeyError as exc:
         raise ValueError(f"musae_facebook_edges.csv: edge end {exc} is not a page id") from exc
     n = order.size
-    X = np.vstack([data.X_train, data.X_val, data.X_test])
-    y = np.concatenate([data.y_train, data.y_val, data.y_test])
     sizes = np.cumsum([0, data.y_train.size, data.y_val.size, data.y_test.size])
-    idx = [np.arange(sizes[k], sizes[k + 1]) for k in range(3)]
-    return GraphDataset(X, y, _symmetric(ends[0::2], ends[1::2], n), *idx,
-                        classes=data.classes, name="facebook")
+    nodes = [np.arange(sizes[k], sizes[k + 1]) for k in range(3)]
+    return GraphDataset(**{f.name: getattr(data, f.name) for f in fields(data)},
+                        adjacency=_symmetric(ends[0::2], ends[1::2], n), nodes_train=nodes[0],
+                        nodes_val=nodes[1], nodes_test=nodes[2])
 
 
 def sbm_graph(n_nodes=400, n_classes=4, n_features=16, *, p_in=0.03, p_out=0.003,
@@ -149,9 +113,8 @@ def sbm_graph(n_nodes=400, n_classes=4, n_features=16, *, p_in=0.03, p_out=0.003
     upper = np.triu(rng.random((n_nodes, n_nodes)) < np.where(same, p_in, p_out), 1)
     rows, cols = np.nonzero(upper)
     parts = stratified_split(y, seed=seed, val_size=val_size, test_size=test_size)
-    return GraphDataset(_standardize(X, parts[0]), y.astype(np.int64),
-                        _symmetric(rows, cols, int(n_nodes)), *parts,
-                        classes=np.arange(n_classes), name="sbm")
+    return GraphDataset.from_nodes(X, y.astype(np.int64), _symmetric(rows, cols, int(n_nodes)),
+                                   parts, classes=np.arange(n_classes), name="sbm")
 
 
 def neighbour_mean(A, X):
@@ -163,11 +126,12 @@ def neighbour_mean(A, X):
     return inv[:, None] * (A @ X)
 
 
-def node_dataset(g: GraphDataset, X=None) -> Dataset:
-    """The nodes of ``g`` as a tabular :class:`Dataset` with features ``X`` (default
-    ``g.X``; e.g. ``[g.X, neighbour_mean(g.A, g.X)]``), standardized with the training
-    nodes' statistics: the NMs' input of Fig. 8 (Appendix G.2)."""
+def node_dataset(g: GraphDataset, X=None) -> GraphDataset:
+    """The nodes of ``g`` with features ``X`` (default ``g.X``; e.g.
+    ``[g.X, neighbour_mean(g.adjacency, g.X)]``), standardized with the training nodes'
+    statistics: the NMs' input of Fig. 8 (Appendix G.2), a
+    :class:`refimpl.datasets.Dataset` (a ``GraphDataset``: the same graph and split)."""
     X = g.X if X is None else np.asarray(X, dtype=np.float64)
-    X = _standardize(X, g.idx_train)
-    return Dataset(X[g.idx_train], g.y[g.idx_train], X[g.idx_val], g.y[g.idx_val],
-                   X[g.idx_test], g.y[g.idx_test], classes=g.classes, name=g.name)
+    return GraphDataset.from_nodes(X, g.classes[g.y], g.adjacency,
+                                   (g.nodes_train, g.nodes_val, g.nodes_test),
+                                   classes=g.classes, name=g.name)

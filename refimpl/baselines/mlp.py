@@ -32,19 +32,16 @@ and history rows with the fields of
 """
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..activations import get_activation, get_output
 from ..model import output_loss
-from ..loop import CallbackHook, EarlyStopping, EarlyStoppingAttributes, run_epochs
-from ..optim import Optimizer
 from ..regularization import l2_gradient, l2_proximal
-from ..train import EpochRecord, TrainConfig
-from ..validation import check_fit_data, check_int, check_rows
+from ..train import TrainConfig
+from ..validation import check_int, check_rows
+from ._common import BaselineTrainer
 
 __all__ = ["MLP", "MLPCache", "MLPGradients", "mlp_forward", "mlp_backward",
            "mlp_loss_and_grad", "mlp_predict", "mlp_predict_proba", "MLPTrainer"]
@@ -236,7 +233,7 @@ def mlp_predict(mlp, X):
     return np.argmax(mlp_forward(mlp, X).Z, axis=1)
 
 
-class MLPTrainer(EarlyStoppingAttributes):
+class MLPTrainer(BaselineTrainer):
     """Train the NN baseline of Table 1 with the semantics of
     :class:`refimpl.train.Trainer` (see the module docstring).
 
@@ -264,19 +261,11 @@ class MLPTrainer(EarlyStoppingAttributes):
         if config.reg not in ("none", "l2"):
             raise ValueError(f"reg: the MLP baseline takes 'none' or 'l2' (NM regularization "
                              f"needs a graph), got {config.reg!r}")
-        self.config = config
-        self.n_in, self.n_out = int(n_in), int(n_out)
-        seeds = np.random.SeedSequence(config.seed).spawn(2)  # as Trainer
-        init_seed = int(seeds[0].generate_state(1)[0])
-        self.net = MLP.random(self.n_in, config.nodes if widths is None else widths,
-                              self.n_out, seed=init_seed, activation=config.activation,
-                              output=config.output)
-        self.rng = np.random.default_rng(seeds[1])
-        self.opt = Optimizer.from_config(config,
-                                         {k: v.shape for k, v in self.net.params().items()})
-        self.epoch = 0
-        self.history: list[dict] = []
-        self.stopping = EarlyStopping(config.patience)
+        widths = config.nodes if widths is None else widths
+        self._setup(config, n_in, n_out,
+                    lambda seed: MLP.random(self.n_in, widths, self.n_out, seed=seed,
+                                            activation=config.activation,
+                                            output=config.output))
 
     def _step(self, grads):
         c = self.config
@@ -291,58 +280,19 @@ class MLPTrainer(EarlyStoppingAttributes):
                 # the optimizer's current rate (a schedule may have changed it)
                 l2_proximal(W, c.alpha, self.opt.lr, biases_on_diagonal=False, out=W)
 
-    def fit(self, X, y, X_val=None, y_val=None, *, epochs=None, callback=None, hooks=()):
-        """Run epochs (until ``config.epochs`` in total, or ``epochs`` more) with
-        :func:`refimpl.loop.run_epochs`; ``callback(trainer, record)`` after each
-        epoch, True stops; ``hooks``: more :class:`refimpl.loop.Hook` objects.
-        Returns the history (Table 1's NN row, DESIGN.md sec. 10)."""
-        c = self.config
-        X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
-        target = c.epochs if epochs is None else self.epoch + int(epochs)
-        self._n, self._val = X.shape[0], (X_val, y_val)
-        hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
-        run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,
-                   hooks=hooks)
-        return self.history
-
-    def begin_epoch(self):
-        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
-        self._loss_sum = self._err_sum = 0.0
-
     def train_batch(self, X, y):
         """One mini-batch: the loss through S-Eq. 1, its gradients and the optimizer step."""
         loss, grads, cache = mlp_loss_and_grad(self.net, X, y)
         self._step(grads)
-        self._loss_sum += loss * y.shape[0]
-        self._err_sum += float(np.sum(np.argmax(cache.Z, axis=1) != y))
+        self._add_batch(loss, cache.Z, y)
         return loss
 
-    def end_epoch(self, t0):
-        """Close an epoch: validation and the record (fields of ``EpochRecord``)."""
-        c = self.config
-        self.epoch += 1
-        val_loss = val_err = None
-        X_val, y_val = self._val
-        if X_val is not None:
-            Z = mlp_forward(self.net, X_val).Z
-            val_loss, _ = output_loss(Z, y_val, self.net.output)
-            val_err = float(np.mean(np.argmax(Z, axis=1) != y_val))
-        n = self._n
-        rec = EpochRecord(
-            epoch=self.epoch, loss=self._loss_sum / n, train_error=self._err_sum / n,
-            val_loss=val_loss, val_error=val_err, edges=self.net.n_weights, regrown=0,
-            modules=0, largest_module=0, levels=len(self.net.biases),
-            newton_iterations=0.0, gamma=float("nan"),
-            seconds=time.perf_counter() - t0)
-        self.history.append(dataclasses.asdict(rec))
-        return rec, (val_loss if c.monitor == "val_loss" else val_err), self.net.copy
+    def _outputs(self, X):
+        return mlp_forward(self.net, X).Z
 
-    def restore_best(self):
-        """Put back the parameters of the best validation epoch (early stopping)."""
-        if self.best is not None:
-            # The optimizer's buffers are keyed by name and the parameters are
-            # re-read every step, so a later fit continues from these.
-            self.net = self.best.copy()
+    def _structure(self):
+        return {"modules": 0, "largest_module": 0, "levels": len(self.net.biases),
+                "newton_iterations": 0.0}
 
     def predict(self, X):
         """Class indices for X (the NN's Alg. 3 analogue)."""

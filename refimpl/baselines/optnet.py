@@ -42,7 +42,7 @@ from ..activations import get_output
 from ..model import output_loss
 from ..solvers.result import SolveStatus
 from ..validation import as_float_array, check_int, check_rows, check_scalar
-from ._common import LayerConvergenceError, LayerTrainer
+from ._common import LayerConvergenceError, LayerModel, LayerTrainer
 
 __all__ = ["QPSolution", "qp_solve", "qp_solve_full", "qp_solve_grad", "qp_backward",
            "OptNetLayer", "OptNetTrainer"]
@@ -369,7 +369,7 @@ def qp_solve_grad(Q, q, G, h, w, **options):
 
 # --------------------------------------------------------------------------- the layer
 @dataclass
-class OptNetLayer:
+class OptNetLayer(LayerModel):
     r"""Parameters of Table 1's OPTNET model: a QP layer of ``p`` variables
     and ``m`` inequalities (Amos & Kolter 2017, Eq. 2), then a linear output.
 
@@ -434,19 +434,6 @@ class OptNetLayer:
     @property
     def p(self) -> int:
         return int(self.L.shape[0])
-
-    @property
-    def n_in(self) -> int:
-        return int(self.W1.shape[1])
-
-    @property
-    def n_weights(self) -> int:
-        """Number of learned parameters."""
-        return int(sum(getattr(self, n).size for n in self.NAMES))
-
-    def params(self) -> dict:
-        """The parameter arrays by name (the arrays themselves)."""
-        return {n: getattr(self, n) for n in self.NAMES}
 
     def copy(self) -> "OptNetLayer":
         return OptNetLayer(**{n: getattr(self, n).copy() for n in self.NAMES}, eps=self.eps,

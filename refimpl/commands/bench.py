@@ -13,6 +13,7 @@ BENCHMARKS = {
     "scc": "bench_scc.py",
     "propagation": "bench_propagation.py",
     "digits": "bench_digits.py",
+    "gpu": "gpu_check.py",
     "table1": "bench_table1_epoch.py",
     "training": "bench_training.py",
     "threads": "bench_threads.py",
@@ -32,15 +33,20 @@ def _run(args) -> int:
             f"refimpl bench: {path} not found; benchmarks run from a source checkout "
             "(git clone + pip install -e .)"
         )
+    rest = list(args.rest)
+    if args.backend is not None:
+        rest = ["--backend", args.backend, *rest]
     spec = importlib.util.spec_from_file_location(f"refimpl_bench_{args.name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return int(mod.main(args.rest) or 0)
+    return int(mod.main(rest) or 0)
 
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text,
                               description="Run a benchmark (ratios against peers in one process).")
+    p.add_argument("--backend", default=None,
+                   help="passed on as --backend to a benchmark that takes it (gpu)")
     p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("rest", nargs="...", help="options passed to the benchmark (try --help)")
     p.set_defaults(func=_run)

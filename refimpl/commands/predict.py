@@ -24,6 +24,8 @@ def register(subparsers, name="predict", help_text=None):
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--output", default=None,
                    help="write index,prediction,label as CSV (into an existing folder)")
+    p.add_argument("--backend", default="numpy",
+                   help="numpy (numba CPU), cupy (GPU), numpy-generic or array_api_strict")
     p.set_defaults(func=run)
     return p
 
@@ -61,7 +63,7 @@ def run(args) -> int:
         folder = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"--output {args.output}: the folder {folder} does not exist")
-    pred = predict(trainer.net, X, trainer.gamma)
+    pred = predict(trainer.net, X, trainer.gamma, backend=args.backend)
     err = float(np.mean(pred != y))
     if args.output:
         with atomic_write(args.output, newline="") as fh:

@@ -56,6 +56,10 @@ def register(subparsers, name="train", help_text=None):
     p.add_argument("--init-scale", type=float, default=d.init_scale)
     p.add_argument("--patience", type=int, default=d.patience,
                    help="early stopping patience in epochs (0 disables)")
+    p.add_argument("--backend", default=None,
+                   help="numpy (numba CPU, default), cupy (GPU), numpy-generic or "
+                        "array_api_strict (the generic path on the CPU); --resume keeps "
+                        "the checkpoint's unless given")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run, parser=p)
     return p
@@ -148,6 +152,8 @@ def run(args) -> int:
         data = _data.load(info["dataset"], seed=info["split_seed"], path=info.get("data_path"))
         if args.epochs > trainer.config.epochs:
             trainer.config = dataclasses.replace(trainer.config, epochs=args.epochs)
+        if args.backend is not None:
+            trainer.config = dataclasses.replace(trainer.config, backend=args.backend)
     else:
         if has_run and not args.overwrite:
             raise FileExistsError(f"--out {args.out} holds a run (checkpoint.npz): continue it "
@@ -157,7 +163,8 @@ def run(args) -> int:
             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
             optimizer=args.optimizer, reg=args.reg, alpha=args.alpha,
             reg_step=args.reg_step, activation=args.activation, init_scale=args.init_scale,
-            patience=args.patience or None, seed=args.seed)
+            patience=args.patience or None, seed=args.seed,
+            backend=args.backend or "numpy")
         data = _data.load(args.dataset, seed=args.seed, path=args.data_path)
         trainer = Trainer(config, data.n_features, data.n_classes)
         info = {"dataset": args.dataset, "split_seed": args.seed, "data_path": args.data_path,
@@ -233,7 +240,8 @@ def run(args) -> int:
     write_history(args.out, trainer.history)
     final = Trainer.load(ckpt)
     final.restore_best()
-    test_error = float(np.mean(predict(final.net, data.X_test, final.gamma) != data.y_test))
+    test_error = float(np.mean(predict(final.net, data.X_test, final.gamma,
+                                       backend=trainer.config.backend) != data.y_test))
     summary = _summary(trainer, info, "finished", elapsed, test_error)
     write_json(os.path.join(args.out, "summary.json"), summary)
     print(f"{info['dataset']}: test error {test_error:.4f} after {trainer.epoch} epochs "

@@ -35,6 +35,7 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -102,25 +103,60 @@ def present_datasets() -> tuple:
 # --------------------------------------------------------------------------- containers
 @dataclass(frozen=True, eq=False, repr=False)
 class GraphDataset(Dataset):
-    """A :class:`Dataset` of graph nodes that keeps the graph (Amazon Photo / Computers).
+    """A :class:`Dataset` of graph nodes that keeps the graph: the Amazon Photo / Computers
+    sets (supplement Sec. 3.1) and the node-classification graphs of the paper's
+    Appendix G.2 (:mod:`refimpl.baselines.graph_data`).
 
     The rows of ``X_train``, ``X_val``, ``X_test`` are the nodes ``nodes_train``,
     ``nodes_val``, ``nodes_test`` of ``adjacency`` (supplement Sec. 3.1: "an edge between
-    two products when frequently purchased [together]").
+    two products when frequently purchased [together]"); every node is in one split.
 
     Attributes
     ----------
     adjacency : scipy.sparse.csr_matrix, shape (n_nodes, n_nodes)
-        Symmetric 0/1 co-purchase adjacency without self-loops, in the file's node order;
+        Symmetric 0/1 adjacency without self-loops, in node order;
         ``adjacency.nnz`` counts each undirected edge twice (Table 1's "#Edges").
     nodes_train, nodes_val, nodes_test : ndarray of int64
         The node index of every row of the matching split.
+    X : ndarray (n_nodes, n_features)
+        The features of every node in node order (the splits' rows put back).
+    y : ndarray of int64 (n_nodes,)
+        The class index of every node in node order.
     """
 
     adjacency: object = None
     nodes_train: np.ndarray | None = None
     nodes_val: np.ndarray | None = None
     nodes_test: np.ndarray | None = None
+
+    @classmethod
+    def from_nodes(cls, X, y, adjacency, parts, *, standardize=True, classes=None,
+                   feature_names=None, name="graph") -> "GraphDataset":
+        """The graph ``adjacency`` whose node i has features ``X[i]`` and label ``y[i]``,
+        split into the node index arrays ``parts`` = (train, val, test) and standardized
+        with the training nodes' statistics (as :func:`refimpl.datasets.split_standardize`;
+        supplement Sec. 3.1's fixed partitions).  ``adjacency``: a scipy CSR matrix."""
+        parts = tuple(np.asarray(p, dtype=np.int64) for p in parts)
+        return _fixed_split(X, y, parts, standardize=standardize, classes=classes,
+                            feature_names=feature_names, name=name, cls=cls,
+                            adjacency=adjacency, nodes_train=parts[0],
+                            nodes_val=parts[1], nodes_test=parts[2])
+
+    def _by_node(self, part):
+        n = self.adjacency.shape[0]
+        first = getattr(self, f"{part}_train")
+        out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
+        for split in ("train", "val", "test"):
+            out[getattr(self, f"nodes_{split}")] = getattr(self, f"{part}_{split}")
+        return out
+
+    @cached_property
+    def X(self) -> np.ndarray:
+        return self._by_node("X")
+
+    @cached_property
+    def y(self) -> np.ndarray:
+        return self._by_node("y")
 
 
 def _fixed_split(X, y, parts, *, standardize, classes=None, feature_names=None, name,
@@ -671,10 +707,9 @@ def load_amazon(which, path=None, *, seed=0, n_train=100, n_val=100,
         parts[1].append(nodes[n_train:n_train + n_val])
         parts[2].append(nodes[n_train + n_val:])
     parts = tuple(np.sort(np.concatenate(p)) for p in parts)
-    return _fixed_split(attr.toarray(), y, parts, standardize=standardize,
-                        feature_names=[f"word_{j}" for j in range(attr.shape[1])],
-                        name=f"amazon_{which}", cls=GraphDataset, adjacency=adj,
-                        nodes_train=parts[0], nodes_val=parts[1], nodes_test=parts[2])
+    return GraphDataset.from_nodes(attr.toarray(), y, adj, parts, standardize=standardize,
+                                   feature_names=[f"word_{j}" for j in range(attr.shape[1])],
+                                   name=f"amazon_{which}")
 
 
 def load_amazon_photo(path=None, *, seed=0, **kwargs) -> GraphDataset:

@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 
-from ..activations import get_activation
 from ..baselines.deq import DEQTrainer, deq_forward
 from ..baselines.mlp import MLPTrainer, mlp_forward
 from ..baselines.optnet import OptNetTrainer
 from ..loop import Hook
 from ..propagate import forward
 from ..solvers.result import ConvergenceError
+from ..testing import eq3_residual
 from ..train import Trainer
 from .domain import LR_SCALE, Settings, load_dataset, method_config
 
@@ -57,13 +57,6 @@ def make_trainer(method, nodes, seed, n_in, n_out, settings=Settings()):
     :class:`TimeBudget` hook in ``fit(..., hooks=...)``."""
     config = method_config(method, nodes, seed, settings)
     return _TRAINERS.get(method, Trainer)(config, int(n_in), int(n_out))
-
-
-def _eq3_residual(net, graph, X0, X):
-    """``||X - (1 b^T + f(X) A + X0 W1^T)||_inf``, the residual of Eq. (3)."""
-    f = get_activation(net.activation).f
-    R = X - (graph.b + (graph.A.T @ f(X).T).T + X0 @ net.W1.T)  # Eq. (3)
-    return float(np.abs(R).max()) if R.size else 0.0
 
 
 def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=None,
@@ -147,7 +140,8 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
             fwd = forward(trainer.net, data.X_test, graph, atol=config.atol, rtol=config.rtol,
                           solver=config.solver, mode=config.mode, throw=False)
             Z = fwd.Z
-            residual = _eq3_residual(trainer.net, graph, fwd.X0, fwd.X)
+            R = eq3_residual(trainer.net, graph, fwd.X0, fwd.X)  # Eq. (3)
+            residual = float(np.abs(R).max()) if R.size else 0.0
             edges = graph.n_edges
             sizes = graph.schedule.module_sizes
             modules, largest = int(np.sum(sizes > 1)), int(sizes.max(initial=0))

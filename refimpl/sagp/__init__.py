@@ -48,7 +48,7 @@ from .masks import hard_mask, soft_mask, sparse_loss
 from .model import SAGPModel, assembled_graph, init_sagp, input_out_degree, synapse_count
 from .norm import GPBatchNorm, SAGPStepTransform
 from .rules import apoptosis_rule, apply_rules, growth_rule
-from .sweep import TABLE10_ALPHAS, alpha_sweep, alpha_sweep_markdown
+from .sweep import TABLE10_ALPHAS, alpha_sweep, alpha_sweep_markdown, best_and_last
 from .train import SAGPResult, train_sagp
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "apply_rules",
     "apoptosis_rule",
     "assembled_graph",
+    "best_and_last",
     "config_dict",
     "evaluate",
     "growth_rule",

@@ -9,10 +9,48 @@ import numpy as np
 from .config import SAGPConfig
 from .train import train_sagp
 
-__all__ = ["TABLE10_ALPHAS", "alpha_sweep", "alpha_sweep_markdown"]
+__all__ = ["TABLE10_ALPHAS", "alpha_sweep", "alpha_sweep_markdown", "best_and_last"]
 
 #: The temperatures of the supplement's Table 10.
 TABLE10_ALPHAS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 0.8)
+
+
+def best_and_last(result, error_key="test_error") -> dict:
+    """|H|, #Synapse and an error at the best and at the last epoch of one SAGP run: the
+    per-run metrics of the supplement's Table 9 (Sec. 4.5) and Table 10 (Sec. 4.6).
+
+    The best epoch is ``result.best_epoch`` (lowest validation error; without a
+    validation split :func:`train_sagp` makes it the last epoch, and a ``best_epoch`` of
+    0 is read as the last epoch too).
+
+    Parameters
+    ----------
+    result : SAGPResult
+        Or any object with ``history`` (the records of :func:`train_sagp`) and
+        ``best_epoch``.
+    error_key : str
+        The history field reported as the error (``"test_error"``, ``"val_error"``).
+
+    Returns
+    -------
+    dict
+        ``best_epoch``, ``best_n_hidden``, ``best_synapses``, ``best_error``,
+        ``last_n_hidden``, ``last_synapses``, ``last_error``.
+
+    Raises
+    ------
+    ValueError
+        If the run has no epochs.
+    """
+    h = result.history
+    if not h:
+        raise ValueError("result: the run has no epochs")
+    best = h[result.best_epoch - 1] if result.best_epoch >= 1 else h[-1]
+    last = h[-1]
+    return {"best_epoch": int(best["epoch"]), "best_n_hidden": int(best["n_hidden"]),
+            "best_synapses": int(best["synapses"]), "best_error": float(best[error_key]),
+            "last_n_hidden": int(last["n_hidden"]), "last_synapses": int(last["synapses"]),
+            "last_error": float(last[error_key])}
 
 
 def alpha_sweep(
@@ -33,7 +71,8 @@ def alpha_sweep(
     Implements the supplement's Table 10 experiment: S-Alg. 1 (:func:`train_sagp`) with
     ``config`` and only alpha changed, the same seed for every alpha (same split,
     initialization and shuffling), and per alpha the row |H|, #Synapse and error at the
-    best epoch (lowest validation error) and at the last epoch.  The supplement reports
+    best epoch (lowest validation error; the last epoch without a validation split) and
+    at the last epoch (:func:`best_and_last`).  The supplement reports
     F1-micro, which equals the accuracy (1 - error) for single-label classification.
 
     Parameters
@@ -79,19 +118,9 @@ def alpha_sweep(
         res = train_sagp(X, y, config=replace(config, alpha=a), epochs=epochs, seed=seed,
                          n_classes=n_classes, validation=validation, test=test, callback=cb)
         h = res.history
-        best, last = h[max(res.best_epoch, 1) - 1], h[-1]
-        rows.append({
-            "alpha": a,
-            "best_epoch": int(best["epoch"]),
-            "best_n_hidden": int(best["n_hidden"]),
-            "best_synapses": int(best["synapses"]),
-            "best_error": float(best[key]),
-            "last_n_hidden": int(last["n_hidden"]),
-            "last_synapses": int(last["synapses"]),
-            "last_error": float(last[key]),
-            "mean_n_hidden": float(np.mean([r["n_hidden"] for r in h])),
-            "mean_synapses": float(np.mean([r["synapses"] for r in h])),
-        })
+        rows.append({"alpha": a, **best_and_last(res, key),
+                     "mean_n_hidden": float(np.mean([r["n_hidden"] for r in h])),
+                     "mean_synapses": float(np.mean([r["synapses"] for r in h]))})
     return rows
 
 

@@ -1,4 +1,5 @@
-r"""An empirical study of the convergence bound of Thm. 3.3 (Eq. 14) for DPF-style training.
+r"""An empirical study of the convergence bound of Thm. 3.3 (Eq. 14) for DPF-style training
+with L2 or NM regularization (Eq. 9-11, R held constant).
 
 A figure, not a proof: see ``proofs/thm3_3.md``.
 
@@ -15,7 +16,8 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.special import expit
 
-from ..graph.prune import top_k_mask
+from ..graph.prune import graph_from_mask, top_k_mask
+from ..regularization import nm_repulsion
 from ..validation import check_int
 from ..validation import check_scalar
 
@@ -74,6 +76,14 @@ class Thm33Study:
         term (inf when ``prune_err0`` is 0 and ``floor`` > 0).
     fit_rel_err : float
         Largest relative deviation ``|fit / grad_sq - 1|``.
+    regularizer : str
+        ``"l2"`` or ``"nm"`` (see ``thm33_study``).
+    r : ndarray, shape (d,)
+        The repulsion of each weight in the penalty
+        :math:`\frac{\mu}{2}\sum_j r_j w_j^2`: all 1 for L2, Eq. (10)'s
+        :math:`r_j = z_j z_{out} e^{\tilde w_j}` of the initial pruned graph for NM.
+    w0 : ndarray, shape (d,)
+        The initial weights.
     """
 
     T: np.ndarray
@@ -97,50 +107,55 @@ class Thm33Study:
     floor: float
     C_prune: float
     fit_rel_err: float
+    regularizer: str = "l2"
+    r: np.ndarray = None
+    w0: np.ndarray = None
 
 
 class _Logistic:
-    r"""The smooth objective of the study: L2-regularized logistic regression.
+    r"""The smooth objective of the study: regularized logistic regression.
 
     .. math::
 
-        f(w) = J(w) + \frac{\mu}{2}\|w\|^2, \qquad
-        J(w) = \frac{1}{n}\sum_i \log(1 + e^{x_i^T w}) - y_i x_i^T w .
+        f(w) = J(w) + \frac{\mu}{2}\sum_j r_j w_j^2, \qquad
+        J(w) = \frac{1}{n}\sum_i \log(1 + e^{x_i^T w}) - y_i x_i^T w ,
 
-    ``J`` is :math:`\|X\|_2^2/(4n)`-smooth, so ``f`` is L-smooth with
-    :math:`L = \lambda_{\max}(X^T X)/(4n) + \mu`.  Every method takes a batch of
-    weight vectors, shape (R, d), one row per independent run.
+    with a constant repulsion ``r`` (all 1: L2).  ``J`` is
+    :math:`\|X\|_2^2/(4n)`-smooth, so ``f`` is L-smooth with
+    :math:`L = \lambda_{\max}(X^T X)/(4n) + \mu \max_j r_j`.  Every method takes
+    a batch of weight vectors, shape (R, d), one row per independent run.
     """
 
-    def __init__(self, X, y, mu):
-        self.X, self.y, self.mu = X, y, mu
+    def __init__(self, X, y, mu, r):
+        self.X, self.y, self.mu, self.r = X, y, mu, r
         self.n = X.shape[0]
         self.x_sq = np.einsum("ij,ij->i", X, X)
         self.L_J = np.linalg.eigvalsh(X.T @ X)[-1] / (4.0 * self.n)
-        self.L = self.L_J + mu
+        self.L = self.L_J + mu * float(r.max())
 
     def value(self, W):
         S = W @ self.X.T
         data = np.mean(np.logaddexp(0.0, S) - self.y * S, axis=-1)
-        return data + 0.5 * self.mu * np.sum(W * W, axis=-1)
+        return data + 0.5 * self.mu * np.sum(self.r * W * W, axis=-1)
 
     def grad_J(self, W):
         return (expit(W @ self.X.T) - self.y) @ self.X / self.n
 
     def grad(self, W):
-        return self.grad_J(W) + self.mu * W
+        return self.grad_J(W) + self.mu * self.r * W
 
     def step_second_moment(self, Wp, V, batch):
         """Exact E||g||^2 over the mini-batch draw for the step direction
-        g = (1/b) sum_{i in batch} grad J_i(Wp) + mu V, batch drawn uniformly
+        g = (1/b) sum_{i in batch} grad J_i(Wp) + mu r * V, batch drawn uniformly
         with replacement: ||E g||^2 + (E||h_i||^2 - ||E g||^2) / b."""
         S = Wp @ self.X.T
         res = expit(S) - self.y
-        mean_g = res @ self.X / self.n + self.mu * V
+        RV = self.r * V
+        mean_g = res @ self.X / self.n + self.mu * RV
         mean_sq = np.sum(mean_g * mean_g, axis=-1)
         h_sq = (np.mean(res * res * self.x_sq, axis=-1)
-                + 2.0 * self.mu * np.mean(res * (V @ self.X.T), axis=-1)
-                + self.mu**2 * np.sum(V * V, axis=-1))
+                + 2.0 * self.mu * np.mean(res * (RV @ self.X.T), axis=-1)
+                + self.mu**2 * np.sum(RV * RV, axis=-1))
         return mean_sq + (h_sq - mean_sq) / batch
 
     def minimum(self):
@@ -148,7 +163,7 @@ class _Logistic:
 
         def hess(w):
             s = expit(self.X @ w)
-            return (self.X.T * (s * (1.0 - s))) @ self.X / self.n + self.mu * np.eye(d)
+            return (self.X.T * (s * (1.0 - s))) @ self.X / self.n + self.mu * np.diag(self.r)
 
         res = minimize(lambda w: self.value(w[None])[0], np.zeros(d),
                        jac=lambda w: self.grad(w[None])[0], hess=hess,
@@ -162,22 +177,39 @@ def _top_k_mask(W, k):
     return top_k_mask(np.abs(W), k)[0]
 
 
+def _nm_repulsion_of_weights(w, keep):
+    r"""Eq. (9)-(10) for the logistic model as a graph: d input nodes and one
+    output node, edge j -> out of weight ``w[j]``, kept where ``keep``.
+
+    Returns ``r[j] = R[j, out]`` from :func:`refimpl.regularization.nm_repulsion`
+    (the graph is a DAG, so every module is a singleton, z = 1, and
+    :math:`r_j = e^{|w_j| / \max_{kept} |w|}` on kept edges, 1 on pruned ones).
+    """
+    d = w.shape[0]
+    K = np.zeros((d + 1, d + 1))
+    K[:d, d] = w
+    M = np.zeros((d + 1, d + 1), dtype=bool)
+    M[:d, d] = keep
+    return nm_repulsion(graph_from_mask(K, M)).R[:d, d].copy()
+
+
 def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
                 n_samples=256, n_features=20, k=10, teacher_support=10,
                 batch_size=16, reg=1e-2, init_scale=1.0, n_repeats=16,
-                decay="dense"):
+                decay="dense", regularizer="l2"):
     r"""Empirical study of the convergence bound of Thm. 3.3 (Eq. 14).
 
     Implements the setting of Thm. 3.3 of the paper on a smooth objective:
-    DPF training (Lin et al., 2020) of L2-regularized logistic regression
-    ``f`` (see ``_Logistic``) with top-k magnitude pruning.  For each T a
-    separate run of T steps with the theorem's learning rate
+    DPF training (Lin et al., 2020) of regularized logistic regression
+    :math:`f = J + \frac{\mu}{2}\sum_j r_j w_j^2` (see ``_Logistic``) with
+    top-k magnitude pruning; L2 (r = 1) or NM regularization (r from Eq. (10)).
+    For each T a separate run of T steps with the theorem's learning rate
     :math:`\zeta = c/\sqrt{T}` is made:
 
     .. math::
 
         \tilde w_t = m_t \odot w_t, \quad m_t = \text{top-}k(|w_t|), \qquad
-        w_{t+1} = w_t - \zeta\,\big(\hat\nabla J(\tilde w_t) + \mu v_t\big),
+        w_{t+1} = w_t - \zeta\,\big(\hat\nabla J(\tilde w_t) + \mu\, r \odot v_t\big),
 
     with :math:`\hat\nabla J` a mini-batch gradient evaluated at the pruned
     weights and applied to the dense weights, and :math:`v_t = w_t`
@@ -221,14 +253,24 @@ def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
     batch_size : int
         Mini-batch size (drawn with replacement).
     reg : float
-        L2 coefficient mu (> 0): the NM penalty of Eq. (11) with constant r,
-        the setting of Thm. 3.1-3.2.
+        Regularization coefficient mu (> 0).
     init_scale : float
         w0 ~ init_scale * N(0, I) (>= 0).
     n_repeats : int
         Independent mini-batch streams per T (the expectation).
     decay : {"dense", "pruned"}
-        Where the shrinkage term mu v_t is evaluated (see above).
+        Where the shrinkage term mu r v_t is evaluated (see above).
+    regularizer : {"l2", "nm"}
+        ``"l2"``: r = 1.  ``"nm"``: NM regularization (Eq. 11) with the
+        repulsion of Eq. (9)-(10) computed by
+        :func:`refimpl.regularization.nm_repulsion` for the initial pruned
+        graph :math:`\tilde{\mathcal G}_0` (the logistic model as a graph of
+        d input nodes and one output node, the top-k edges of w0 kept) and held
+        constant, as Thm. 3.1 (a stop-gradient) and Thm. 3.2 (a fixed r) treat
+        it.  With R fixed, f is L-smooth, as Thm. 3.3 assumes; refreshing R
+        from every step's pruned graph (as Alg. 2 does) makes the objective
+        change with t and jump when the mask changes, which the theorem's
+        assumptions do not cover.
 
     Returns
     -------
@@ -253,6 +295,8 @@ def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
         raise ValueError(f"init_scale must be finite and >= 0, got {init_scale}")
     if decay not in ("dense", "pruned"):
         raise ValueError(f"decay must be 'dense' or 'pruned', got {decay!r}")
+    if regularizer not in ("l2", "nm"):
+        raise ValueError(f"regularizer must be 'l2' or 'nm', got {regularizer!r}")
 
     seeds = np.random.SeedSequence(seed).spawn(T_arr.size + 1)
     rng = np.random.default_rng(seeds[0])
@@ -262,12 +306,16 @@ def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
     y = (rng.random(n) < expit(X @ w_teacher)).astype(np.float64)
     w0 = init_scale * rng.standard_normal(d)
 
-    obj = _Logistic(X, y, mu)
+    W0 = w0[None]
+    m0 = _top_k_mask(W0, k)
+    if regularizer == "nm":  # Eq. (9)-(10) of G~_0, held constant
+        r = _nm_repulsion_of_weights(w0, m0[0])
+    else:
+        r = np.ones(d)
+    obj = _Logistic(X, y, mu, r)
     f_star = obj.minimum()
     f0 = float(obj.value(w0[None])[0])
     delta_f = max(f0 - f_star, 0.0)
-    W0 = w0[None]
-    m0 = _top_k_mask(W0, k)
     prune_err0 = float(np.sum((W0 - W0 * m0) ** 2))
     V0 = W0 if decay == "dense" else W0 * m0
     G0_sq = float(obj.step_second_moment(W0 * m0, V0, b)[0])
@@ -311,7 +359,7 @@ def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
             idx = run_rng.integers(0, n, size=(R, b))
             Xb = X[idx]  # (R, b, d)
             res = expit(np.einsum("rbd,rd->rb", Xb, Wp)) - y[idx]
-            step_dir = np.einsum("rb,rbd->rd", res, Xb) / b + mu * V
+            step_dir = np.einsum("rb,rbd->rd", res, Xb) / b + mu * r * V
             W = W - zeta * step_dir  # DPF: gradient at w~_t applied to w_t
         per_run = sum_g / (T + 1)
         grad_sq[j] = per_run.mean()
@@ -346,4 +394,5 @@ def thm33_study(T_values=(25, 50, 100, 200, 400, 800, 1600, 3200), seed=0, *,
         prune_err0=prune_err0, c=float(c), C_rate=float(C_rate),
         floor=float(floor), C_prune=C_prune,
         fit_rel_err=float(np.max(np.abs(fit / grad_sq - 1.0))),
+        regularizer=regularizer, r=r, w0=w0,
     )
