@@ -60,7 +60,8 @@ MODES = ("levels", "sequential", "whole")
 
 #: solver="auto": modules of up to this many nodes go straight to Newton
 #: (a q x q LU per sample is cheap and Newton is robust); larger ones first
-#: try the fixed-point iteration (one batched matrix product per step).
+#: try the fixed-point iteration (one kernel call per group, see
+#: :func:`refimpl.solvers.fixed_point.solve_fixed_point`).
 #: Re-measured with the threading policy (:mod:`refimpl.threads`) and the
 #: fixed-point kernel in place: forward + backward, interleaved A/B in one
 #: process, best of 3, p = 3000, B = 256, tol 1e-10, the three regimes of
@@ -530,9 +531,10 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     solver : {"auto", "newton", "fixed_point", "krylov"}
         Module solver (:data:`STRATEGIES`).  "newton": damped Newton with
         continuation on dense q x q Jacobians (keeps the LU the backward
-        reuses).  "fixed_point": iterate ``x <- c + A_SS^T f(x)`` as batched
-        matrix products (converges for contractive modules only; the adjoint
-        iterates likewise).  "krylov": matrix-free Newton-Krylov
+        reuses).  "fixed_point": iterate ``x <- c + A_SS^T f(x)``, one numba
+        kernel call per group over the modules' edges (sparse products for
+        sparse-stored modules; converges for contractive modules only; the
+        adjoint iterates likewise).  "krylov": matrix-free Newton-Krylov
         (:func:`refimpl.solvers.krylov.newton_krylov`: GMRES on
         ``J v = v - A_SS^T (f'(x) v)``, one sparse product per step for the
         whole batch; the module is stored sparse, never as a q x q block).
