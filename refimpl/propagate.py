@@ -204,10 +204,10 @@ class ModuleOperator:
         """The modules' edges as per-module lists ``(ptr, src, dst, w)``
         (:func:`refimpl.solvers.fixed_point.module_edges`), for the kernels."""
         g, q = self.group, self.q
-        flat = np.asarray(g.flat, dtype=np.int64)
-        o = np.argsort(flat, kind="stable")
-        m, local = np.divmod(flat[o], q * q)
+        m, local = np.divmod(np.asarray(g.flat, dtype=np.int64), q * q)
         a, c = np.divmod(local, q)
+        o = np.lexsort((a, c, m))  # by module, then target: the kernel's output row stays hot
+        m, a, c = m[o], a[o], c[o]
         ptr = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(np.bincount(m, minlength=self.n), out=ptr[1:])
         return ptr, a, c, np.ascontiguousarray(self.data[np.asarray(g.edge)[o]], dtype=np.float64)
@@ -261,7 +261,10 @@ def _stage_newton(op, C, idx, ctx):
 def _stage_fixed_point(op, C, idx, ctx, trial=False):
     o = ctx.opts
     budget = min(AUTO_FP_ITER_PER_Q * op.q, o.fp_max_iter) if trial else o.fp_max_iter
-    if not op.sparse and ctx.act.name in ACT_CODES:  # dense-block group: the numba kernel
+    # Dense-block groups: the numba kernel over the modules' edge lists.  A
+    # sparse-stored (Krylov-size) module keeps SciPy's sparse product, which
+    # measured faster there (q = 500, 250 000 edges, B = 256: 1.2 s against 2.1 s).
+    if not op.sparse and ctx.act.name in ACT_CODES:
         return solve_fixed_point(op.edges, C, activation=ctx.act.name, atol=o.atol,
                                  rtol=o.rtol, max_iter=budget, give_up=trial, mods=idx)
     return fixed_point_group(lambda V, a: op.AT(V, idx[a]), C, ctx.act.f, atol=o.atol,

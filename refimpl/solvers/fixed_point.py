@@ -5,12 +5,13 @@
 come in as functions, so a group stored as dense (n, q, q) blocks and a
 large module stored as a sparse matrix are iterated by the same code.
 
-For dense-block groups the same iterations run as numba kernels
-(:func:`fixed_point_kernel`, :func:`fixed_point_adjoint_kernel`): one call
-per group, looping over each module's nonzero block entries only, with the
-exp-based tanh of the Newton kernel.  The NumPy functions stay the reference
+The same iterations also run as numba kernels (:func:`fixed_point_kernel`,
+:func:`fixed_point_adjoint_kernel`): one call per group, looping over each
+module's edges (its nonzero block entries) only, with the exp-based tanh of
+the Newton kernel; :mod:`refimpl.propagate` uses them for the groups stored
+as dense blocks.  The NumPy functions stay the reference
 (``tests/test_fixed_point.py`` checks equal statuses, iteration counts and
-iterates) and serve the sparse-stored modules.
+iterates) and serve the sparse-stored (Krylov-size) modules.
 """
 from __future__ import annotations
 
@@ -120,12 +121,14 @@ def module_edges(blocks):
     -------
     ptr : (n + 1,) int64, src, dst : (n_edges,) int64, w : (n_edges,) float64
         Module m's edges are ``ptr[m]:ptr[m + 1]``, edge ``e`` going
-        ``src[e] -> dst[e]`` (local node indices) with weight ``w[e]``.
+        ``src[e] -> dst[e]`` (local node indices) with weight ``w[e]``,
+        sorted by target within a module (the kernel's output row stays in
+        cache).
     """
     blocks = np.asarray(blocks, dtype=np.float64)
     if blocks.ndim != 3 or blocks.shape[1] != blocks.shape[2]:
         raise ValueError(f"blocks: expected shape (n, q, q), got {blocks.shape}")
-    m, a, c = np.nonzero(blocks)
+    m, c, a = np.nonzero(blocks.transpose(0, 2, 1))  # by module, then target node
     ptr = np.zeros(blocks.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(m, minlength=blocks.shape[0]), out=ptr[1:])
     return ptr, a.astype(np.int64), c.astype(np.int64), blocks[m, a, c]
@@ -155,6 +158,7 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, code, atol, rtol, max_iter,
         for a in range(q):
             for s in range(B):
                 x[a, s] = C[k, a, s]
+                fx[a, s] = _act(code, x[a, s])[0]
         st = MAX_ITERATIONS
         prev = np.inf
         R = np.inf
@@ -162,26 +166,29 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, code, atol, rtol, max_iter,
         for it in range(max_iter + 1):
             for a in range(q):
                 for s in range(B):
-                    fx[a, s] = _act(code, x[a, s])[0]
                     xn[a, s] = C[k, a, s]
             for e in range(e0, e1):  # Eq. (3): x_c += w_ac f(x_a)
                 wa = w[e]
                 a, c = src[e], dst[e]
                 for s in range(B):
                     xn[c, s] += wa * fx[a, s]
+            # One pass: the step's residual and f at the new iterate (the
+            # next step's f(x); unused when this step stops).
             R = 0.0
             scale = 0.0
             nan = False
             for a in range(q):
                 for s in range(B):
-                    d = abs(xn[a, s] - x[a, s])
+                    v = xn[a, s]
+                    d = abs(v - x[a, s])
                     if d != d:
                         nan = True
                     elif d > R:
                         R = d
-                    v = abs(x[a, s])
-                    if v > scale:
-                        scale = v
+                    ax = abs(x[a, s])
+                    if ax > scale:
+                        scale = ax
+                    fx[a, s] = _act(code, v)[0]
             if nan:
                 R = np.nan
             tol = atol + rtol * scale
