@@ -86,3 +86,14 @@ def test_help_shows_defaults(capsys):
 
     out = " ".join(capsys.readouterr().out.split())
     assert f"p, hidden nodes (default: {TrainConfig().nodes})" in out
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "table1", "sagp", "bench", "figures"])
+def test_help_states_each_default_once(command, capsys):
+    """An option whose help gives its default is not followed by a second,
+    contradicting ``(default: None)`` from argparse."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in out
+    assert "numba and BLAS threads (default 1) (default" not in out
