@@ -107,7 +107,12 @@ def load_checkpoint(path, format):
     except FileNotFoundError:
         raise
     except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, OSError
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+        reason = str(exc)
+        if isinstance(exc, ValueError) and "allow_pickle" in reason:
+            # np.load takes a file that is neither a zip nor an .npy for a pickle; its
+            # advice (load it unsafely) is wrong for a checkpoint.
+            reason = "not an .npz archive"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from exc
     if "__meta__" not in data:
         raise CheckpointError(f"{path}: not a refimpl checkpoint (no metadata)")
     meta = json.loads(str(data.pop("__meta__")))
