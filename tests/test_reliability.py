@@ -142,6 +142,7 @@ def test_checkpoint_records_the_data_and_predict_refuses_another_data_set(tmp_pa
     (["--nodes", "1"], "nodes: a graph needs at least 2 hidden nodes"),
     (["--activation", "foo"], "activation"),
     (["--dataset", "codon", "--data-path", "/nonexistent/codon"], "--data-path DIR"),
+    (["--dataset", "mnist"], "refimpl train: ValueError: --dataset: unknown data set 'mnist'"),
 ])
 def test_bad_starts_are_one_line_and_leave_no_folder(tmp_path, capsys, argv, text):
     out = tmp_path / "run"
