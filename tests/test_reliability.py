@@ -134,6 +134,14 @@ def test_checkpoint_records_the_data_and_predict_refuses_another_data_set(tmp_pa
                  "--output", str(tmp_path / "missing" / "p.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
+                 "--output", str(tmp_path)]) == 2  # a folder: refused before the solve
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path}: is a folder" in err and len(err.strip().splitlines()) == 1
+    assert not Path(f"{tmp_path}.partial").exists()
+    assert main(["predict", "--checkpoint", str(tmp_path / "none.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refimpl predict: FileNotFoundError: --checkpoint "), err
+    assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
                  "--output", str(tmp_path / "p.csv")]) == 0
     assert (tmp_path / "p.csv").read_text().startswith("index,prediction,label")
 
