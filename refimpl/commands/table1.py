@@ -15,15 +15,16 @@ import shlex
 import sys
 import time
 
-from ._data import BUILTIN, UCI
+from ..datasets import PAPER_DATASETS
+from ._data import BUILTIN
 
 
 def _data_path(text):
     name, sep, path = text.partition("=")
-    if not sep or name not in UCI or not path:
+    if not sep or name not in PAPER_DATASETS or not path:
         import argparse
 
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH with NAME one of {', '.join(UCI)}, "
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH with NAME one of {', '.join(PAPER_DATASETS)}, "
                                          f"got {text!r}")
     return name, path
 
@@ -34,7 +35,7 @@ def register(subparsers, name="table1", help_text=None):
     p = subparsers.add_parser(name, help=help_text, description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
                    help=f"data sets (default: the built-in {' '.join(BUILTIN)}; the paper's "
-                        f"{' '.join(UCI)} need --data-path)")
+                        f"{' '.join(PAPER_DATASETS)} need --data-path)")
     p.add_argument("--data-path", action="append", type=_data_path, default=[],
                    metavar="NAME=PATH", help="local copy of a paper data set (repeatable)")
     p.add_argument("--nodes", nargs="+", type=int, default=None,
