@@ -151,6 +151,8 @@ def test_checkpoint_records_the_data_and_predict_refuses_another_data_set(tmp_pa
     (["--activation", "foo"], "activation"),
     (["--dataset", "codon", "--data-path", "/nonexistent/codon"], "--data-path DIR"),
     (["--dataset", "mnist"], "refimpl train: ValueError: --dataset: unknown data set 'mnist'"),
+    (["--dataset", "wine", "--data-path", "/x"],
+     "ValueError: --data-path: the data set 'wine' is built in"),
 ])
 def test_bad_starts_are_one_line_and_leave_no_folder(tmp_path, capsys, argv, text):
     out = tmp_path / "run"

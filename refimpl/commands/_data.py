@@ -16,6 +16,9 @@ def load(name, *, seed=0, path=None):
     if name not in BUILTIN + UCI:
         raise ValueError(f"--dataset: unknown data set {name!r}; choose from "
                          f"{', '.join(BUILTIN + UCI)}")
+    if path is not None and name in BUILTIN:
+        raise ValueError(f"--data-path: the data set {name!r} is built in (not read from disk); "
+                         f"drop --data-path, got {path!r}")
     try:
         return datasets.load(name, path, seed=seed)
     except FileNotFoundError as exc:  # the library says path=...; the command line --data-path
