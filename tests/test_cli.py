@@ -97,3 +97,13 @@ def test_help_states_each_default_once(command, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in out
     assert "numba and BLAS threads (default 1) (default" not in out
+
+
+def test_bench_help_names_the_benchmark(capsys, monkeypatch):
+    """A benchmark's own usage line reads ``refimpl bench NAME`` (it read ``refimpl``),
+    and sys.argv is left as it was."""
+    monkeypatch.setattr(sys, "argv", ["refimpl", "bench", "scc", "--help"])
+    with pytest.raises(SystemExit):
+        main(["bench", "scc", "--help"])
+    assert capsys.readouterr().out.startswith("usage: refimpl bench scc ")
+    assert sys.argv == ["refimpl", "bench", "scc", "--help"]
