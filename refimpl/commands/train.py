@@ -42,8 +42,10 @@ def register(subparsers, name="train", help_text=None):
                    help="replace a run already in --out")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--nodes", type=int, default=d.nodes, help="p, hidden nodes")
-    p.add_argument("--edges", type=int, default=None, help="k, edges kept (default 10 p)")
-    p.add_argument("--gamma", type=float, default=None, help="fixed pruning threshold")
+    p.add_argument("--edges", type=int, default=None,
+                   help="k, edges kept (default min(10 p, p (p - 1)); ignored with --gamma)")
+    p.add_argument("--gamma", type=float, default=None,
+                   help="fixed pruning threshold instead of top-k (default: top-k)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
