@@ -275,3 +275,16 @@ def test_table1_data_path_names_only_table1_data_sets(capsys):
         parser.parse_args(["table1", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert not any(name in out for name in SUPPLEMENT_DATASETS), out
+
+
+def test_run_cell_reports_a_diverged_nm_run_as_diverged(monkeypatch):
+    """A TrainingDivergedError of the NM trainer (a FloatingPointError) becomes Table 1's
+    'diverged' status with its message, not a failed run."""
+    from refimpl.train import Trainer, TrainingDivergedError
+
+    def diverge(self, X, y):
+        raise TrainingDivergedError("epoch 1: the training loss became nan (not finite)")
+
+    monkeypatch.setattr(Trainer, "train_batch", diverge)
+    row = ex.run_cell("NMs", "iris", 6, 0, TINY)
+    assert row["status"] == "diverged" and "became nan" in row["message"], row
