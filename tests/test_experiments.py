@@ -288,3 +288,15 @@ def test_run_cell_reports_a_diverged_nm_run_as_diverged(monkeypatch):
     monkeypatch.setattr(Trainer, "train_batch", diverge)
     row = ex.run_cell("NMs", "iris", 6, 0, TINY)
     assert row["status"] == "diverged" and "became nan" in row["message"], row
+
+
+def test_table1_command_refuses_bad_jobs_before_creating_out(tmp_path, capsys):
+    from refimpl.commands import table1
+
+    parser = argparse.ArgumentParser()
+    table1.register(parser.add_subparsers(), "table1", "help")
+    out = tmp_path / "t1"
+    args = parser.parse_args(["table1", "--datasets", "iris", "--jobs", "0", "--out", str(out)])
+    assert table1.run(args) == 2
+    assert "--jobs: expected a positive integer or -1" in capsys.readouterr().err
+    assert not out.exists()

@@ -24,8 +24,8 @@ def _data_path(text):
     if not sep or name not in PAPER_DATASETS or not path:
         import argparse
 
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH with NAME one of {', '.join(PAPER_DATASETS)}, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError("expected NAME=PATH with NAME one of "
+                                         f"{', '.join(PAPER_DATASETS)}, got {text!r}")
     return name, path
 
 
@@ -113,6 +113,8 @@ def run(args) -> int:
     methods = args.methods or list(METHODS)
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     try:
+        if jobs == 0 or jobs < -1:  # refused here, before --out is created
+            raise ValueError(f"--jobs: expected a positive integer or -1 (every CPU), got {jobs}")
         settings = _settings(args)
         cells = grid(datasets, nodes, seeds, methods)
     except ValueError as exc:
