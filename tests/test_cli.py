@@ -107,3 +107,15 @@ def test_bench_help_names_the_benchmark(capsys, monkeypatch):
         main(["bench", "scc", "--help"])
     assert capsys.readouterr().out.startswith("usage: refimpl bench scc ")
     assert sys.argv == ["refimpl", "bench", "scc", "--help"]
+
+
+def test_bench_without_a_checkout_is_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys):
+    """An installed package without benchmarks/: the CLI's one-line error, exit code 2
+    (it was a SystemExit with exit code 1)."""
+    from refimpl.commands import bench
+
+    monkeypatch.setattr(bench, "_bench_dir", lambda: tmp_path)
+    assert main(["bench", "scc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refimpl bench: FileNotFoundError: ") and "source checkout" in err
+    assert len(err.strip().splitlines()) == 1

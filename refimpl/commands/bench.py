@@ -30,10 +30,9 @@ def _bench_dir() -> Path:
 def _run(args) -> int:
     path = _bench_dir() / BENCHMARKS[args.name]
     if not path.exists():
-        raise SystemExit(
-            f"refimpl bench: {path} not found; benchmarks run from a source checkout "
-            "(git clone + pip install -e .)"
-        )
+        raise FileNotFoundError(
+            f"{path} not found: the benchmark scripts are not installed with the package; "
+            "run this from a source checkout (git clone + pip install -e .)")
     rest = list(args.rest)
     if args.backend is not None:
         rest = ["--backend", args.backend, *rest]
