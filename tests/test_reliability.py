@@ -87,6 +87,10 @@ def test_foreign_and_truncated_real_checkpoints_raise_checkpoint_error(tmp_path)
     np.savez(foreign, K=np.ones(2))
     with pytest.raises(CheckpointError, match="not a refimpl checkpoint"):
         Trainer.load(foreign)
+    for meta in ("{not json", "[1, 2]"):  # a foreign file with a __meta__ entry of its own
+        np.savez(foreign, __meta__=np.array(meta))
+        with pytest.raises(CheckpointError, match="not a refimpl checkpoint"):
+            Trainer.load(foreign)
     real = tmp_path / "real.npz"
     Trainer(TrainConfig(nodes=4, epochs=1), 3, 2).save(real)
     data = real.read_bytes()
