@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         only = "__none__"
     parser = build_parser(only)
     args = parser.parse_args(argv)
+    args.argv = argv  # what the user typed: a command may ask which options were given
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2

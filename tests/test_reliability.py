@@ -116,6 +116,11 @@ def test_train_refuses_a_run_folder_and_resume_refuses_contradictions(tmp_path, 
         assert text in err, err
     assert main(["train", "--resume", "--out", out, "--epochs", "2"]) == 2
     assert "--epochs may only grow" in capsys.readouterr().err
+    # An option typed with its default value (--nodes 100 is TrainConfig's default) still
+    # contradicts a run of 8 nodes; a unique prefix (--batch for --batch-size) counts.
+    assert main(["train", "--resume", "--out", out, "--nodes", "100", "--batch=32"]) == 2
+    err = capsys.readouterr().err
+    assert "--nodes 100 (the run has 8)" in err and "--batch-size 32 (the run has 16)" in err
     assert main(["train", "--resume", "--out", out, "--epochs", "7", "--quiet"]) == 0
     summary = json.loads(Path(out, "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs"] == 7

@@ -16,6 +16,7 @@ import sys
 import time
 
 from ..datasets import PAPER_DATASETS
+from ..io import atomic_write
 from ._data import BUILTIN
 
 
@@ -163,7 +164,7 @@ def run(args) -> int:
     command = _command(args, datasets, nodes, seeds, methods)
     header = (f"# Table 1 (reproduced structure)\n\nMade by `{command}`.\n\nSettings "
               f"{settings.fingerprint()}: `{json.dumps(settings.to_dict())}`\n\n")
-    with open(os.path.join(args.out, "table1.md"), "w") as fh:
+    with atomic_write(os.path.join(args.out, "table1.md")) as fh:
         fh.write(header + table)
     print(table)
     if failed is not None:

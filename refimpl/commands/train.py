@@ -99,20 +99,42 @@ class _StopRequested(Exception):
     """Raised before a mini-batch once SIGINT or SIGTERM arrived."""
 
 
+def _given_options(args):
+    """The long options typed on the command line (argparse's unique prefixes resolved),
+    or None when the command was not run through :func:`refimpl.cli.main`."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        return None
+    known = [o for o in args.parser._option_string_actions if o.startswith("--")]
+    given = set()
+    for token in argv:
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        matches = [o for o in known if o == name] or [o for o in known if o.startswith(name)]
+        if len(matches) == 1:
+            given.add(matches[0])
+    return given
+
+
 def _contradictions(args, defaults, trainer, info):
     """Options given on the command line that differ from the checkpoint's run."""
+    typed = _given_options(args)
+
+    def given(opt, value, default):  # typed, or (without argv) different from its default
+        return opt in typed if typed is not None else value != default
+
     bad = []
     for opt, (field, value) in CONFIG_OPTIONS.items():
-        given, default = value(args), value(defaults)
         saved = getattr(trainer.config, field)
-        if given != default and given != saved:
-            bad.append(f"{opt} {given} (the run has {saved})")
-    for opt, given, default, saved in (
+        if given(opt, value(args), value(defaults)) and value(args) != saved:
+            bad.append(f"{opt} {value(args)} (the run has {saved})")
+    for opt, value, default, saved in (
             ("--dataset", args.dataset, defaults.dataset, info.get("dataset")),
             ("--data-path", args.data_path, defaults.data_path, info.get("data_path"))):
-        if given != default and given != saved:
-            bad.append(f"{opt} {given} (the run has {saved})")
-    if args.epochs != defaults.epochs and args.epochs < trainer.config.epochs:
+        if given(opt, value, default) and value != saved:
+            bad.append(f"{opt} {value} (the run has {saved})")
+    if given("--epochs", args.epochs, defaults.epochs) and args.epochs < trainer.config.epochs:
         bad.append(f"--epochs {args.epochs} (the run has {trainer.config.epochs}; "
                    "--epochs may only grow)")
     return bad
