@@ -156,7 +156,8 @@ def test_checkpoint_records_the_data_and_predict_refuses_another_data_set(tmp_pa
 
 
 @pytest.mark.parametrize("argv, text", [
-    (["--nodes", "1"], "nodes: a graph needs at least 2 hidden nodes"),
+    (["--nodes", "1"], "--nodes: a graph needs at least 2 hidden nodes"),
+    (["--batch-size", "0"], "--batch-size: expected a positive integer"),
     (["--activation", "foo"], "activation"),
     (["--dataset", "codon", "--data-path", "/nonexistent/codon"], "--data-path DIR"),
     (["--dataset", "mnist"], "refimpl train: ValueError: --dataset: unknown data set 'mnist'"),

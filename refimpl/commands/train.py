@@ -99,6 +99,19 @@ class _StopRequested(Exception):
     """Raised before a mini-batch once SIGINT or SIGTERM arrived."""
 
 
+def _config_from_args(config_class, **fields):
+    """``config_class(**fields)``; a ValueError names the command-line option
+    (``--batch-size: ...``) rather than the config field (``batch_size: ...``)."""
+    try:
+        return config_class(**fields)
+    except ValueError as exc:
+        field, sep, rest = str(exc).partition(":")
+        option = {f: opt for opt, (f, _) in CONFIG_OPTIONS.items()} | {"epochs": "--epochs"}
+        if sep and field in option:
+            raise ValueError(f"{option[field]}:{rest}") from None
+        raise
+
+
 def _given_options(args):
     """The long options typed on the command line (argparse's unique prefixes resolved),
     or None when the command was not run through :func:`refimpl.cli.main`."""
@@ -182,8 +195,8 @@ def run(args) -> int:
         if has_run and not args.overwrite:
             raise FileExistsError(f"--out {args.out} holds a run (checkpoint.npz): continue it "
                                   "with --resume or replace it with --overwrite")
-        config = TrainConfig(
-            nodes=args.nodes, edges=args.edges, gamma=args.gamma, epochs=args.epochs,
+        config = _config_from_args(
+            TrainConfig, nodes=args.nodes, edges=args.edges, gamma=args.gamma, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
             optimizer=args.optimizer, reg=args.reg, alpha=args.alpha,
             reg_step=args.reg_step, activation=args.activation, init_scale=args.init_scale,
