@@ -31,6 +31,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show ``(default: X)`` after an option's help, except where the help already
+    states its default or the default is None (whose meaning the help gives)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="refimpl",
@@ -41,7 +52,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                         help="show the full traceback when a command fails")
     # Every subcommand's --help shows the defaults.
     sub_class = functools.partial(argparse.ArgumentParser,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=_DefaultsFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=sub_class)
     for name, (module, help_text) in COMMANDS.items():
         if only is not None and name != only:
@@ -83,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         only = "__none__"
     parser = build_parser(only)
     args = parser.parse_args(argv)
+    args.argv = argv  # what the user typed: a command may ask which options were given
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2

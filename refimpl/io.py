@@ -107,10 +107,20 @@ def load_checkpoint(path, format):
     except FileNotFoundError:
         raise
     except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, OSError
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+        reason = str(exc)
+        if isinstance(exc, ValueError) and "allow_pickle" in reason:
+            # np.load takes a file that is neither a zip nor an .npy for a pickle; its
+            # advice (load it unsafely) is wrong for a checkpoint.
+            reason = "not an .npz archive"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from exc
     if "__meta__" not in data:
         raise CheckpointError(f"{path}: not a refimpl checkpoint (no metadata)")
-    meta = json.loads(str(data.pop("__meta__")))
+    try:
+        meta = json.loads(str(data.pop("__meta__")))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: not a refimpl checkpoint (unreadable metadata)") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: not a refimpl checkpoint (metadata is not a record)")
     if meta.get("format") != format:
         raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {format!r}")
     return data, meta

@@ -70,9 +70,9 @@ class Optimizer:
     momentum : float
         mu of SGD, in [0, 1).
     betas : (float, float)
-        Adam's beta1, beta2.
+        Adam's beta1, beta2, each in [0, 1).
     eps : float
-        Adam's epsilon.
+        Adam's epsilon, > 0.
     shapes : dict of str to tuple, optional
         Parameter shapes to allocate the state for now (a checkpoint then lists every
         buffer); otherwise a buffer is allocated at a parameter's first step.
@@ -98,6 +98,11 @@ class Optimizer:
             raise ValueError(f"lr: expected a finite number > 0, got {lr!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
+        if not (len(betas) == 2 and all(0.0 <= float(b) < 1.0 for b in betas)):
+            # beta1 = 1 makes Adam's bias correction 1 - beta1^t zero: NaN weights
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
+        if not (np.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps: expected a finite number > 0, got {eps!r}")
         self.kind = kind
         self.lr = lr
         self.momentum = momentum

@@ -29,9 +29,6 @@ ABLATION_TITLES = {"none": "SAGP", "no-growth": "SAGP w/o Growth",
                    "no-competition": "SAGP w/o Competition",
                    "no-apoptosis": "SAGP w/o Apoptosis"}
 
-_METRICS = ("best_n_hidden", "best_synapses", "best_f1", "last_n_hidden", "last_synapses",
-            "last_f1", "peak_mib")
-
 
 def run_metrics(result, peak_bytes=float("nan")) -> dict:
     """The Table 9 metrics of one training run (supplement Sec. 4.5, Table 9).

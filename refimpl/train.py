@@ -397,10 +397,7 @@ class Trainer(EpochTrainer):
         self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
         if c.reg != "none" and c.reg_step == "proximal":
             self._reg_shrink(graph)  # implicit form of Thm. 3.1
-        if not np.isfinite(loss):
-            raise TrainingDivergedError(
-                f"epoch {self.epoch + 1}: the training loss became {loss} (not finite); "
-                "try a lower learning rate (--lr) or standardized inputs")
+        self._check_loss(loss)
         self._loss_sum += loss * y.shape[0]
         self._err_sum += float(np.sum(np.argmax(fwd.Z, axis=1) != y))
         self._iters.append(fwd.iterations)
@@ -431,11 +428,19 @@ class Trainer(EpochTrainer):
         if c.reg != "none" and c.reg_step == "proximal":
             self._reg_shrink(graph)  # implicit form of Thm. 3.1, on the host copy
             params["K"] = xp.asarray(self.net.K, device=dev)
+        self._check_loss(loss)
         wrong = xp.argmax(fwd._Zc, axis=1) != xp.astype(yd, xp.int64)
         self._loss_sum += loss * y.shape[0]
         self._err_sum += float(xp.sum(xp.astype(wrong, xp.float64)))
         self._iters.append(fwd.iterations)
         return loss
+
+    def _check_loss(self, loss):
+        """Raise :class:`TrainingDivergedError` naming the epoch on a non-finite loss."""
+        if not np.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"epoch {self.epoch + 1}: the training loss became {loss} (not finite); "
+                "try a lower learning rate (--lr) or standardized inputs")
 
     def _check_finite(self, cause=None):
         """Raise :class:`TrainingDivergedError` naming the epoch when a parameter is

@@ -138,3 +138,12 @@ def test_binary_task_split_is_seeded_balanced_and_keeps_rows():
     assert sorted("|".join(b.classes).split("|")) == ["a", "b", "c"]
     with pytest.raises(ValueError, match="n_classes"):
         binary_class_split(1)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"batch_size": 0}, "batch_size"), ({"epochs": -1}, "epochs"), ({"patience": 0}, "patience")])
+def test_cff_trainer_refuses_bad_settings(kwargs, name):
+    """A bad setting is a ValueError naming it (batch_size=0 was range()'s error, epochs=-1
+    silently trained nothing)."""
+    with pytest.raises(ValueError, match=f"^{name}: expected"):
+        CFFTrainer(2, 2, **kwargs)

@@ -86,3 +86,36 @@ def test_help_shows_defaults(capsys):
 
     out = " ".join(capsys.readouterr().out.split())
     assert f"p, hidden nodes (default: {TrainConfig().nodes})" in out
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "table1", "sagp", "bench", "figures"])
+def test_help_states_each_default_once(command, capsys):
+    """An option whose help gives its default is not followed by a second,
+    contradicting ``(default: None)`` from argparse."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in out
+    assert "numba and BLAS threads (default 1) (default" not in out
+
+
+def test_bench_help_names_the_benchmark(capsys, monkeypatch):
+    """A benchmark's own usage line reads ``refimpl bench NAME`` (it read ``refimpl``),
+    and sys.argv is left as it was."""
+    monkeypatch.setattr(sys, "argv", ["refimpl", "bench", "scc", "--help"])
+    with pytest.raises(SystemExit):
+        main(["bench", "scc", "--help"])
+    assert capsys.readouterr().out.startswith("usage: refimpl bench scc ")
+    assert sys.argv == ["refimpl", "bench", "scc", "--help"]
+
+
+def test_bench_without_a_checkout_is_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys):
+    """An installed package without benchmarks/: the CLI's one-line error, exit code 2
+    (it was a SystemExit with exit code 1)."""
+    from refimpl.commands import bench
+
+    monkeypatch.setattr(bench, "_bench_dir", lambda: tmp_path)
+    assert main(["bench", "scc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refimpl bench: FileNotFoundError: ") and "source checkout" in err
+    assert len(err.strip().splitlines()) == 1

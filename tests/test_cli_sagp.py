@@ -161,3 +161,14 @@ def test_sagp_feature_selection_writes_table8(tmp_path, capsys):
     assert "| 5% | 1 |" in md and "| 20% | 3 |" in md and "SAGP (out-degree)" in md
     assert _run([*TINY, "--ablations", "--feature-selection", "--out", str(out)]) == 2
     assert "choose one" in capsys.readouterr().err
+
+
+def test_sagp_command_data_path_errors_name_the_option(tmp_path, capsys):
+    """The command's data errors name --data-path, not the library's ``path=``."""
+    assert _run([*TINY, "--data-path", str(tmp_path), "--out", str(tmp_path / "a")]) == 2
+    assert "--data-path: the data set 'digits' is built in" in capsys.readouterr().err
+    argv = ["--dataset", "codon", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "b"),
+            "--data-path", str(tmp_path / "missing")]
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert "--data-path DIR" in err and "path=..." not in err, err

@@ -2,6 +2,7 @@
 its candidates, discretization picks the argmax, gradients (weights and alpha) against
 central differences, and the search + retraining learns a separable toy task."""
 import numpy as np
+import pytest
 
 from refimpl.testing import central_gradient
 from refimpl.baselines.darts import (OPS, DartsCell, DartsSearch, darts_forward,
@@ -88,3 +89,14 @@ def test_darts_learns_a_separable_toy_task():
     s.fit(X[:160], y[:160], X[160:200], y[160:200])
     assert s.weights.sum() >= 1 and set(np.unique(s.weights)) <= {0.0, 1.0}
     assert np.mean(s.predict(X[200:]) != y[200:]) <= 0.05
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"batch_size": 0}, "batch_size"), ({"keep": 0}, "keep"), ({"n_nodes": 0}, "n_nodes"),
+    ({"epochs": 0}, "epochs"), ({"search_epochs": -1}, "search_epochs"),
+    ({"patience": 0}, "patience")])
+def test_darts_search_refuses_bad_settings(kwargs, name):
+    """A bad setting is a ValueError naming it (batch_size=0 was range()'s error, keep=0
+    silently dropped every edge, n_nodes=0 a ZeroDivisionError)."""
+    with pytest.raises(ValueError, match=f"^{name}: expected"):
+        DartsSearch(3, 2, **kwargs)

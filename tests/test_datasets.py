@@ -475,3 +475,11 @@ def test_load_registry_errors(tmp_path):
         D.load("iris", tmp_path)
     with pytest.raises(FileNotFoundError, match="REFIMPL_GAS_DRIFT"):
         D.load("gas_drift")
+
+
+@pytest.mark.parametrize("seed", [-1, "a", 1.5, True])
+def test_load_refuses_a_bad_seed_by_name(seed):
+    """A seed that is not an integer >= 0 is a ValueError naming ``seed`` (it was numpy's
+    SeedSequence error, a TypeError for a string)."""
+    with pytest.raises(ValueError, match="^seed: expected a non-negative integer"):
+        D.load("iris", seed=seed)

@@ -253,3 +253,50 @@ def test_table1_command(tmp_path, capsys):
     other = [("3" if a == "2" else a) for a in argv]  # --epochs 3: other settings
     assert table1.run(parser.parse_args(other)) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_table1_data_path_names_only_table1_data_sets(capsys):
+    """--data-path and --help offer only the data sets a Table 1 grid accepts (the
+    paper's), not the supplement's, which :func:`refimpl.experiments.grid` refuses."""
+    from refimpl.commands import table1
+    from refimpl.datasets import PAPER_DATASETS, SUPPLEMENT_DATASETS
+
+    parser = argparse.ArgumentParser()
+    table1.register(parser.add_subparsers(), "table1", "help")
+    assert parser.parse_args(["table1", "--data-path", "codon=/x"]).data_path == [("codon", "/x")]
+    for name in SUPPLEMENT_DATASETS:
+        assert name not in PAPER_DATASETS
+        with pytest.raises(SystemExit):
+            parser.parse_args(["table1", "--data-path", f"{name}=/x"])
+        with pytest.raises(ValueError, match="unknown data set"):
+            ex.grid([name], [4], [0])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["table1", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert not any(name in out for name in SUPPLEMENT_DATASETS), out
+
+
+def test_run_cell_reports_a_diverged_nm_run_as_diverged(monkeypatch):
+    """A TrainingDivergedError of the NM trainer (a FloatingPointError) becomes Table 1's
+    'diverged' status with its message, not a failed run."""
+    from refimpl.train import Trainer, TrainingDivergedError
+
+    def diverge(self, X, y):
+        raise TrainingDivergedError("epoch 1: the training loss became nan (not finite)")
+
+    monkeypatch.setattr(Trainer, "train_batch", diverge)
+    row = ex.run_cell("NMs", "iris", 6, 0, TINY)
+    assert row["status"] == "diverged" and "became nan" in row["message"], row
+
+
+def test_table1_command_refuses_bad_jobs_before_creating_out(tmp_path, capsys):
+    from refimpl.commands import table1
+
+    parser = argparse.ArgumentParser()
+    table1.register(parser.add_subparsers(), "table1", "help")
+    out = tmp_path / "t1"
+    args = parser.parse_args(["table1", "--datasets", "iris", "--jobs", "0", "--out", str(out)])
+    assert table1.run(args) == 2
+    assert "--jobs: expected a positive integer or -1" in capsys.readouterr().err
+    assert not out.exists()

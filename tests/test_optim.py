@@ -51,6 +51,10 @@ def test_optimizer_state_round_trips_and_rejects_bad_input():
         Optimizer("sgd", 0.0)
     with pytest.raises(ValueError, match=r"momentum: expected a number in \[0, 1\)"):
         Optimizer("sgd", 0.1, momentum=1.0)
+    with pytest.raises(ValueError, match=r"betas: expected two numbers in \[0, 1\)"):
+        Optimizer("adam", 0.1, betas=(1.0, 0.999))  # bias correction 1 - 1^t = 0: NaN
+    with pytest.raises(ValueError, match="eps: expected a finite number > 0"):
+        Optimizer("adam", 0.1, eps=0.0)
 
 
 @pytest.mark.parametrize("kind", ["sgd", "adam"])

@@ -77,8 +77,9 @@ def test_checkpoint_interrupted_mid_write_leaves_the_previous_one(tmp_path, monk
 def test_corrupt_and_truncated_checkpoints_raise_checkpoint_error(tmp_path, content):
     path = tmp_path / "c.npz"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as exc:
         Trainer.load(path)
+    assert "allow_pickle" not in str(exc.value)  # numpy's advice to load it unsafely
 
 
 def test_foreign_and_truncated_real_checkpoints_raise_checkpoint_error(tmp_path):
@@ -86,6 +87,10 @@ def test_foreign_and_truncated_real_checkpoints_raise_checkpoint_error(tmp_path)
     np.savez(foreign, K=np.ones(2))
     with pytest.raises(CheckpointError, match="not a refimpl checkpoint"):
         Trainer.load(foreign)
+    for meta in ("{not json", "[1, 2]"):  # a foreign file with a __meta__ entry of its own
+        np.savez(foreign, __meta__=np.array(meta))
+        with pytest.raises(CheckpointError, match="not a refimpl checkpoint"):
+            Trainer.load(foreign)
     real = tmp_path / "real.npz"
     Trainer(TrainConfig(nodes=4, epochs=1), 3, 2).save(real)
     data = real.read_bytes()
@@ -111,6 +116,11 @@ def test_train_refuses_a_run_folder_and_resume_refuses_contradictions(tmp_path, 
         assert text in err, err
     assert main(["train", "--resume", "--out", out, "--epochs", "2"]) == 2
     assert "--epochs may only grow" in capsys.readouterr().err
+    # An option typed with its default value (--nodes 100 is TrainConfig's default) still
+    # contradicts a run of 8 nodes; a unique prefix (--batch for --batch-size) counts.
+    assert main(["train", "--resume", "--out", out, "--nodes", "100", "--batch=32"]) == 2
+    err = capsys.readouterr().err
+    assert "--nodes 100 (the run has 8)" in err and "--batch-size 32 (the run has 16)" in err
     assert main(["train", "--resume", "--out", out, "--epochs", "7", "--quiet"]) == 0
     summary = json.loads(Path(out, "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs"] == 7
@@ -133,14 +143,26 @@ def test_checkpoint_records_the_data_and_predict_refuses_another_data_set(tmp_pa
                  "--output", str(tmp_path / "missing" / "p.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
+                 "--output", str(tmp_path)]) == 2  # a folder: refused before the solve
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path}: is a folder" in err and len(err.strip().splitlines()) == 1
+    assert not Path(f"{tmp_path}.partial").exists()
+    assert main(["predict", "--checkpoint", str(tmp_path / "none.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refimpl predict: FileNotFoundError: --checkpoint "), err
+    assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
                  "--output", str(tmp_path / "p.csv")]) == 0
     assert (tmp_path / "p.csv").read_text().startswith("index,prediction,label")
 
 
 @pytest.mark.parametrize("argv, text", [
-    (["--nodes", "1"], "nodes: a graph needs at least 2 hidden nodes"),
+    (["--nodes", "1"], "--nodes: a graph needs at least 2 hidden nodes"),
+    (["--batch-size", "0"], "--batch-size: expected a positive integer"),
     (["--activation", "foo"], "activation"),
     (["--dataset", "codon", "--data-path", "/nonexistent/codon"], "--data-path DIR"),
+    (["--dataset", "mnist"], "refimpl train: ValueError: --dataset: unknown data set 'mnist'"),
+    (["--dataset", "wine", "--data-path", "/x"],
+     "ValueError: --data-path: the data set 'wine' is built in"),
 ])
 def test_bad_starts_are_one_line_and_leave_no_folder(tmp_path, capsys, argv, text):
     out = tmp_path / "run"

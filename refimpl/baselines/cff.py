@@ -61,7 +61,7 @@ import numpy as np
 
 from ..loop import EarlyStopping, EarlyStoppingAttributes, run_epochs
 from ..optim import Optimizer
-from ..validation import check_fit_data
+from ..validation import check_fit_data, check_int
 
 __all__ = ["CyclicFF", "cff_embed", "cff_graph", "rms_normalize", "cff_propagate",
            "ff_goodness", "ff_loss", "cff_local_grads", "cff_readout_features",
@@ -359,9 +359,12 @@ class CFFTrainer(EarlyStoppingAttributes):
         self.rule = rule
         self.weight_decay = float(weight_decay)
         self.readout_weight_decay = float(readout_weight_decay)
+        if patience is not None:
+            patience = check_int(patience, "patience", 1)
         self.config = types.SimpleNamespace(optimizer="sgd", lr=float(lr),
                                             momentum=float(momentum), patience=patience,
-                                            epochs=int(epochs), batch_size=int(batch_size))
+                                            epochs=check_int(epochs, "epochs", 1),
+                                            batch_size=check_int(batch_size, "batch_size", 1))
         self.readout_config = types.SimpleNamespace(optimizer="sgd", lr=float(readout_lr),
                                                     momentum=float(momentum))
         self._new_optimizers()

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..loop import EarlyStopping, EarlyStoppingAttributes, run_epochs
 from ..optim import Optimizer
-from ..validation import check_fit_data
+from ..validation import check_fit_data, check_int
 
 __all__ = ["OPS", "DartsCell", "darts_forward", "darts_backward", "darts_loss_and_grad",
            "mixing_weights", "discretize", "darts_predict", "DartsSearch"]
@@ -286,7 +286,7 @@ class DartsSearch(EarlyStoppingAttributes):
     lr, arch_lr : float
         Adam rates of the network weights and of alpha (DARTS: 3e-4 for alpha with
         images; tabular data searches in far fewer steps, hence 3e-3).
-    patience : int
+    patience : int or None
         Early stopping of the retraining on the validation loss (as the NMs'
         :class:`refimpl.train.Trainer`; the error of a small validation split moves in
         coarse steps).
@@ -302,11 +302,16 @@ class DartsSearch(EarlyStoppingAttributes):
 
     def __init__(self, n_in, n_out, *, n_nodes=3, width=16, keep=2, search_epochs=20,
                  epochs=50, batch_size=32, lr=3e-3, arch_lr=3e-3, patience=10, seed=0):
-        self.n_in, self.n_out = int(n_in), int(n_out)
-        self.n_nodes, self.width, self.keep = int(n_nodes), int(width), int(keep)
-        self.search_epochs, self.batch_size = int(search_epochs), int(batch_size)
+        self.n_in, self.n_out = check_int(n_in, "n_in", 1), check_int(n_out, "n_out", 1)
+        self.n_nodes, self.width = check_int(n_nodes, "n_nodes", 1), check_int(width, "width", 1)
+        self.keep = check_int(keep, "keep", 1)  # keep = 0 would drop every edge
+        self.search_epochs = check_int(search_epochs, "search_epochs", 1)
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        if patience is not None:
+            patience = check_int(patience, "patience", 1)
         self.config = types.SimpleNamespace(optimizer="adam", lr=float(lr), momentum=0.0,
-                                            patience=patience, epochs=int(epochs))
+                                            patience=patience,
+                                            epochs=check_int(epochs, "epochs", 1))
         self.arch_config = types.SimpleNamespace(optimizer="adam", lr=float(arch_lr),
                                                  momentum=0.0)
         seeds = np.random.SeedSequence(seed).spawn(3)

@@ -7,6 +7,7 @@ checkout (``pip install -e .``).
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 BENCHMARKS = {
@@ -29,17 +30,24 @@ def _bench_dir() -> Path:
 def _run(args) -> int:
     path = _bench_dir() / BENCHMARKS[args.name]
     if not path.exists():
-        raise SystemExit(
-            f"refimpl bench: {path} not found; benchmarks run from a source checkout "
-            "(git clone + pip install -e .)"
-        )
+        raise FileNotFoundError(
+            f"{path} not found: the benchmark scripts are not installed with the package; "
+            "run this from a source checkout (git clone + pip install -e .)")
     rest = list(args.rest)
     if args.backend is not None:
         rest = ["--backend", args.backend, *rest]
     spec = importlib.util.spec_from_file_location(f"refimpl_bench_{args.name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return int(mod.main(rest) or 0)
+    argv0 = sys.argv[0] if sys.argv else None
+    sys.argv[:1] = [f"refimpl bench {args.name}"]  # the usage line of the script's argparse
+    try:
+        return int(mod.main(rest) or 0)
+    finally:
+        if argv0 is None:
+            del sys.argv[:1]
+        else:
+            sys.argv[0] = argv0
 
 
 def register(subparsers, name, help_text):

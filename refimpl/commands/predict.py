@@ -31,14 +31,19 @@ def register(subparsers, name="predict", help_text=None):
 
 
 def run(args) -> int:
-    from ..train import CheckpointError, Trainer, predict
+    from ..train import Trainer, predict
     from . import _data
 
-    try:
-        trainer = Trainer.load(args.checkpoint)
-    except (CheckpointError, FileNotFoundError) as exc:
-        print(f"refimpl predict: {exc}", file=sys.stderr)
-        return 2
+    if args.output is not None:  # refuse a bad --output before the solve, not after
+        if os.path.isdir(args.output):
+            raise IsADirectoryError(f"--output {args.output}: is a folder; give a file name "
+                                    "for the CSV")
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"--output {args.output}: the folder {folder} does not exist")
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file")
+    trainer = Trainer.load(args.checkpoint)
     trainer.restore_best()
     info = trainer.extra
     name = args.dataset or info.get("dataset")
@@ -59,10 +64,6 @@ def run(args) -> int:
     if classes is not None and list(data.classes.tolist()) != list(classes):
         raise ValueError(f"--dataset {name}: its class labels {data.classes.tolist()} differ "
                          f"from the checkpoint's {classes}")
-    if args.output:
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"--output {args.output}: the folder {folder} does not exist")
     pred = predict(trainer.net, X, trainer.gamma, backend=args.backend)
     err = float(np.mean(pred != y))
     if args.output:

@@ -145,13 +145,17 @@ def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: floa
             "val_fraction, test_fraction: expected fractions in (0, 1) with a sum below 1, "
             f"got {val_fraction}, {test_fraction}"
         )
+    if path is not None and name in BUILTIN_DATASETS:
+        raise ValueError(f"--data-path: the data set {name!r} is built in (not read from "
+                         f"disk); drop --data-path, got {path!r}")
     try:
         if name in BUILTIN_DATASETS:
             d = load(name, path, seed=seed, val_size=val_fraction, test_size=test_fraction)
         else:
             d = load(name, path, seed=seed)
-    except (ImportError, FileNotFoundError) as exc:
-        raise RuntimeError(str(exc)) from exc
+    except (ImportError, FileNotFoundError) as exc:  # the library's path=... is --data-path
+        raise RuntimeError(str(exc).replace("pass path=...", "pass --data-path DIR")
+                           .replace("Pass path=...", "Pass --data-path DIR")) from exc
     return {
         "dataset": d,
         "train": (d.X_train, d.y_train),

@@ -15,16 +15,18 @@ import shlex
 import sys
 import time
 
-from ._data import BUILTIN, UCI
+from ..datasets import PAPER_DATASETS
+from ..io import atomic_write
+from ._data import BUILTIN
 
 
 def _data_path(text):
     name, sep, path = text.partition("=")
-    if not sep or name not in UCI or not path:
+    if not sep or name not in PAPER_DATASETS or not path:
         import argparse
 
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH with NAME one of {', '.join(UCI)}, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError("expected NAME=PATH with NAME one of "
+                                         f"{', '.join(PAPER_DATASETS)}, got {text!r}")
     return name, path
 
 
@@ -34,7 +36,7 @@ def register(subparsers, name="table1", help_text=None):
     p = subparsers.add_parser(name, help=help_text, description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
                    help=f"data sets (default: the built-in {' '.join(BUILTIN)}; the paper's "
-                        f"{' '.join(UCI)} need --data-path)")
+                        f"{' '.join(PAPER_DATASETS)} need --data-path)")
     p.add_argument("--data-path", action="append", type=_data_path, default=[],
                    metavar="NAME=PATH", help="local copy of a paper data set (repeatable)")
     p.add_argument("--nodes", nargs="+", type=int, default=None,
@@ -112,6 +114,8 @@ def run(args) -> int:
     methods = args.methods or list(METHODS)
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     try:
+        if jobs == 0 or jobs < -1:  # refused here, before --out is created
+            raise ValueError(f"--jobs: expected a positive integer or -1 (every CPU), got {jobs}")
         settings = _settings(args)
         cells = grid(datasets, nodes, seeds, methods)
     except ValueError as exc:
@@ -160,7 +164,7 @@ def run(args) -> int:
     command = _command(args, datasets, nodes, seeds, methods)
     header = (f"# Table 1 (reproduced structure)\n\nMade by `{command}`.\n\nSettings "
               f"{settings.fingerprint()}: `{json.dumps(settings.to_dict())}`\n\n")
-    with open(os.path.join(args.out, "table1.md"), "w") as fh:
+    with atomic_write(os.path.join(args.out, "table1.md")) as fh:
         fh.write(header + table)
     print(table)
     if failed is not None:

@@ -42,8 +42,10 @@ def register(subparsers, name="train", help_text=None):
                    help="replace a run already in --out")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--nodes", type=int, default=d.nodes, help="p, hidden nodes")
-    p.add_argument("--edges", type=int, default=None, help="k, edges kept (default 10 p)")
-    p.add_argument("--gamma", type=float, default=None, help="fixed pruning threshold")
+    p.add_argument("--edges", type=int, default=None,
+                   help="k, edges kept (default min(10 p, p (p - 1)); ignored with --gamma)")
+    p.add_argument("--gamma", type=float, default=None,
+                   help="fixed pruning threshold instead of top-k (default: top-k)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -97,20 +99,55 @@ class _StopRequested(Exception):
     """Raised before a mini-batch once SIGINT or SIGTERM arrived."""
 
 
+def _config_from_args(config_class, **fields):
+    """``config_class(**fields)``; a ValueError names the command-line option
+    (``--batch-size: ...``) rather than the config field (``batch_size: ...``)."""
+    try:
+        return config_class(**fields)
+    except ValueError as exc:
+        field, sep, rest = str(exc).partition(":")
+        option = {f: opt for opt, (f, _) in CONFIG_OPTIONS.items()} | {"epochs": "--epochs"}
+        if sep and field in option:
+            raise ValueError(f"{option[field]}:{rest}") from None
+        raise
+
+
+def _given_options(args):
+    """The long options typed on the command line (argparse's unique prefixes resolved),
+    or None when the command was not run through :func:`refimpl.cli.main`."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        return None
+    known = [o for o in args.parser._option_string_actions if o.startswith("--")]
+    given = set()
+    for token in argv:
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        matches = [o for o in known if o == name] or [o for o in known if o.startswith(name)]
+        if len(matches) == 1:
+            given.add(matches[0])
+    return given
+
+
 def _contradictions(args, defaults, trainer, info):
     """Options given on the command line that differ from the checkpoint's run."""
+    typed = _given_options(args)
+
+    def given(opt, value, default):  # typed, or (without argv) different from its default
+        return opt in typed if typed is not None else value != default
+
     bad = []
     for opt, (field, value) in CONFIG_OPTIONS.items():
-        given, default = value(args), value(defaults)
         saved = getattr(trainer.config, field)
-        if given != default and given != saved:
-            bad.append(f"{opt} {given} (the run has {saved})")
-    for opt, given, default, saved in (
+        if given(opt, value(args), value(defaults)) and value(args) != saved:
+            bad.append(f"{opt} {value(args)} (the run has {saved})")
+    for opt, value, default, saved in (
             ("--dataset", args.dataset, defaults.dataset, info.get("dataset")),
             ("--data-path", args.data_path, defaults.data_path, info.get("data_path"))):
-        if given != default and given != saved:
-            bad.append(f"{opt} {given} (the run has {saved})")
-    if args.epochs != defaults.epochs and args.epochs < trainer.config.epochs:
+        if given(opt, value, default) and value != saved:
+            bad.append(f"{opt} {value} (the run has {saved})")
+    if given("--epochs", args.epochs, defaults.epochs) and args.epochs < trainer.config.epochs:
         bad.append(f"--epochs {args.epochs} (the run has {trainer.config.epochs}; "
                    "--epochs may only grow)")
     return bad
@@ -158,8 +195,8 @@ def run(args) -> int:
         if has_run and not args.overwrite:
             raise FileExistsError(f"--out {args.out} holds a run (checkpoint.npz): continue it "
                                   "with --resume or replace it with --overwrite")
-        config = TrainConfig(
-            nodes=args.nodes, edges=args.edges, gamma=args.gamma, epochs=args.epochs,
+        config = _config_from_args(
+            TrainConfig, nodes=args.nodes, edges=args.edges, gamma=args.gamma, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
             optimizer=args.optimizer, reg=args.reg, alpha=args.alpha,
             reg_step=args.reg_step, activation=args.activation, init_scale=args.init_scale,

@@ -5,6 +5,7 @@ figures all call :func:`load`.
 """
 from __future__ import annotations
 
+from ..validation import check_int
 from .base import Dataset
 from .builtin import BUILTIN_DATASETS, load_builtin
 from .synthetic import teacher_data
@@ -58,10 +59,12 @@ def load(name, path=None, seed=0, **kwargs) -> Dataset:
     Raises
     ------
     ValueError
-        Unknown ``name``, or ``path`` given for a data set that is not read from disk.
+        Unknown ``name``, ``seed`` not an integer >= 0, or ``path`` given for a data set
+        that is not read from disk.
     """
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"name: unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    seed = check_int(seed, "seed")
     if name in _PAPER_LOADERS:
         return _PAPER_LOADERS[name](path, seed=seed, **kwargs)
     if path is not None:

@@ -107,8 +107,8 @@ def run_cell(method, dataset, nodes, seed, settings=Settings(), *, data_path=Non
         status = "over time"
     except ConvergenceError as exc:
         status, message = "diverged", str(exc)
-    except FloatingPointError as exc:  # pragma: no cover - numpy errstate raise
-        status, message = "diverged", str(exc)
+    except FloatingPointError as exc:  # TrainingDivergedError (the NM trainer's non-finite
+        status, message = "diverged", str(exc)  # loss or parameters), or an np.errstate raise
     train_seconds = time.perf_counter() - t0
     hist = trainer.history
     if status == "ok" and any(not math.isfinite(h["loss"]) for h in hist):

@@ -153,12 +153,11 @@ class _SAGPLearner:
             "neuron_logits": model.neuron_logits,
             "synapse_logits": model.synapse_logits,
         }
-        grads = {
-            "A": g.A + config.weight_decay * model.A * self.decay,
-            "b": g.b + config.weight_decay * model.b * self.decay_b,
-            "neuron_logits": g.neuron_logits,
-            "synapse_logits": g.synapse_logits,
-        }
+        grads = {"A": g.A, "b": g.b, "neuron_logits": g.neuron_logits,
+                 "synapse_logits": g.synapse_logits}
+        if config.weight_decay:  # L2 on the current topology; skipped at 0 (the default)
+            grads["A"] = g.A + config.weight_decay * model.A * self.decay
+            grads["b"] = g.b + config.weight_decay * model.b * self.decay_b
         if model.bn is not None:
             params["gamma"], params["beta"] = model.bn.gamma, model.bn.beta
             grads["gamma"], grads["beta"] = g.gamma, g.beta
