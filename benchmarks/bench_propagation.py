@@ -60,14 +60,16 @@ REGIMES = (
 )
 
 
-@numba.njit(cache=True)
+# No cache=True: `refimpl bench` loads this script by path, and numba's cache records the
+# module by a name that a later process cannot import ('<dynamic>').
+@numba.njit
 def _tanh_sweep(X, out):
     for i in range(X.shape[0]):
         for s in range(X.shape[1]):
             out[i, s] = _act(0, X[i, s])[0]
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _edge_sweep(src, dst, w, F, out):
     for e in range(src.size):
         a, c, we = src[e], dst[e], w[e]

@@ -51,7 +51,7 @@ from .solvers.newton import ACT_CODES, factor_jacobian, solve_adjoint, solve_new
 from .solvers.result import ConvergenceError, GroupSolve, SolveStatus
 from .solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
 from .threads import with_threads
-from .validation import as_float_array
+from .validation import as_float_array, check_int
 
 __all__ = ["forward", "backward", "ForwardResult", "Gradients", "SolveOptions", "check_input"]
 
@@ -128,8 +128,7 @@ class SolveOptions:
             val = getattr(self, name)
             if not (np.isfinite(val) and val >= 0):
                 raise ValueError(f"{name}: must be finite and >= 0, got {val}")
-        if int(self.max_iter) < 1:
-            raise ValueError(f"max_iter: must be >= 1, got {self.max_iter}")
+        check_int(self.max_iter, "max_iter", 1)  # 1.5 is refused, not truncated to 1
 
     @property
     def fp_max_iter(self) -> int:
@@ -565,6 +564,9 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         generic path :func:`refimpl.xp.forward`, whose results are arrays of
         the caller's namespace and device (``mode="whole"`` there needs
         ``whole_method="fixed_point"``).
+    threads : int or None
+        numba and BLAS threads inside the call (:func:`refimpl.threads.threads_policy`;
+        None: one each, or ``REFIMPL_THREADS``).
 
     Returns
     -------
@@ -574,7 +576,7 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         return GENERIC["forward"](net, X0, graph, backend=backend, atol=atol, rtol=rtol,
                                   max_iter=max_iter, throw=throw, solver=solver, mode=mode,
                                   whole_method=whole_method, compute_cond=compute_cond)
-    opts = SolveOptions(atol=atol, rtol=rtol, max_iter=int(max_iter), solver=solver,
+    opts = SolveOptions(atol=atol, rtol=rtol, max_iter=max_iter, solver=solver,
                         mode=mode, whole_method=whole_method)
     X0 = check_input(X0, net.n_in)
     if graph is None:

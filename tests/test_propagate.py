@@ -273,6 +273,8 @@ def test_stats_and_condition_numbers():
         (lambda net, X0: forward(net, X0, solver="magic"), "solver: expected one of"),
         (lambda net, X0: forward(net, X0, mode="magic"), "mode: expected one of"),
         (lambda net, X0: forward(net, X0, atol=-1.0), "atol: must be finite"),
+        (lambda net, X0: forward(net, X0, max_iter=1.5), "max_iter: expected a positive integer"),
+        (lambda net, X0: forward(net, X0, max_iter=0), "max_iter: expected a positive integer"),
         (lambda net, X0: forward(net, X0, refimpl.prune(np.eye(3), k=0)), "graph: has 3 nodes"),
         (lambda net, X0: backward(net, forward(net, X0), np.zeros((1, 1))), r"G: expected shape"),
         (lambda net, X0: loss_and_grad(net, X0, np.full(X0.shape[0], 7)), "T: class labels"),
