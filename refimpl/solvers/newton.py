@@ -28,9 +28,10 @@ from .result import (CONVERGED, MAX_ITERATIONS, NEEDS_DAMPING, NO_DECREASE, NONF
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "swish": 2, "relu": 3, "identity": 4}
 
 
-@numba.njit(cache=True, inline="always")
-def _act(code, x):
-    """f(x) and f'(x) for the activation ``code``."""
+def act_scalar(code, x):
+    """f(x) and f'(x) for the activation ``code`` (one scalar): the plain-Python
+    source that the CPU kernels compile with numba (``_act`` below) and the CUDA
+    kernels of :mod:`refimpl.xp.cuda_tiny` compile as a device function."""
     if code == 0:
         # tanh through one exp (4x faster than math.tanh here, and it
         # vectorizes); absolute error <= 4e-16, far below any solve tolerance.
@@ -53,6 +54,9 @@ def _act(code, x):
             return x, 1.0
         return 0.0, 0.0
     return x, 1.0
+
+
+_act = numba.njit(cache=True, inline="always")(act_scalar)
 
 
 @numba.njit(cache=True)

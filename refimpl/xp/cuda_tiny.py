@@ -23,33 +23,18 @@ import math
 
 from numba import cuda, float64, int32
 
+from ..solvers.newton import ACT_CODES as NEWTON_ACT_CODES
+from ..solvers.newton import act_scalar
+
 #: Largest module size the kernels take (their local arrays are MAX_Q long).
 MAX_Q = 8
 _MAX_Q2 = MAX_Q * MAX_Q
-#: Activation codes (as the numba CPU kernels').
-ACT_CODES = {"tanh": 0, "sigmoid": 1, "swish": 2, "relu": 3, "identity": 4}
+#: Activation codes (the numba CPU kernels').
+ACT_CODES = NEWTON_ACT_CODES
 THREADS = 128
 
 
-@cuda.jit(device=True)
-def _act(code, x):
-    if code == 0:
-        t = math.tanh(x)
-        return t, 1.0 - t * t
-    if code == 1 or code == 2:
-        if x >= 0:
-            s = 1.0 / (1.0 + math.exp(-x))
-        else:
-            e = math.exp(x)
-            s = e / (1.0 + e)
-        if code == 1:
-            return s, s * (1.0 - s)
-        return x * s, s + x * s * (1.0 - s)
-    if code == 3:
-        if x > 0:
-            return x, 1.0
-        return 0.0, 0.0
-    return x, 1.0
+_act = cuda.jit(device=True)(act_scalar)  # the CPU kernels' f, f' (exp-based tanh)
 
 
 @cuda.jit(device=True)
