@@ -48,7 +48,7 @@ from .solvers.fixed_point import (fixed_point_adjoint_group, fixed_point_group,
                                   solve_fixed_point, solve_fixed_point_adjoint)
 from .solvers.krylov import KrylovOperator, krylov_adjoint, newton_krylov, xp_activation
 from .solvers.newton import ACT_CODES, factor_jacobian, solve_adjoint, solve_newton
-from .solvers.result import ConvergenceError, GroupSolve, SolveStatus
+from .solvers.result import ConvergenceError, ForwardStatus, GroupSolve, SolveStatus
 from .solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
 from .threads import with_threads
 from .validation import as_float_array, check_int
@@ -392,7 +392,7 @@ def _solve_group(grp, data, XT, ctx):
 
 
 @dataclass
-class ForwardResult:
+class ForwardResult(ForwardStatus):
     """The solution of Eq. (3) and what the backward pass needs.
 
     Attributes
@@ -441,10 +441,6 @@ class ForwardResult:
     rtol = property(lambda self: self.options.rtol)
     max_iter = property(lambda self: self.options.max_iter)
 
-    @property
-    def converged(self) -> bool:
-        return self.status == SolveStatus.CONVERGED
-
     @cached_property
     def X(self):
         return self.XT[self.graph.schedule.position].T
@@ -461,13 +457,6 @@ class ForwardResult:
     @cached_property
     def Y(self):
         return get_output(self.net.output)(self.Z)
-
-    @property
-    def iterations(self) -> int:
-        """Largest iteration count of any module (or of the whole-graph solve)."""
-        if self.mode == "whole":
-            return self.whole_iterations
-        return int(self.module_iterations.max()) if self.module_iterations.size else 0
 
 
 @dataclass

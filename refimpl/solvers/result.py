@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SolveStatus", "GroupSolve", "ConvergenceError"]
+__all__ = ["SolveStatus", "GroupSolve", "ConvergenceError", "ForwardStatus"]
 
 
 class SolveStatus(enum.IntEnum):
@@ -125,3 +125,20 @@ class ConvergenceError(RuntimeError):
             f"{self.status.message}; residual {self.residual:.3e} after "
             f"{self.iterations} iterations"
         )
+
+
+class ForwardStatus:
+    """``converged`` and ``iterations`` of a forward pass (Alg. 1), shared by the
+    numba path's and the generic path's result types; the class using it has
+    ``status``, ``mode``, ``whole_iterations`` and ``module_iterations``."""
+
+    @property
+    def converged(self) -> bool:
+        return self.status == SolveStatus.CONVERGED
+
+    @property
+    def iterations(self) -> int:
+        """Largest iteration count of any module (or of the whole-graph solve)."""
+        if self.mode == "whole":
+            return self.whole_iterations
+        return int(self.module_iterations.max()) if self.module_iterations.size else 0

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..activations import get_activation, get_output
 from ..backend import get_backend, to_numpy
-from ..solvers.result import ConvergenceError, SolveStatus
+from ..solvers.result import ConvergenceError, ForwardStatus, SolveStatus
 from . import solvers as gs
 from ._plan import get_plan
 
@@ -115,7 +115,7 @@ class _GroupRecord:
 
 
 @dataclass
-class GenericForwardResult:
+class GenericForwardResult(ForwardStatus):
     """The solution of Eq. (3) on the generic path (fields as :class:`refimpl.ForwardResult`).
 
     ``X, F`` (B, p) and ``Z, Y`` (B, n_out) are arrays of the caller's
@@ -146,10 +146,6 @@ class GenericForwardResult:
     plan: object = None
     backend: str = ""
 
-    @property
-    def converged(self) -> bool:
-        return self.status == SolveStatus.CONVERGED
-
     @cached_property
     def _Zc(self):
         xp = self.boundary.xp
@@ -173,13 +169,6 @@ class GenericForwardResult:
     @cached_property
     def Y(self):
         return self.boundary.back(get_output(self.net.output)(self._Zc))
-
-    @property
-    def iterations(self) -> int:
-        """Largest iteration count of any module (or of the whole-graph solve)."""
-        if self.mode == "whole":
-            return self.whole_iterations
-        return int(self.module_iterations.max()) if self.module_iterations.size else 0
 
 
 @dataclass
