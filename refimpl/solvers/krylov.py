@@ -36,6 +36,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
+from .krylov_kernels import arnoldi_step, gmres_start, gmres_update
 from .result import SolveStatus
 
 __all__ = ["KrylovOperator", "gmres", "newton_krylov", "krylov_adjoint", "xp_activation",
@@ -125,22 +128,29 @@ def _dot(a, b, xp):
     return xp.sum(a * b, axis=1)
 
 
-def gmres(xp, matvec, b, tol, *, restart=RESTART, max_restarts=MAX_RESTARTS):
+def gmres(xp, matvec, b, tol, *, restart=RESTART, max_restarts=MAX_RESTARTS, kernels=None):
     """Restarted GMRES for ``J x = b`` on every column of an (n, q, B) batch.
 
-    Implements the Krylov part of the module solves (DESIGN.md sec. 3):
-    Arnoldi by classical Gram-Schmidt, repeated when the projection removed
-    more than ``1 - REORTH`` of the vector's norm in any column (Kahan's
-    "twice is enough" test; CGS2 then), the basis of
-    each column kept as an (n, B, k, q) array so that the projections are
-    batched matrix-vector products (``xp.matmul``) and the coefficients of
-    all columns are (n, B) arrays; Givens rotations vectorized over the
-    columns; restarts every ``restart`` steps from the true residual, from
-    x = 0.  A column is done when ``||b - J x||_2 <= tol`` ((n, B) array);
-    all columns iterate together until every one is done (extra steps only
-    refine a done column: GMRES residuals never grow).  A Krylov breakdown
-    (the new vector is zero: the space is invariant, the solution exact)
-    leaves that column's later vectors zero and their coefficients out.
+    Implements the Krylov part of the module solves (DESIGN.md sec. 3;
+    restarted GMRES, Saad & Schultz 1986): Arnoldi by classical
+    Gram-Schmidt, repeated in a column when the projection removed more than
+    ``1 - REORTH`` of its norm (Kahan's "twice is enough" test, DGKS; CGS2
+    then), the basis of each column kept as an (n, B, k, q) array so that the
+    projections are batched matrix-vector products (``xp.matmul``) and the
+    coefficients of all columns are (n, B) arrays; Givens rotations
+    vectorized over the columns; restarts every ``restart`` steps from the
+    true residual, from x = 0.  A column is done when its residual estimate
+    is at ``tol`` ((n, B) array): its basis stops growing there (its later
+    coefficients are zero), and the others go on in lockstep until every
+    column is done.  A Krylov breakdown (the new vector is zero: the space is
+    invariant, the solution exact) leaves that column's later vectors zero
+    and their coefficients out.
+
+    ``kernels``: None (default) runs the cycle with the numba kernels of
+    :mod:`refimpl.solvers.krylov_kernels` when the arrays are float64 NumPy
+    arrays (the same arithmetic in another summation order, one pass over
+    each column's basis per step instead of NumPy's temporaries), the
+    array-API code otherwise; False forces the array-API code.
 
     Returns
     -------
@@ -150,6 +160,10 @@ def gmres(xp, matvec, b, tol, *, restart=RESTART, max_restarts=MAX_RESTARTS):
     steps : int
         Products with J taken.
     """
+    if kernels is None:
+        kernels = _numpy_float64(xp, b)
+    if kernels:
+        return _gmres_kernels(matvec, b, tol, restart, max_restarts)
     n, q, B = b.shape
     x = xp.zeros_like(b)
     r = b
@@ -167,19 +181,23 @@ def gmres(xp, matvec, b, tol, *, restart=RESTART, max_restarts=MAX_RESTARTS):
         cs, sn = [], []
         g = [beta]
         for j in range(m):
+            live = xp.abs(g[j]) > tol  # a done column's basis stops growing
             w = matvec(xp.permute_dims(Vt[:, :, j, :], (0, 2, 1)))
             steps += 1
             wt = xp.permute_dims(w, (0, 2, 1))  # (n, B, q)
+            wt = xp.where(live[..., None], wt, 0.0 * wt)
             Vj = Vt[:, :, :j + 1, :]
             w0 = xp.sqrt(xp.sum(wt * wt, axis=2))
             hv = xp.matmul(Vj, wt[..., None])[..., 0]          # (n, B, j+1)
             wt = wt - xp.matmul(hv[..., None, :], Vj)[..., 0, :]
             hn = xp.sqrt(xp.sum(wt * wt, axis=2))
-            if bool(xp.any(hn < REORTH * w0)):  # cancellation: a second pass (CGS2)
+            again = hn < REORTH * w0  # cancellation: a second pass there (CGS2)
+            if bool(xp.any(again)):
                 d = xp.matmul(Vj, wt[..., None])[..., 0]
+                d = xp.where(again[..., None], d, 0.0 * d)
                 wt = wt - xp.matmul(d[..., None, :], Vj)[..., 0, :]
                 hv = hv + d
-                hn = xp.sqrt(xp.sum(wt * wt, axis=2))
+                hn = xp.where(again, xp.sqrt(xp.sum(wt * wt, axis=2)), hn)
             ok = hn > 1e-14 * xp.sqrt(xp.sum(hv * hv, axis=2)) + tiny
             inv = xp.where(ok, 1.0 / xp.where(ok, hn, 1.0), 0.0 * hn)
             Vt[:, :, j + 1, :] = wt * inv[..., None]
@@ -196,7 +214,8 @@ def gmres(xp, matvec, b, tol, *, restart=RESTART, max_restarts=MAX_RESTARTS):
             sn.append(s)
             h[j] = dd
             R.append(h[:j + 1])
-            g.append(-s * g[j])
+            # A done column: h = 0, so c = 1, s = 0 and its g stays.
+            g.append(xp.where(live, -s * g[j], 0.0 * g[j]))
             g[j] = c * g[j]
             if not bool(xp.any(xp.abs(g[j + 1]) > tol)):
                 break
@@ -215,6 +234,43 @@ def gmres(xp, matvec, b, tol, *, restart=RESTART, max_restarts=MAX_RESTARTS):
         r = b - matvec(x)
         steps += 1
         beta = xp.sqrt(_dot(r, r, xp))
+    return x, beta, steps
+
+
+def _numpy_float64(xp, a):
+    return (getattr(xp, "__name__", "") in ("numpy", "array_api_compat.numpy")
+            and type(a) is np.ndarray and a.dtype == np.float64)
+
+
+def _gmres_kernels(matvec, b, tol, restart, max_restarts):
+    """:func:`gmres` with the cycle in numba kernels (NumPy float64 arrays)."""
+    n, q, B = b.shape
+    N, m = n * B, restart
+    b = np.ascontiguousarray(b)
+    tolc = np.ascontiguousarray(np.broadcast_to(tol, (n, B)), dtype=np.float64).reshape(N)
+    x = np.zeros_like(b)
+    r = b
+    beta = np.sqrt(np.einsum("nqb,nqb->nb", r, r))
+    steps = 0
+    V = np.empty((N, m + 1, q))
+    Vn = np.empty((n, q, B))
+    R = np.zeros((N, m, m))
+    cs, sn = np.zeros((N, m)), np.zeros((N, m))
+    g = np.zeros((N, m + 1))
+    active = np.zeros(N, dtype=np.bool_)
+    kcol = np.zeros(N, dtype=np.int64)
+    for _ in range(max_restarts):
+        if gmres_start(np.ascontiguousarray(r), beta, tolc, V, Vn, g, active, kcol) == 0:
+            break
+        for j in range(m):
+            W = np.ascontiguousarray(matvec(Vn), dtype=np.float64)
+            steps += 1
+            if arnoldi_step(j, W, V, Vn, R, cs, sn, g, tolc, active, kcol, REORTH) == 0:
+                break
+        gmres_update(V, R, g, kcol, x)
+        r = b - matvec(x)
+        steps += 1
+        beta = np.sqrt(np.einsum("nqb,nqb->nb", r, r))
     return x, beta, steps
 
 
