@@ -43,10 +43,15 @@ def fixed_point_diverges(A, C, n=400):
 
 
 @pytest.mark.parametrize("scale, contractive", [(0.5, True), (1.6, False)])
-def test_newton_krylov_solves_eq3_on_large_modules(scale, contractive):
+def test_newton_krylov_solves_eq3_on_large_modules(scale, contractive, monkeypatch):
+    """Pseudo-transient Newton-Krylov alone (the continuation fallback off)
+    solves a module where the plain fixed point diverges."""
+    from refimpl.solvers import krylov
+
+    monkeypatch.setattr(krylov, "CONTINUATION_STEPS", ())
     q = 300
-    A, C = random_module(q, scale, seed=4)
-    assert fixed_point_diverges(A, C) is not contractive  # the case is what it claims
+    A, C = random_module(q, scale, seed=5)
+    assert bool(fixed_point_diverges(A, C)) == (not contractive)  # the case is what it claims
     atol = rtol = 1e-10
     x, dfx, st, it, res = newton_krylov(xnp, scipy_spmv(A.T.tocsr(), 1, q),
                                         xp_activation(xnp, "tanh"), C, C.copy(), atol=atol,
