@@ -46,7 +46,8 @@ from .backend import is_reference
 from .equations import level_product
 from .solvers.fixed_point import (fixed_point_adjoint_group, fixed_point_group,
                                   solve_fixed_point, solve_fixed_point_adjoint)
-from .solvers.krylov import KrylovOperator, krylov_adjoint, newton_krylov, xp_activation
+from .solvers.krylov import (KrylovOperator, krylov_adjoint, newton_krylov, scipy_spmv,
+                             xp_activation)
 from .solvers.newton import ACT_CODES, factor_jacobian, solve_adjoint, solve_newton
 from .solvers.result import ConvergenceError, ForwardStatus, GroupSolve, SolveStatus
 from .solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
@@ -224,6 +225,18 @@ class ModuleOperator:
         full[idx] = V
         return (M @ full.reshape(n * q, B)).reshape(n, q, B)[idx]
 
+    def products(self, idx):
+        """``A_SS^T`` and ``A_SS`` of the modules ``idx`` as
+        :class:`refimpl.solvers.krylov.SparseProduct` s (their own CSR
+        blocks, for the fused Jacobian kernels of the Krylov solver)."""
+        n, q = self.n, self.q
+        if idx.size == n and np.array_equal(idx, np.arange(n)):
+            MT, M = self.csr_T, self.csr
+        else:
+            rows = (np.asarray(idx)[:, None] * q + np.arange(q)).ravel()
+            MT, M = self.csr_T[rows][:, rows].tocsr(), self.csr[rows][:, rows].tocsr()
+        return scipy_spmv(MT, idx.size, q), scipy_spmv(M, idx.size, q)
+
     def AT(self, V, idx=None):
         """``A_SS^T V`` for the modules ``idx`` (default all); V (len(idx), q, B)."""
         if self.sparse:
@@ -272,9 +285,10 @@ def _stage_fixed_point(op, C, idx, ctx, trial=False):
 
 def _stage_krylov(op, C, idx, ctx):
     o = ctx.opts
-    x, dfx, st, it, res = newton_krylov(xnp, lambda V: op.AT(V, idx), ctx.fd, C, C.copy(),
-                                        atol=o.atol, rtol=o.rtol, max_iter=o.max_iter)
-    kept = KrylovOperator(AT=lambda V: op.AT(V, idx), A=lambda U: op.A(U, idx), dfx=dfx)
+    AT, A = op.products(idx)
+    x, dfx, st, it, res = newton_krylov(xnp, AT, ctx.fd, C, C.copy(), atol=o.atol, rtol=o.rtol,
+                                        max_iter=o.max_iter)
+    kept = KrylovOperator(AT=AT, A=A, dfx=dfx)
     return GroupSolve.from_samples(x, st, it, res, kept)
 
 

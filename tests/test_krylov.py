@@ -125,6 +125,37 @@ def test_gmres_kernels_agree_with_the_array_api_code(scale):
     np.testing.assert_allclose(x1, x0, rtol=1e-9, atol=1e-12)
 
 
+def test_fused_jacobian_products_match_the_numpy_expressions():
+    """The one-pass kernels apply (s1 I - sc A^T D) and (I - D A) as the NumPy
+    expressions with SciPy's product do (same summation order: to rounding)."""
+    from refimpl.solvers.krylov import _fused, _fused_adjoint, _fused_jacobian
+
+    q, n, B = 40, 3, 9
+    rng = np.random.default_rng(12)
+    M = sp.block_diag([random_module(q, 1.2, seed=30 + m)[0] for m in range(n)], format="csr")
+    AT, A = scipy_spmv(M.T.tocsr(), n, q), scipy_spmv(M, n, q)
+    D = rng.uniform(0, 1, (n, q, B))
+    V = rng.standard_normal((n, q, B))
+    s1 = 1 + rng.uniform(0, 2, (n, B))
+    J = _fused_jacobian(_fused(AT, D), s1, 0.75, D)
+    np.testing.assert_allclose(J(V), s1[:, None, :] * V - 0.75 * AT(D * V), rtol=1e-14,
+                               atol=1e-14)
+    JT = _fused_adjoint(_fused(A, D), D)
+    np.testing.assert_allclose(JT(V), V - D * A(V), rtol=1e-14, atol=1e-14)
+    # Oracle for the operators themselves: the dense per-sample matrices.
+    for m in range(n):
+        Ad = M.toarray()[m * q:(m + 1) * q, m * q:(m + 1) * q]
+        for b in range(B):
+            d = D[m, :, b]
+            np.testing.assert_allclose(J(V)[m, :, b],
+                                       (s1[m, b] * np.eye(q) - 0.75 * Ad.T * d) @ V[m, :, b],
+                                       rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(JT(V)[m, :, b], (np.eye(q) - d[:, None] * Ad) @ V[m, :, b],
+                                       rtol=1e-12, atol=1e-12)
+    assert _fused(AT, xs.asarray(D)) is None  # not NumPy: the generic code
+    assert _fused(lambda v: v, D) is None
+
+
 def test_newton_krylov_stays_in_its_namespace():
     """The whole solve runs on array_api_strict arrays on a non-default
     device (a stray NumPy call or device change raises) and matches NumPy."""
@@ -308,3 +339,25 @@ def test_continuation_rescues_the_columns_newton_cannot_finish(monkeypatch):
     ok = np.asarray(st0 == SolveStatus.CONVERGED)[0]
     x0, *_ = newton_krylov(*args, **kw)
     np.testing.assert_array_equal(x0[0][:, ok], x[0][:, ok])
+
+
+def test_module_operator_products_of_a_subset_of_modules():
+    """``ModuleOperator.products(idx)``: the CSR of the modules idx only,
+    the same products as ``op.AT(V, idx)`` / ``op.A(U, idx)``; oracle: the
+    dense blocks."""
+    from refimpl.graph.schedule import ModuleGroup
+
+    n, q, B = 4, 5, 3
+    rng = np.random.default_rng(13)
+    blocks = rng.standard_normal((n, q, q)) * (rng.uniform(size=(n, q, q)) < 0.5)
+    flat = np.flatnonzero(blocks)
+    grp = ModuleGroup(size=q, ids=np.arange(n), start=0, stop=n * q,
+                      nodes=np.arange(n * q).reshape(n, q), edge=np.arange(flat.size), flat=flat)
+    op = propagate.ModuleOperator(grp, blocks.ravel()[flat], sparse=True)
+    for idx in (np.arange(n), np.array([0, 2]), np.array([3])):
+        AT, A = op.products(idx)
+        V = rng.standard_normal((idx.size, q, B))
+        np.testing.assert_allclose(AT(V), np.matmul(blocks[idx].transpose(0, 2, 1), V),
+                                   rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(A(V), np.matmul(blocks[idx], V), rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(AT(V), op.AT(V, idx), rtol=1e-14, atol=1e-14)

@@ -38,11 +38,12 @@ from typing import Callable
 
 import numpy as np
 
-from .krylov_kernels import arnoldi_step, gmres_start, gmres_update
+from .krylov_kernels import (adjoint_product, arnoldi_step, gmres_start, gmres_update,
+                             jacobian_product)
 from .result import SolveStatus
 
-__all__ = ["KrylovOperator", "gmres", "newton_krylov", "krylov_adjoint", "xp_activation",
-           "scipy_spmv"]
+__all__ = ["KrylovOperator", "SparseProduct", "gmres", "newton_krylov", "krylov_adjoint",
+           "xp_activation", "scipy_spmv"]
 
 #: GMRES restart length (Krylov vectors per cycle).  30 is the usual choice;
 #: the benchmark's modules (q = 200..3000) need 10-25 vectors per Newton
@@ -112,13 +113,43 @@ def xp_activation(xp, name):
     return fd
 
 
-def scipy_spmv(M, n, q):
+class SparseProduct:
     """The product ``V -> M @ V`` on ``(n, q, B)`` arrays for a sparse (or
-    dense) ``(n q, n q)`` matrix M (block diagonal over the n modules)."""
-    def spmv(V):
+    dense) ``(n q, n q)`` matrix M, block diagonal over the n modules (the
+    sparse product the Krylov solver is given, DESIGN.md sec. 3).  With a
+    SciPy CSR matrix and NumPy float64 arrays, :func:`newton_krylov` and
+    :func:`krylov_adjoint` apply J and J^T with it in one fused pass
+    (:func:`refimpl.solvers.krylov_kernels.jacobian_product`)."""
+
+    def __init__(self, M, n, q):
+        self.M, self.n, self.q = M, n, q
+
+    def __call__(self, V):
+        n, q = self.n, self.q
         B = V.shape[2]
-        return (M @ V.reshape(n * q, B)).reshape(n, q, B)
-    return spmv
+        return (self.M @ V.reshape(n * q, B)).reshape(n, q, B)
+
+    def csr(self):
+        """``(indptr, indices, data)`` when M is a float64 SciPy CSR matrix, else None."""
+        M = self.M
+        if getattr(M, "format", None) != "csr" or M.dtype != np.float64:
+            return None
+        return M.indptr, M.indices, M.data
+
+
+def scipy_spmv(M, n, q):
+    """A :class:`SparseProduct`: ``V -> M @ V`` on ``(n, q, B)`` arrays for a
+    sparse (or dense) ``(n q, n q)`` matrix M (block diagonal over the n
+    modules; Eq. 3's ``A_SS^T`` or Eq. 4's ``A_SS``)."""
+    return SparseProduct(M, n, q)
+
+
+def _fused(op, *arrays):
+    """The CSR arrays of ``op`` when J can be applied by the fused kernels."""
+    if not isinstance(op, SparseProduct) or not all(
+            type(a) is np.ndarray and a.dtype == np.float64 for a in arrays):
+        return None
+    return op.csr()
 
 
 @dataclass
@@ -322,6 +353,7 @@ def _newton_loop(xp, AT, fd, C, X, sc, atol, rtol, max_iter, eta, restart, shift
     r2_prev = r2
     shift = 0.0 * r2 + shift0  # 1 / tau per column
     work = {}  # the GMRES buffers, shared by the steps' solves
+    fused = _fused(AT, C)
     for it in range(max_iter + 1):
         xinf = _max1(x, xp)
         stop = atol + rtol * xinf
@@ -335,9 +367,12 @@ def _newton_loop(xp, AT, fd, C, X, sc, atol, rtol, max_iter, eta, restart, shift
         D = dfx
         rhs = xp.where(active[:, None, :], -r, 0.0 * r)
 
-        def J(v, D=D, s1=1.0 + shift[:, None, :]):
-            # the Jacobian of Eq. (3), matrix-free, plus the pseudo-time shift
-            return s1 * v - sc * AT(D * v)
+        if fused is not None:
+            J = _fused_jacobian(fused, 1.0 + shift, sc, np.ascontiguousarray(D))
+        else:
+            def J(v, D=D, s1=1.0 + shift[:, None, :]):
+                # the Jacobian of Eq. (3), matrix-free, plus the pseudo-time shift
+                return s1 * v - sc * AT(D * v)
 
         # Linear tolerance: the forcing term, but never below a tenth of
         # the stop test (in 2-norm, sqrt(q) ||.||_inf bounds it).
@@ -478,6 +513,33 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=No
 
 
 
+def _fused_jacobian(csr, s1, sc, D):
+    indptr, indices, data = csr
+    n, q, B = D.shape
+    D2 = D.reshape(n * q, B)
+
+    def J(v):
+        v = np.ascontiguousarray(v)
+        out = np.empty_like(v)
+        jacobian_product(indptr, indices, data, q, s1, sc, D2, v.reshape(n * q, B),
+                         out.reshape(n * q, B))
+        return out
+    return J
+
+
+def _fused_adjoint(csr, D):
+    indptr, indices, data = csr
+    n, q, B = D.shape
+    D2 = D.reshape(n * q, B)
+
+    def JT(u):
+        u = np.ascontiguousarray(u)
+        out = np.empty_like(u)
+        adjoint_product(indptr, indices, data, D2, u.reshape(n * q, B), out.reshape(n * q, B))
+        return out
+    return JT
+
+
 def krylov_adjoint(xp, A, dfx, RHS, *, atol, rtol, restart=None, max_restarts=None):
     """Solve the module adjoint ``J^T u = rhs`` (Eq. 4 on a module) by GMRES.
 
@@ -504,6 +566,10 @@ def krylov_adjoint(xp, A, dfx, RHS, *, atol, rtol, restart=None, max_restarts=No
 
     def JT(u):
         return u - dfx * A(u)  # the transposed Jacobian of Eq. (3)
+
+    fused = _fused(A, dfx, RHS)
+    if fused is not None:
+        JT = _fused_adjoint(fused, np.ascontiguousarray(dfx))
 
     U, res, _ = gmres(xp, JT, RHS, tol, restart=restart, max_restarts=max_restarts)
     failed = xp.astype(~(res <= tol), xp.int8)  # CONVERGED = 0

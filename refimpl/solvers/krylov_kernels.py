@@ -26,7 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["arnoldi_step", "gmres_start", "gmres_update"]
+__all__ = ["adjoint_product", "arnoldi_step", "gmres_start", "gmres_update", "jacobian_product"]
 
 _TINY = 1e-300
 #: Reassociation only (SIMD dot products); no assumption about NaN or inf.
@@ -220,3 +220,46 @@ def gmres_update(V, R, g, kcol, X):
             for i in range(q):
                 for b in range(b0, b1):
                     X[mi, i, b] += xb[b - b0, i]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def jacobian_product(indptr, indices, data, q, s1, sc, D, V, out):
+    """``out = s1 * v - sc * A_SS^T (f'(x) * v)``: the (shifted) Jacobian of
+    Eq. (3) applied to every column in one pass, with ``A_SS^T`` as CSR
+    ``(indptr, indices, data)`` of shape (n q, n q) (block diagonal over the
+    n modules of q nodes); V, D, out are (n q, B), s1 (n, B) the per-column
+    factor on v (1 + the pseudo-time shift).  The sums run in SciPy's order
+    (ascending k per row), so the result is that of the NumPy expression
+    with a SciPy product, to rounding of the last operation."""
+    nq, B = V.shape
+    acc = np.empty(B)
+    for i in range(nq):
+        mi = i // q
+        for b in range(B):
+            acc[b] = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            a = data[k]
+            for b in range(B):
+                acc[b] += a * (D[j, b] * V[j, b])
+        for b in range(B):
+            out[i, b] = s1[mi, b] * V[i, b] - sc * acc[b]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def adjoint_product(indptr, indices, data, D, U, out):
+    """``out = u - f'(x) * (A_SS u)``: the transposed Jacobian of Eq. (3) (the
+    operator of Eq. 4 on a module) in one pass, ``A_SS`` as CSR of shape
+    (n q, n q); D, U, out (n q, B)."""
+    nq, B = U.shape
+    acc = np.empty(B)
+    for i in range(nq):
+        for b in range(B):
+            acc[b] = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            a = data[k]
+            for b in range(B):
+                acc[b] += a * U[j, b]
+        for b in range(B):
+            out[i, b] = U[i, b] - D[i, b] * acc[b]
