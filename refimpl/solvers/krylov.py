@@ -517,11 +517,12 @@ def _fused_jacobian(csr, s1, sc, D):
     indptr, indices, data = csr
     n, q, B = D.shape
     D2 = D.reshape(n * q, B)
+    DV = np.empty((n * q, B))
 
     def J(v):
         v = np.ascontiguousarray(v)
         out = np.empty_like(v)
-        jacobian_product(indptr, indices, data, q, s1, sc, D2, v.reshape(n * q, B),
+        jacobian_product(indptr, indices, data, q, s1, sc, D2, v.reshape(n * q, B), DV,
                          out.reshape(n * q, B))
         return out
     return J

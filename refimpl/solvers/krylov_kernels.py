@@ -223,15 +223,19 @@ def gmres_update(V, R, g, kcol, X):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def jacobian_product(indptr, indices, data, q, s1, sc, D, V, out):
+def jacobian_product(indptr, indices, data, q, s1, sc, D, V, DV, out):
     """``out = s1 * v - sc * A_SS^T (f'(x) * v)``: the (shifted) Jacobian of
-    Eq. (3) applied to every column in one pass, with ``A_SS^T`` as CSR
+    Eq. (3) applied to every column, with ``A_SS^T`` as CSR
     ``(indptr, indices, data)`` of shape (n q, n q) (block diagonal over the
     n modules of q nodes); V, D, out are (n q, B), s1 (n, B) the per-column
-    factor on v (1 + the pseudo-time shift).  The sums run in SciPy's order
-    (ascending k per row), so the result is that of the NumPy expression
-    with a SciPy product, to rounding of the last operation."""
+    factor on v (1 + the pseudo-time shift), DV (n q, B) scratch for
+    ``f'(x) * v``.  The sums run in SciPy's order (ascending k per row), so
+    the result is that of the NumPy expression with a SciPy product, to
+    rounding of the last operation."""
     nq, B = V.shape
+    for i in range(nq):
+        for b in range(B):
+            DV[i, b] = D[i, b] * V[i, b]
     acc = np.empty(B)
     for i in range(nq):
         mi = i // q
@@ -241,7 +245,7 @@ def jacobian_product(indptr, indices, data, q, s1, sc, D, V, out):
             j = indices[k]
             a = data[k]
             for b in range(B):
-                acc[b] += a * (D[j, b] * V[j, b])
+                acc[b] += a * DV[j, b]
         for b in range(B):
             out[i, b] = s1[mi, b] * V[i, b] - sc * acc[b]
 
