@@ -88,7 +88,14 @@ AUTO_FP_ITER_PER_Q = 10
 #: at q = 128, 2.2 s / 0.37 s at q = 256: the crossover lies between 64 and
 #: 128.  Where the fixed point converges it is cheaper than both (56 ms at
 #: q = 128; 1.5-3.5x faster than Krylov at q = 200..1000 in ``bench large``),
-#: and a divergent one is abandoned after about 10 steps.
+#: and a divergent one is abandoned after about 10 steps.  Re-measured with
+#: the Krylov solver's numba kernels (the same command, best of 3): dense
+#: Newton against Krylov 12 / 36 ms at q = 32, 64 / 32 ms at q = 64, 529 / 58
+#: ms at q = 128, so the Newton/Krylov crossover is now between 32 and 64;
+#: the fixed point stays 1.5-2.5x faster than Krylov where it converges
+#: (q = 128..3000).  The constant is not re-tuned: lowering it would also
+#: store modules of 48..95 nodes sparse, which moves their fixed-point trial
+#: off the dense-block numba kernels.
 AUTO_KRYLOV_MIN_Q = 96
 #: Fixed-point iterations allowed per Newton iteration (``max_iter``).
 FP_ITER_FACTOR = 20
