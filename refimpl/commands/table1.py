@@ -176,9 +176,9 @@ def run(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from refimpl.cli import OneLineParser
+    import argparse
 
-    _p = OneLineParser(prog="refimpl")
-    _sub = _p.add_subparsers(parser_class=OneLineParser)
+    _p = argparse.ArgumentParser(prog="refimpl")
+    _sub = _p.add_subparsers()
     register(_sub, "table1")
     sys.exit(run(_p.parse_args(["table1", *sys.argv[1:]])))
