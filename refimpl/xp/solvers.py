@@ -4,7 +4,11 @@ Arrays of a group of ``n`` same-size modules are (n, q, B) (nodes of a
 module, then samples), as in :mod:`refimpl.solvers.newton`; ``AT`` is the
 stack of transposed blocks, ``AT[m, a, b] = A[node b -> node a]``.  The
 per-sample Jacobians ``J = I - sc A^T diag(f'(x))`` are stacked as
-(n, B, q, q) and solved by ``xp.linalg.solve`` in one batched call.
+(n, B, q, q) and solved by ``xp.linalg.solve`` in one batched call.  At
+the solution they are kept for the adjoint (:class:`KeptJacobians`): as LU
+factors where the namespace has a batched LU (:func:`batched_lu`: SciPy for
+NumPy arrays, CuPy's cupyx where its LU takes stacks), else as the stack,
+whose transpose the adjoint solves with ``xp.linalg.solve``.
 
 The damped Newton (Armijo backtracking on ``||r||_2``, factor 1/2, at most
 30 halvings) and the natural-parameter continuation fallback
@@ -19,6 +23,7 @@ matrix-free Krylov stage registers itself in :data:`STAGES`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 #: Status codes (as :class:`refimpl.solvers.SolveStatus`).
 CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE = 0, 1, 2, 3
@@ -211,6 +216,102 @@ def newton_adjoint(xp, AT, D, RHS):
     (Eq. 4 on a module; ``RHS = f'(x) * v_ext``), all (n, q, B)."""
     J = jacobians(xp, AT, D)
     U = batched_solve(xp, xp.matrix_transpose(J), xp.permute_dims(RHS, (0, 2, 1)))
+    return xp.permute_dims(U, (0, 2, 1))
+
+
+@dataclass
+class KeptJacobians:
+    """The Newton Jacobians ``J = I - A^T diag(f'(x))`` of a group at the
+    forward's solution, kept for the adjoint Eq. (4) as the numba path keeps
+    its LU factors (DESIGN.md section 3: the backward reuses the forward's
+    factorization).
+
+    Either ``lu, piv`` (the factors of a batched LU, ``linalg`` the module
+    whose ``lu_solve`` applies them: :func:`batched_lu`) or ``J`` itself
+    (n, B, q, q) where the namespace has no batched LU; then the adjoint
+    solves the transposed stack with ``xp.linalg.solve``.
+    """
+
+    J: object = None
+    lu: object = None
+    piv: object = None
+    linalg: object = None
+
+
+_LU_MODULES: dict = {}
+
+
+def batched_lu(xp):
+    """The module whose ``lu_factor``/``lu_solve(trans=1)`` factor stacks of
+    matrices in the namespace ``xp``, or None (the capability check of the
+    adjoint's LU reuse, DESIGN.md section 3).
+
+    Candidates: :mod:`scipy.linalg` for NumPy (batched since SciPy 1.15; the
+    CPU stand-in that the tests run) and :mod:`cupyx.scipy.linalg` for CuPy.
+    Each is probed once on a (2, 1, 2, 2) stack, including a transposed
+    solve; a module whose functions take 2-D matrices only (CuPy 14's
+    cusolver getrf/getrs wrappers) fails the probe and the caller keeps J.
+    """
+    import array_api_compat
+
+    key = xp.__name__
+    if key in _LU_MODULES:
+        return _LU_MODULES[key]
+    linalg = None
+    try:
+        if array_api_compat.is_numpy_namespace(xp):
+            import scipy.linalg as linalg
+        elif array_api_compat.is_cupy_namespace(xp):  # pragma: no cover - GPU machines only
+            import cupyx.scipy.linalg as linalg
+    except ImportError:  # pragma: no cover
+        linalg = None
+    if linalg is not None:
+        try:
+            J = xp.asarray([[[[2.0, 1.0], [0.0, 1.0]]], [[[1.0, 0.0], [3.0, 1.0]]]])
+            lu, piv = linalg.lu_factor(J, check_finite=False)
+            b = xp.ones((2, 1, 2, 1), dtype=xp.float64)
+            u = linalg.lu_solve((lu, piv), b, trans=1, check_finite=False)
+            res = xp.matrix_transpose(J) @ u - b  # J^T u = b
+            if tuple(u.shape) != (2, 1, 2, 1) or float(xp.max(xp.abs(res))) > 1e-12:
+                linalg = None
+        except Exception:
+            linalg = None
+    _LU_MODULES[key] = linalg
+    return linalg
+
+
+def keep_jacobians(xp, AT, D):
+    """J at the solution per (module, sample) (:func:`jacobians`, Eq. 3's
+    Newton matrix), factored by :func:`batched_lu` where the namespace has
+    one; :func:`solve_kept_transposed` solves the adjoint Eq. (4) with it."""
+    J = jacobians(xp, AT, D)
+    linalg = batched_lu(xp)
+    if linalg is None:
+        return KeptJacobians(J=J)
+    import warnings
+
+    with warnings.catch_warnings():  # a singular J: its solve is NaN below
+        warnings.simplefilter("ignore")
+        lu, piv = linalg.lu_factor(J, check_finite=False)
+    return KeptJacobians(lu=lu, piv=piv, linalg=linalg)
+
+
+def solve_kept_transposed(xp, kept, RHS):
+    """``J^T u = rhs`` per (module, sample) with the forward's kept Jacobians
+    (Eq. 4 on a module, ``RHS = f'(x) * v_ext``), all (n, q, B): triangular
+    solves on the LU factors (getrs on the transpose), or ``xp.linalg.solve``
+    on the transposed stack; NaN for a singular J's system only."""
+    R = xp.permute_dims(RHS, (0, 2, 1))  # (n, B, q)
+    if kept.lu is None:
+        U = batched_solve(xp, xp.matrix_transpose(kept.J), R)
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            U = kept.linalg.lu_solve((kept.lu, kept.piv), R[..., None], trans=1,
+                                     check_finite=False)[..., 0]
+        U = xp.where(xp.all(xp.isfinite(U), axis=-1)[..., None], U, xp.nan)
     return xp.permute_dims(U, (0, 2, 1))
 
 
