@@ -408,7 +408,8 @@ def test_gpu_check_dry_run(tmp_path, capsys):
     assert len(report["checks"]) == 3 and all(r["ok"] for r in report["checks"])
     assert any(r["max_q"] > 1 for r in report["checks"])
     assert all(r["max_abs_dX"] <= 1e-9 for r in report["checks"])
-    assert {r["mode"] for r in report["timings"]} == {"levels", "sequential", "whole"}
+    assert {r["mode"] for r in report["timings"]} == {"levels", "sequential", "whole",
+                                                       "anderson"}
     assert all(r["cpu"] > 0 and r["backend"] > 0 for r in report["timings"])
     assert "DRY RUN" in (out / "gpu_check.md").read_text()
 
