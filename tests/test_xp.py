@@ -548,6 +548,23 @@ def test_condition_numbers_agree(backend):
                                atol=0)
 
 
+def test_tiny_kernels_need_a_gpu_and_libnvvm(monkeypatch):
+    """The stage "newton_cuda" is used only where numba.cuda sees a GPU and
+    finds libNVVM (a driver alone cannot compile the kernels)."""
+    from numba import cuda
+    from numba.cuda.cudadrv import nvvm
+
+    from refimpl.xp import solvers as gs
+
+    monkeypatch.setattr(cuda, "is_available", lambda: False)
+    assert not gs.numba_cuda_usable()
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(nvvm, "is_available", lambda: False)
+    assert not gs.numba_cuda_usable()
+    monkeypatch.setattr(nvvm, "is_available", lambda: True)
+    assert gs.numba_cuda_usable()
+
+
 def test_generic_strategy_mirrors_the_numba_path():
     """solver="auto" picks the same stages on both paths (so statuses and
     iteration patterns can agree): the cutoffs are the same numbers."""

@@ -48,7 +48,8 @@ def module_solver_stages(q, n_modules, batch, solver, xp=None):
     ``max_iter`` steps); "auto": Newton for ``q <= AUTO_NEWTON_MAX_Q``,
     otherwise a fixed-point trial (``AUTO_FP_ITER_PER_Q * q`` steps, given up
     early when its rate cannot make it) whose unfinished modules go to
-    Newton.  On CuPy with a working :mod:`numba.cuda`, modules of up to
+    Newton.  On CuPy with a working :mod:`numba.cuda` (a GPU and libNVVM:
+    :func:`numba_cuda_usable`), modules of up to
     :data:`refimpl.xp.cuda_tiny.MAX_Q` (8) nodes ("newton" or "auto") go to
     the stage "newton_cuda" (:mod:`refimpl.xp.cuda_tiny`: one CUDA thread per
     module and sample; ``REFIMPL_CUDA_TINY=0`` turns it off);
@@ -412,6 +413,25 @@ TINY_ENV = "REFIMPL_CUDA_TINY"
 _NUMBA_CUDA: list = []
 
 
+def numba_cuda_usable():
+    """Can :mod:`refimpl.xp.cuda_tiny` run here (the stage "newton_cuda" of
+    DESIGN.md section 3's module solve)?  numba.cuda must see a GPU
+    (:func:`numba.cuda.is_available`) *and* find libNVVM, which compiles the
+    kernels at their first launch: a machine with a driver but no CUDA
+    toolkit (CuPy from pip) has the first without the second, and then the
+    batched dense Newton solves the tiny modules instead."""
+    try:
+        from numba import cuda
+
+        if not cuda.is_available():
+            return False
+        from numba.cuda.cudadrv import nvvm
+
+        return bool(nvvm.is_available())
+    except Exception:
+        return False
+
+
 def _tiny_kernels(xp, q):
     """Use :mod:`refimpl.xp.cuda_tiny` for a group of q-node modules?"""
     import os
@@ -427,12 +447,7 @@ def _tiny_kernels(xp, q):
         if not array_api_compat.is_cupy_namespace(xp):
             return False
         if not _NUMBA_CUDA:  # pragma: no cover - GPU machines only
-            try:
-                from numba import cuda
-
-                _NUMBA_CUDA.append(bool(cuda.is_available()))
-            except Exception:
-                _NUMBA_CUDA.append(False)
+            _NUMBA_CUDA.append(numba_cuda_usable())
         if not _NUMBA_CUDA[0]:  # pragma: no cover
             return False
     if "newton_cuda" not in STAGES:
