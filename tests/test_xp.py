@@ -178,13 +178,15 @@ def test_whole_mode_runs_the_numba_paths_solver(backend, whole_method):
 
 def test_adjoint_reuses_the_forwards_jacobians(backend, monkeypatch):
     """The backward solves J^T u = rhs with the J the forward kept at its
-    solution (its batched LU where the namespace has one: SciPy for NumPy
-    arrays; the stack itself with xp.linalg.solve on array_api_strict): it
-    builds no Jacobian of its own, and the gradients still match the numba
-    path's."""
+    solution: its batched LU where the namespace has one (NumPy arrays here,
+    with SciPy standing in for CuPy's cupyx), else the stack itself with
+    xp.linalg.solve (array_api_strict); it builds no Jacobian of its own,
+    and the gradients still match the numba path's."""
     if backend.reference:
         pytest.skip("the numba path keeps its LU factors (tests/test_propagate.py)")
     from refimpl.xp import solvers as gs
+
+    monkeypatch.setitem(gs.LU_CANDIDATES, "numpy", "scipy.linalg")  # the CPU stand-in
 
     net = NMNetwork.random(3, 16, 2, seed=9, k=48, scale=0.9)
     X0, T = np.random.default_rng(9).standard_normal((3, 3)), np.array([0, 1, 1])
@@ -196,7 +198,8 @@ def test_adjoint_reuses_the_forwards_jacobians(backend, monkeypatch):
     assert recs
     xp = get_backend(backend.backend).xp
     lu = gs.batched_lu(xp) is not None
-    assert lu == (backend.name == "numpy-generic")  # scipy.linalg stands in for cupyx
+    if backend.name != "cupy":  # CuPy: whatever its probe found
+        assert lu == (backend.name == "numpy-generic")
     for r in recs:
         assert (r.kept.lu is not None) == lu and (r.kept.J is not None) == (not lu)
 
@@ -215,7 +218,7 @@ def test_adjoint_reuses_the_forwards_jacobians(backend, monkeypatch):
 
 
 @pytest.mark.parametrize("namespace", ["numpy", "array_api_strict"])
-def test_kept_jacobians_solve_the_transposed_systems(namespace):
+def test_kept_jacobians_solve_the_transposed_systems(namespace, monkeypatch):
     """keep_jacobians + solve_kept_transposed (the adjoint's LU reuse, with the
     SciPy stand-in on NumPy, the kept stack on array_api_strict) against
     NumPy's dense solve of J^T u = rhs; a singular J gives NaN for its own
@@ -226,6 +229,8 @@ def test_kept_jacobians_solve_the_transposed_systems(namespace):
     from refimpl.xp import solvers as gs
 
     xp, dev = (cnp, None) if namespace == "numpy" else (xps, xps.Device("device1"))
+    if namespace == "numpy":
+        monkeypatch.setitem(gs.LU_CANDIDATES, "numpy", "scipy.linalg")  # cupyx's stand-in
     rng = np.random.default_rng(4)
     n, q, B = 3, 5, 4
     AT = rng.standard_normal((n, q, q))
@@ -252,12 +257,17 @@ def test_kept_jacobians_solve_the_transposed_systems(namespace):
 def test_batched_lu_capability_check_falls_back_to_the_stack(monkeypatch):
     """A namespace whose lu_factor takes 2-D matrices only (as CuPy 14's
     cupyx.scipy.linalg) fails batched_lu's probe: the forward then keeps J
-    and the adjoint solves it with xp.linalg.solve."""
+    and the adjoint solves it with xp.linalg.solve.  Without a candidate
+    (NumPy by default, array_api_strict) there is no LU route either."""
+    import array_api_strict as xps
     import array_api_compat.numpy as cnp
     import scipy.linalg
 
     from refimpl.xp import solvers as gs
 
+    assert gs.batched_lu(xps) is None
+    if "numpy" not in gs.LU_CANDIDATES:
+        assert gs.batched_lu(cnp) is None
     real = scipy.linalg.lu_factor
 
     def two_d_only(a, **kwargs):
@@ -265,9 +275,12 @@ def test_batched_lu_capability_check_falls_back_to_the_stack(monkeypatch):
             raise ValueError("expected a 2-D matrix")
         return real(a, **kwargs)
 
+    monkeypatch.setitem(gs.LU_CANDIDATES, "numpy", "scipy.linalg")
+    monkeypatch.setattr(gs, "_LU_MODULES", {})
+    assert gs.batched_lu(cnp) is scipy.linalg  # the stand-in passes the probe ...
     monkeypatch.setattr(scipy.linalg, "lu_factor", two_d_only)
     monkeypatch.setattr(gs, "_LU_MODULES", {})
-    assert gs.batched_lu(cnp) is None
+    assert gs.batched_lu(cnp) is None  # ... and fails it with 2-D matrices only
     kept = gs.keep_jacobians(cnp, np.zeros((1, 2, 2)), np.ones((1, 2, 3)))
     assert kept.lu is None and kept.J.shape == (1, 3, 2, 2)
     U = gs.solve_kept_transposed(cnp, kept, np.ones((1, 2, 3)))

@@ -6,9 +6,9 @@ stack of transposed blocks, ``AT[m, a, b] = A[node b -> node a]``.  The
 per-sample Jacobians ``J = I - sc A^T diag(f'(x))`` are stacked as
 (n, B, q, q) and solved by ``xp.linalg.solve`` in one batched call.  At
 the solution they are kept for the adjoint (:class:`KeptJacobians`): as LU
-factors where the namespace has a batched LU (:func:`batched_lu`: SciPy for
-NumPy arrays, CuPy's cupyx where its LU takes stacks), else as the stack,
-whose transpose the adjoint solves with ``xp.linalg.solve``.
+factors where the namespace has a batched LU (:func:`batched_lu`: CuPy's
+cupyx where its LU takes stacks; SciPy stands in for it in the tests), else
+as the stack, whose transpose the adjoint solves with ``xp.linalg.solve``.
 
 The damped Newton (Armijo backtracking on ``||r||_2``, factor 1/2, at most
 30 halvings) and the natural-parameter continuation fallback
@@ -239,6 +239,12 @@ class KeptJacobians:
     linalg: object = None
 
 
+#: The module to try, per kind of namespace, for the adjoint's LU reuse
+#: (:func:`batched_lu`): CuPy's cupyx.  NumPy is left out on purpose: SciPy's
+#: batched ``lu_factor`` loops over the stack in Python, slower than keeping
+#: J and one C-level ``numpy.linalg.solve`` for the many tiny systems here;
+#: the tests add ``"numpy": "scipy.linalg"`` as the CPU stand-in of cupyx.
+LU_CANDIDATES = {"cupy": "cupyx.scipy.linalg"}
 _LU_MODULES: dict = {}
 
 
@@ -247,27 +253,26 @@ def batched_lu(xp):
     matrices in the namespace ``xp``, or None (the capability check of the
     adjoint's LU reuse, DESIGN.md section 3).
 
-    Candidates: :mod:`scipy.linalg` for NumPy (batched since SciPy 1.15; the
-    CPU stand-in that the tests run) and :mod:`cupyx.scipy.linalg` for CuPy.
-    Each is probed once on a (2, 1, 2, 2) stack, including a transposed
-    solve; a module whose functions take 2-D matrices only (CuPy 14's
-    cusolver getrf/getrs wrappers) fails the probe and the caller keeps J.
+    The candidate is :data:`LU_CANDIDATES`' entry for the namespace's kind
+    ("cupy", "numpy"); it is probed once on a (2, 1, 2, 2) stack, including a
+    transposed solve.  A module whose functions take 2-D matrices only
+    (CuPy 14's cusolver getrf/getrs wrappers) fails the probe, and the
+    forward keeps J itself.
     """
+    import importlib
+
     import array_api_compat
 
-    key = xp.__name__
+    kind = ("cupy" if array_api_compat.is_cupy_namespace(xp) else
+            "numpy" if array_api_compat.is_numpy_namespace(xp) else None)
+    name = LU_CANDIDATES.get(kind)
+    key = (xp.__name__, name)
     if key in _LU_MODULES:
         return _LU_MODULES[key]
     linalg = None
-    try:
-        if array_api_compat.is_numpy_namespace(xp):
-            import scipy.linalg as linalg
-        elif array_api_compat.is_cupy_namespace(xp):  # pragma: no cover - GPU machines only
-            import cupyx.scipy.linalg as linalg
-    except ImportError:  # pragma: no cover
-        linalg = None
-    if linalg is not None:
+    if name is not None:
         try:
+            linalg = importlib.import_module(name)
             J = xp.asarray([[[[2.0, 1.0], [0.0, 1.0]]], [[[1.0, 0.0], [3.0, 1.0]]]])
             lu, piv = linalg.lu_factor(J, check_finite=False)
             b = xp.ones((2, 1, 2, 1), dtype=xp.float64)
