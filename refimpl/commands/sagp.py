@@ -530,8 +530,10 @@ def _run_alpha_sweep(args: argparse.Namespace, config, data: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command without the top-level CLI (``python -m refimpl.commands.sagp``)."""
-    parser = argparse.ArgumentParser(prog="refimpl")
-    sub = parser.add_subparsers(dest="command")
+    from ..cli import OneLineParser
+
+    parser = OneLineParser(prog="refimpl")
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     register(sub, "sagp", "train a self-assembling graph perceptron")
     args = parser.parse_args(["sagp", *(sys.argv[1:] if argv is None else argv)])
     return int(args.func(args))

@@ -176,9 +176,9 @@ def run(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import argparse
+    from refimpl.cli import OneLineParser
 
-    _p = argparse.ArgumentParser(prog="refimpl")
-    _sub = _p.add_subparsers()
+    _p = OneLineParser(prog="refimpl")
+    _sub = _p.add_subparsers(parser_class=OneLineParser)
     register(_sub, "table1")
     sys.exit(run(_p.parse_args(["table1", *sys.argv[1:]])))
