@@ -14,8 +14,10 @@ kernel factors J at the solution and solves ``J^T u = rhs`` (getrs on the
 transpose) per thread.
 
 Written with :mod:`numba.cuda`; the tests run the kernels under the CUDA
-simulator (``NUMBA_ENABLE_CUDASIM=1``, a separate process, tiny sizes), and
-on a GPU CuPy arrays pass to them through ``__cuda_array_interface__``.
+simulator (``NUMBA_ENABLE_CUDASIM=1``, a separate process, tiny sizes) and
+compile them to PTX for sm_80 without a device (:func:`compile_ptx`,
+tests/test_cuda_ptx.py; the device functions are inlined, see ``_device``),
+and on a GPU CuPy arrays pass to them through ``__cuda_array_interface__``.
 """
 from __future__ import annotations
 
