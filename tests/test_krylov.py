@@ -89,11 +89,17 @@ def test_gmres_breakdown_on_an_invariant_subspace():
     assert np.all(res <= 1e-14)
 
 
-@pytest.mark.parametrize("scale", [0.6, 1.3])
-def test_gmres_kernels_agree_with_the_array_api_code(scale):
+@pytest.mark.parametrize("scale, reorth", [(0.6, None), (1.3, None), (1.3, 0.99)])
+def test_gmres_kernels_agree_with_the_array_api_code(scale, reorth, monkeypatch):
     """The numba cycle (NumPy arrays) and the array-API code are the same
     algorithm: two modules, B = 11 (a partial block of 8 columns), tolerances
-    that stop columns at different steps, restarts.  Oracle: the dense J."""
+    that stop columns at different steps, restarts; with the default DGKS
+    threshold and with one that reorthogonalizes (almost) every step.
+    Oracle: the dense J."""
+    from refimpl.solvers import krylov
+
+    if reorth is not None:
+        monkeypatch.setattr(krylov, "REORTH", reorth)
     q, n, B = 50, 2, 11
     rng = np.random.default_rng(11)
     mods = [random_module(q, scale, seed=20 + m, B=B)[0] for m in range(n)]
