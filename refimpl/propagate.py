@@ -92,7 +92,7 @@ AUTO_FP_ITER_PER_Q = 10
 #: the Krylov solver's numba kernels (the same command, best of 3): dense
 #: Newton against Krylov 12 / 36 ms at q = 32, 64 / 32 ms at q = 64, 529 / 58
 #: ms at q = 128, so the Newton/Krylov crossover is now between 32 and 64;
-#: the fixed point stays 1.5-2.5x faster than Krylov where it converges
+#: the fixed point stays 1.3-2.8x faster than Krylov where it converges
 #: (q = 128..3000).  The constant is not re-tuned: lowering it would also
 #: store modules of 48..95 nodes sparse, which moves their fixed-point trial
 #: off the dense-block numba kernels.

@@ -62,8 +62,9 @@ RESTART = 30
 REORTH = 0.1
 #: The adjoint's restart length (:func:`krylov_adjoint`): one linear solve to
 #: the full tolerance (40-60 products on the benchmark's modules), where
-#: shorter cycles read less basis per step; measured faster than 30 by
-#: 10-35 % on the benchmark's modules, scale 1 and 1.6 (q = 500..3000).
+#: shorter cycles read less basis per step; the backward measured 0-40 %
+#: faster than with 30 (q = 1000, 3000 at scale 1; 500, 1000 at scale 1.6;
+#: one process, a loaded machine, so the spread is wide).
 ADJOINT_RESTART = 15
 #: Restart cycles per linear solve at most.
 MAX_RESTARTS = 20

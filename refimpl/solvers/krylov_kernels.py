@@ -14,7 +14,7 @@ tolerance stops there (its basis stops growing), so converged samples cost
 nothing in the rest of the cycle.  The arithmetic is that of the array-API
 code (the same classical Gram-Schmidt with the same per-column
 reorthogonalization test, the same rotations); only the order of the
-floating-point sums differs.
+floating-point sums (and fused multiply-adds) differ.
 
 Layout: the basis is column-major, ``V[c, i, :]`` with ``c = m B + b``
 (contiguous per column and vector); the vectors the sparse product reads
