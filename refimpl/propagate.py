@@ -257,15 +257,17 @@ def _stage_newton(op, C, idx, ctx):
                         max_iter=o.max_iter)
 
 
-def _stage_fixed_point(op, C, idx, ctx, trial=False):
+def _stage_fixed_point(op, C, idx, ctx, trial=False, out=None):
     o = ctx.opts
     budget = min(AUTO_FP_ITER_PER_Q * op.q, o.fp_max_iter) if trial else o.fp_max_iter
     # Dense-block groups: the numba kernel over the modules' edge lists.  A
     # sparse-stored (Krylov-size) module keeps SciPy's sparse product, which
     # measured faster there (q = 500, 250 000 edges, B = 256: 1.2 s against 2.1 s).
     if not op.sparse and ctx.act.name in ACT_CODES:
+        # out: solved in place in XT, FT, DFT; a trial leaves C on the modules it passes on.
         return solve_fixed_point(op.edges, C, activation=ctx.act.name, atol=o.atol,
-                                 rtol=o.rtol, max_iter=budget, give_up=trial, mods=idx)
+                                 rtol=o.rtol, max_iter=budget, give_up=trial, mods=idx,
+                                 out=out, write_failed=not trial)
     return fixed_point_group(lambda V, a: op.AT(V, idx[a]), C, ctx.act.f, atol=o.atol,
                              rtol=o.rtol, max_iter=budget, give_up=trial)
 
@@ -282,9 +284,12 @@ def _stage_krylov(op, C, idx, ctx):
 STAGES = {
     "newton": _stage_newton,
     "fixed_point": _stage_fixed_point,
-    "fixed_point_trial": lambda op, C, idx, ctx: _stage_fixed_point(op, C, idx, ctx, True),
+    "fixed_point_trial": lambda op, C, idx, ctx, out=None: _stage_fixed_point(op, C, idx, ctx,
+                                                                               True, out),
     "krylov": _stage_krylov,
 }
+#: Stages that accept ``out=(X, F, DF)`` and may solve a whole group in place.
+IN_PLACE = ("fixed_point", "fixed_point_trial")
 
 
 @dataclass(frozen=True)
@@ -356,33 +361,57 @@ class StepRecord:
     stop = property(lambda self: self.step.stop)
 
 
-def _solve_group(grp, data, XT, ctx):
+def _solve_group(grp, data, XT, FT, DFT, ctx):
     """Solve Eq. (3) for one group in place in ``XT[grp.start:grp.stop]``
-    through the stages of its strategy; returns ``(GroupRecord, status,
-    iterations, residual)`` with (n_mod,) arrays."""
+    through the stages of its strategy, and fill ``FT``, ``DFT`` there with
+    f(x), f'(x) (from the fixed-point kernel where it solved the module, by
+    the activation otherwise); returns ``(GroupRecord, status, iterations,
+    residual)`` with (n_mod,) arrays."""
     q, n = grp.size, grp.n_modules
     stages = STRATEGIES[ctx.opts.solver](q)
     op = ModuleOperator(grp, data, sparse="krylov" in stages)
     B = XT.shape[1]
-    view = XT[grp.start:grp.stop].reshape(n, q, B)
+    g0, g1 = grp.start, grp.stop
+    view = XT[g0:g1].reshape(n, q, B)
+    fview, dfview = FT[g0:g1].reshape(n, q, B), DFT[g0:g1].reshape(n, q, B)
+    valued = np.zeros(n, bool)  # f, f' already filled by the solver
     it = np.zeros(n, dtype=np.int32)
     res = np.zeros(n)
     st = np.zeros(n, dtype=np.int8)
     parts = []
     left = np.arange(n)
     for k, name in enumerate(stages):
-        C = view if left.size == n else np.ascontiguousarray(view[left])
-        sol = STAGES[name](op, C, left, ctx)
+        if left.size == n:
+            C = view
+            kw = {"out": (view, fview, dfview)} if name in IN_PLACE else {}
+        else:
+            C, kw = np.ascontiguousarray(view[left]), {}
+        sol = STAGES[name](op, C, left, ctx, **kw)
         it[left] += sol.iterations
         res[left], st[left] = sol.residual, sol.status
         last = k == len(stages) - 1
         keep = np.ones(left.size, bool) if last else sol.status == SolveStatus.CONVERGED
         if keep.any():
-            view[left[keep]] = sol.x[keep]
-            parts.append(SolvedPart(name, left[keep], sol.kept))
+            kept_idx = left[keep]
+            has_f = getattr(sol, "f", None) is not None  # FixedPointSolve: f(x), f'(x) at x
+            if sol.x is not view:  # (in place: already there)
+                view[kept_idx] = sol.x[keep]
+                if has_f:
+                    fview[kept_idx] = sol.f[keep]
+                    dfview[kept_idx] = sol.df[keep]
+            valued[kept_idx] = has_f
+            parts.append(SolvedPart(name, kept_idx, sol.kept))
         left = left[~keep]
         if left.size == 0:
             break
+    act = ctx.act
+    if not valued.any():
+        FT[g0:g1] = act.f(XT[g0:g1])
+        DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
+    elif not valued.all():
+        rest = np.flatnonzero(~valued)
+        fview[rest] = act.f(view[rest])
+        dfview[rest] = act.derivative(view[rest], fview[rest])
     return GroupRecord(grp, op, parts), st, it, res
 
 
@@ -579,13 +608,15 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     data = graph.A.data
 
     # Constant term C = 1 b^T + X0 W1^T, node-major in positions.
-    XT = np.empty((p, B))
-    XT[:] = graph.b[order][:, None]
     rows = np.flatnonzero(np.any(net.W1 != 0.0, axis=1))  # nodes with input edges
     if rows.size == p:
-        XT += (net.W1 @ X0.T)[order]  # Eq. (3): X0 W1^T
-    elif rows.size:
-        XT[S.position[rows]] += net.W1[rows] @ X0.T
+        XT = net.W1[order] @ X0.T  # Eq. (3): X0 W1^T, in positions
+        XT += graph.b[order][:, None]
+    else:
+        XT = np.empty((p, B))
+        XT[:] = graph.b[order][:, None]
+        if rows.size:
+            XT[S.position[rows]] += net.W1[rows] @ X0.T
 
     n_mod = S.n_modules
     mod_it = np.zeros(n_mod, dtype=np.int32)
@@ -621,12 +652,9 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
             FT[a:b] = act.f(XT[a:b])
             DFT[a:b] = act.derivative(XT[a:b], FT[a:b])
         for grp in step.groups:
-            rec, st, it, rr = _solve_group(grp, data, XT, ctx)
+            rec, st, it, rr = _solve_group(grp, data, XT, FT, DFT, ctx)
             mod_it[grp.ids] = it
             mod_res[grp.ids] = rr
-            g0, g1 = grp.start, grp.stop
-            FT[g0:g1] = act.f(XT[g0:g1])
-            DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
             record.groups.append(rec)
             bad = np.flatnonzero(st != SolveStatus.CONVERGED)
             if bad.size:
