@@ -34,6 +34,7 @@ columns in node order): ``ForwardResult.X = XT[position].T``.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -173,6 +174,35 @@ STRATEGIES = {
 }
 
 
+#: id(group) -> (weak reference to the group, its edge structure); an entry
+#: leaves with its group.
+_EDGE_STRUCTURE: dict = {}
+
+
+def _edge_structure(grp):
+    """``(ptr, src, dst, edge)`` of a group's within-module edges, by module
+    then target node (the fixed-point kernel sums each target's row in one
+    go): module m's edges are ``ptr[m]:ptr[m + 1]``, going ``src -> dst``
+    (local node indices), with weights ``A.data[edge]``.  It depends on the
+    schedule only, so it is computed once per group object (the weights are
+    gathered at every call: training changes them)."""
+    key = id(grp)
+    hit = _EDGE_STRUCTURE.get(key)
+    if hit is not None and hit[0]() is grp:
+        return hit[1]
+    q, n = grp.size, grp.n_modules
+    m, local = np.divmod(np.asarray(grp.flat, dtype=np.int64), q * q)
+    a, c = np.divmod(local, q)
+    o = np.lexsort((a, c, m))
+    m, a, c = m[o], a[o], c[o]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(m, minlength=n), out=ptr[1:])
+    struct = (ptr, a, c, np.asarray(grp.edge)[o])
+    _EDGE_STRUCTURE[key] = (weakref.ref(grp, lambda _, key=key: _EDGE_STRUCTURE.pop(key, None)),
+                            struct)
+    return struct
+
+
 class ModuleOperator:
     """A_SS of the modules of a group: dense (n, q, q) blocks for the dense
     solvers, or one block-diagonal sparse (CSR) matrix of shape (n q, n q)
@@ -202,14 +232,8 @@ class ModuleOperator:
     def edges(self):
         """The modules' edges as per-module lists ``(ptr, src, dst, w)``
         (:func:`refimpl.solvers.fixed_point.module_edges`), for the kernels."""
-        g, q = self.group, self.q
-        m, local = np.divmod(np.asarray(g.flat, dtype=np.int64), q * q)
-        a, c = np.divmod(local, q)
-        o = np.lexsort((a, c, m))  # by module, then target: the kernel's output row stays hot
-        m, a, c = m[o], a[o], c[o]
-        ptr = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(m, minlength=self.n), out=ptr[1:])
-        return ptr, a, c, np.ascontiguousarray(self.data[np.asarray(g.edge)[o]], dtype=np.float64)
+        ptr, a, c, edge = _edge_structure(self.group)
+        return ptr, a, c, np.ascontiguousarray(self.data[edge], dtype=np.float64)
 
     @cached_property
     def csr_T(self):
