@@ -25,6 +25,9 @@ user gets; torch with its own default):
    exp-based tanh (times per edge and per tanh measured on this graph); a
    module whose fixed point does not converge (then solved by Newton)
    counts one pass, so the floor is a lower bound;
+5. the dense dL/dK product of Eq. (6) alone (``F^T U``, p x p, one BLAS
+   thread as the library runs it), which NM and the whole-graph baselines
+   all form: ``(floor + dL/dK) / (1)`` bounds NM/(1) from below;
 
 and, for a layered 784-256-256-10 graph, a dense NumPy MLP forward + backward.
 
@@ -46,6 +49,7 @@ from _timing import best_time, fmt_time, machine, markdown_table  # noqa: E402
 from refimpl import NMNetwork, forward  # noqa: E402
 from refimpl.graph import graph_from_mask  # noqa: E402
 from refimpl.solvers.newton import _act  # noqa: E402
+from refimpl.threads import threads_policy  # noqa: E402
 from refimpl.workloads import modular_graph, time_fb, weak_modular_graph  # noqa: E402
 
 try:
@@ -169,6 +173,15 @@ def propagation_rows(p=3000, B=256, n_in=32, n_out=10, tol=1e-10, seed=0, repeat
             fns["torch"] = lambda: torch_equilibrium(g.A, g.b, net.W1, net.Wm, X0, G, tol=tol)
         sweeps, floor, fp_iters, fp_failed = module_floor(g, net, X0, tol)
         fns.update(sweeps)
+        # The dense dL/dK of Eq. (6), as backward forms it (under the library's threading
+        # policy): every method but the PyTorch peer (gradients on the kept edges only) pays it.
+        Fn = np.tanh(fwd.X.T).copy()  # (its own generator: the regimes' draws stay as they were)
+        Un = np.random.default_rng(seed + 1).standard_normal((p, B))
+
+        def dK():
+            with threads_policy():
+                return Fn @ Un.T
+        fns["dK"] = dK
         t = interleaved(fns, repeat)
         t_floor = floor(t.pop("floor_edges"), t.pop("floor_tanh"))
         sizes = S.module_sizes
@@ -276,6 +289,9 @@ def main(argv=None):
     print("forwards alone: NM / whole-graph fixed point / module-wise floor (4): "
           + ", ".join(f"{r['regime']}: {fmt_time(r['t_fwd'])} / {fmt_time(r['t_whole_fwd'])}"
                       f" / {fmt_time(r['t_floor'])}" for r in rows))
+    print("dense dL/dK (Eq. 6) alone, and the least NM/(1) can be, (floor (4) + dL/dK) / (1): "
+          + ", ".join(f"{r['regime']}: {fmt_time(r['t_dK'])}, "
+                      f"{(r['t_floor'] + r['t_dK']) / r['t_whole']:.2f}" for r in rows))
     print("targets (issue 12): NM/(1) <= 0.4, NM/(2) <= 0.67, fwd/(4) <= 1.5")
     if args.no_mlp:
         return 0

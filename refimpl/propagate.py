@@ -71,7 +71,14 @@ MODES = ("levels", "sequential", "whole")
 #: nodes 0.98 / 1.05 / 1.43, up to 32 nodes 2.85 / 1.71 / 2.32, up to 12
 #: 1.07 / 1.05 / 1.10, up to 4 1.28 / 1.04 / 1.47.  (The issue's 0.64-0.73x
 #: for Newton up to 32 was against the NumPy fixed point, 2-3x slower per
-#: step than the kernel.)
+#: step than the kernel.)  Re-measured after the kernel returned f, f' and
+#: solved in place (same setup, best of 5, load 2.3-2.5), forward + backward
+#: relative to 8 on deep / wide / weak: Newton for no module (fixed point
+#: from q = 2) 1.03 / 1.00 / 1.04, up to 4 1.02 / 0.99 / 0.99, up to 12
+#: 1.00 / 1.25 / 1.01, up to 16 1.05 / 1.03 / 1.06; the forward alone
+#: 1.00-1.06 of 8 everywhere: flat from 1 to 12 within the noise (but for
+#: the one 1.25),
+#: so 8 stays.
 AUTO_NEWTON_MAX_Q = 8
 #: ... for at most AUTO_FP_ITER_PER_Q * q steps (about the cost of Newton's
 #: ~6 dense q x q factorizations per sample, counting the BLAS product's
@@ -836,9 +843,12 @@ def backward(net, fwd, G, *, throw=True, backend=None):
                 X = fwd.XT[g0:g1].reshape(n, q, B)
                 for part in rec.parts:
                     i = part.idx
-                    U, st = ADJOINTS[part.method](rec, part, np.ascontiguousarray(RHS[i]),
-                                                  np.ascontiguousarray(D[i]),
-                                                  np.ascontiguousarray(X[i]), opts, act)
+                    if i.size == n and part.method != "krylov":  # the whole group: no copies
+                        args = (RHS, D, X)
+                    else:
+                        args = (np.ascontiguousarray(RHS[i]), np.ascontiguousarray(D[i]),
+                                np.ascontiguousarray(X[i]))
+                    U, st = ADJOINTS[part.method](rec, part, *args, opts, act)
                     Uv[i] = U
                     for k in np.flatnonzero(st != SolveStatus.CONVERGED):
                         m = i[k]

@@ -299,43 +299,45 @@ def fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, atol, rtol, max_
     Returns True when converged within ``max_iter`` steps.
     """
     n_k, q, B = RHS.shape
-    Un = np.empty_like(RHS)
+    Ua = np.empty_like(RHS)  # the iterates alternate between U and Ua (no copies)
     for k in range(n_k):
         for a in range(q):
             for s in range(B):
                 U[k, a, s] = RHS[k, a, s]
+    u, un = U, Ua
+    ok = False
     for _ in range(max_iter):
         delta = 0.0
         umax = 0.0
-        nan = False
+        nan = 0.0
         for k in range(n_k):
             m = mods[k]
             for a in range(q):
                 for s in range(B):
-                    Un[k, a, s] = 0.0
+                    un[k, a, s] = 0.0
             for e in range(ptr[m], ptr[m + 1]):  # (A_SS u)_a += w_ac u_c
                 wa = w[e]
-                a, c = src[e], dst[e]
+                ur = u[k, dst[e]]
+                unr = un[k, src[e]]
                 for s in range(B):
-                    Un[k, a, s] += wa * U[k, c, s]
+                    unr[s] += wa * ur[s]
             for a in range(q):
+                ur, unr, dr, rr = u[k, a], un[k, a], DF[k, a], RHS[k, a]
                 for s in range(B):
-                    v = RHS[k, a, s] + DF[k, a, s] * Un[k, a, s]
-                    Un[k, a, s] = v
-                    d = abs(v - U[k, a, s])
-                    if d != d:
-                        nan = True
-                    elif d > delta:
-                        delta = d
+                    v = rr[s] + dr[s] * unr[s]
+                    unr[s] = v
+                    d = abs(v - ur[s])
                     av = abs(v)
-                    if av != av:
-                        nan = True
-                    elif av > umax:
-                        umax = av
-        U[:] = Un
-        if not nan and delta <= atol + rtol * umax:
-            return True
-    return False
+                    nan += d + av  # NaN iff some step or iterate is NaN (both >= 0)
+                    delta = max(delta, d)
+                    umax = max(umax, av)
+        u, un = un, u
+        if nan == nan and delta <= atol + rtol * umax:
+            ok = True
+            break
+    if u is not U:  # the last iterate is in the scratch buffer
+        U[:] = u
+    return ok
 
 
 def _edges_and_mods(edges, n, mods):
