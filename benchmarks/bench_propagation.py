@@ -10,8 +10,9 @@ hidden nodes, B = 256, tanh, tolerance 1e-10:
   the whole-graph iteration converges in ~20 steps, the peers' best case.
 
 Measured in one process, interleaved (each round times every method once),
-best of ``--repeat`` rounds, with the library's default threading (what a
-user gets; torch with its own default):
+best of ``--repeat`` rounds (the NM forward and the floor's sweeps also in
+a tight loop of max(10, 3 x repeat) rounds, best of both), with the
+library's default threading (what a user gets; torch with its own default):
 
 1. the whole-graph fixed point + adjoint fixed point on the same sparse graph (DEQ-style, NumPy/SciPy),
    (1') the same with Anderson acceleration,
@@ -20,10 +21,14 @@ user gets; torch with its own default):
 3. the sequential per-module mode (one module at a time, Fig. 4b's baseline),
 4. the module-wise floor of the forward: for every module, (fixed-point
    iterations + 1) x (its intra-module edges + its nodes' tanh), plus one
-   pass over the cross edges and the singletons, at the speed of a numba
-   sweep with the kernels' exp-based tanh (times per edge and per tanh
-   measured on this graph); a module whose fixed point does not converge
-   (then solved by Newton) counts one pass, so the floor is a lower bound;
+   pass over the cross edges and the singletons, at the speed of numba
+   sweeps whose rows stay in cache (as a module's do) with the kernels'
+   exp-based tanh (times per edge and per tanh measured on this graph); a
+   module whose fixed point does not converge (then solved by Newton)
+   counts one pass, so the floor is a lower bound;
+5. the dense dL/dK product of Eq. (6) alone (``F^T U``, p x p, one BLAS
+   thread as the library runs it), which NM and the whole-graph baselines
+   all form: ``(floor + dL/dK) / (1)`` bounds NM/(1) from below;
 
 and, for a layered 784-256-256-10 graph, a dense NumPy MLP forward + backward.
 
@@ -45,6 +50,7 @@ from _timing import best_time, fmt_time, machine, markdown_table  # noqa: E402
 from refimpl import NMNetwork, forward  # noqa: E402
 from refimpl.graph import graph_from_mask  # noqa: E402
 from refimpl.solvers.newton import _act  # noqa: E402
+from refimpl.threads import threads_policy  # noqa: E402
 from refimpl.workloads import modular_graph, time_fb, weak_modular_graph  # noqa: E402
 
 try:
@@ -63,23 +69,36 @@ REGIMES = (
 # No cache=True: `refimpl bench` loads this script by path, and numba's cache records the
 # module by a name that a later process cannot import ('<dynamic>').
 @numba.njit
-def _tanh_sweep(X, out):
-    for i in range(X.shape[0]):
-        for s in range(X.shape[1]):
-            out[i, s] = _act(0, X[i, s])[0]
+def _tanh_sweep(X, out, reps):
+    for _ in range(reps):
+        for i in range(X.shape[0]):
+            for s in range(X.shape[1]):
+                out[i, s] = _act(0, X[i, s])[0]
 
 
 @numba.njit
-def _edge_sweep(src, dst, w, F, out):
-    for e in range(src.size):
-        a, c, we = src[e], dst[e], w[e]
-        for s in range(F.shape[1]):
-            out[c, s] += we * F[a, s]
+def _edge_sweep(src, dst, w, F, out, reps):
+    for _ in range(reps):
+        for e in range(src.size):
+            a, c, we = src[e], dst[e], w[e]
+            for s in range(F.shape[1]):
+                out[c, s] += we * F[a, s]
 
 
-def module_floor(g, net, X0, tol, repeat=5):
-    """The module-wise floor of the forward (module docstring, item 4), in seconds,
-    and the fixed-point iterations it counts."""
+def module_floor(g, net, X0, tol):
+    """The module-wise floor of the forward (module docstring, item 4).
+
+    Returns ``(sweeps, floor, fp_iters, fp_failed)``: two timing closures (an edge
+    sweep, a tanh sweep), ``floor(t_edges, t_tanh)`` turning their times into the
+    floor in seconds, the largest fixed-point iteration count counted and the number
+    of modules whose fixed point fails (counted as one pass).  The closures are timed
+    with the methods, interleaved, so that the floor sees the same machine load.
+
+    The per-edge and per-node costs are those of sweeps whose rows stay in cache, as
+    a module's rows do in the kernel: every intra-module edge applied with its nodes'
+    indices inside their module, on one (max q, B) buffer; tanh over such a buffer.
+    (A sweep over the (p, B) arrays of the whole graph costs 2-3x more per edge, and
+    would inflate the floor.)  Cross edges are counted at the same in-cache speed."""
     S = g.schedule
     fp = forward(net, X0, g, atol=tol, rtol=tol, solver="fixed_point", throw=False)
     evals = fp.module_iterations.astype(np.int64) + 1
@@ -87,23 +106,30 @@ def module_floor(g, net, X0, tol, repeat=5):
     sizes = S.module_sizes
     A = g.A.tocoo()
     mod_of = np.repeat(np.arange(S.n_modules), sizes)[S.position]  # node -> module
+    local = S.position - np.asarray(S.module_ptr)[mod_of]  # node -> index in its module
     intra = mod_of[A.row] == mod_of[A.col]
     e_mod = np.bincount(mod_of[A.row[intra]], minlength=S.n_modules)
-    B = X0.shape[0]
-    F = np.tanh(fp.X.T).copy()
+    q_max = int(sizes.max())
+    F = np.tanh(fp.XT[:q_max]).copy()  # (q_max, B): a module's rows
     out = np.zeros_like(F)
-    src, dst = A.row[intra].astype(np.int64), A.col[intra].astype(np.int64)
+    src = local[A.row[intra]].astype(np.int64)
+    dst = local[A.col[intra]].astype(np.int64)
     w = A.data[intra].copy()
-    t_edges = best_time(lambda: _edge_sweep(src, dst, w, F, out), repeat=repeat, min_total=0.3)
-    t_tanh = best_time(lambda: _tanh_sweep(F, out), repeat=repeat, min_total=0.3)
-    per_edge = t_edges / max(src.size, 1)
-    per_node = t_tanh / g.p
+    t_reps = -(-g.p // q_max)  # about p x B tanh per sweep
+    e_reps = max(1, (10 * g.p) // max(src.size, 1))  # about 10 p edges per sweep
+    sweeps = {"floor_edges": lambda: _edge_sweep(src, dst, w, F, out, e_reps),
+              "floor_tanh": lambda: _tanh_sweep(F, out, t_reps)}
     solve = sizes > 1
-    t = float((evals[solve] * (e_mod[solve] * per_edge + sizes[solve] * per_node)).sum())
-    t += (~intra).sum() * per_edge + sizes[~solve].sum() * per_node  # one pass: cross edges, singletons
+    edge_evals = float((evals[solve] * e_mod[solve]).sum() + (~intra).sum())  # + cross edges
+    node_evals = float((evals[solve] * sizes[solve]).sum() + sizes[~solve].sum())  # + singletons
+
+    def floor(t_edges, t_tanh):
+        return (edge_evals * t_edges / (e_reps * max(src.size, 1))
+                + node_evals * t_tanh / (t_reps * q_max))
+
     ok = np.ones(S.n_modules, bool)
     ok[fp.failed_modules] = False
-    return t, int(fp.module_iterations[ok].max()), len(fp.failed_modules)
+    return sweeps, floor, int(fp.module_iterations[ok].max()), len(fp.failed_modules)
 
 
 def interleaved(fns, repeat):
@@ -146,8 +172,25 @@ def propagation_rows(p=3000, B=256, n_in=32, n_out=10, tol=1e-10, seed=0, repeat
         }
         if torch_equilibrium is not None:
             fns["torch"] = lambda: torch_equilibrium(g.A, g.b, net.W1, net.Wm, X0, G, tol=tol)
+        sweeps, floor, fp_iters, fp_failed = module_floor(g, net, X0, tol)
+        fns.update(sweeps)
+        # The dense dL/dK of Eq. (6), as backward forms it (under the library's threading
+        # policy): every method but the PyTorch peer (gradients on the kept edges only) pays it.
+        Fn = np.tanh(fwd.X.T).copy()  # (its own generator: the regimes' draws stay as they were)
+        Un = np.random.default_rng(seed + 1).standard_normal((p, B))
+
+        def dK():
+            with threads_policy():
+                return Fn @ Un.T
+        fns["dK"] = dK
         t = interleaved(fns, repeat)
-        t_floor, fp_iters, fp_failed = module_floor(g, net, X0, tol)
+        # fwd/(4) once more in a tight loop: more samples close in time (a load burst on the
+        # shared machine that covers every round of the slow methods above hits the ~100 ms
+        # forward in every sample but the short sweeps less); best of both loops.
+        t2 = interleaved({"fwd": fns["fwd"], **sweeps}, max(10, 3 * repeat))
+        for k, v in t2.items():
+            t[k] = min(t[k], v)
+        t_floor = floor(t.pop("floor_edges"), t.pop("floor_tanh"))
         sizes = S.module_sizes
         A = g.A.tocoo()
         mod_of = np.repeat(np.arange(S.n_modules), sizes)[S.position]
@@ -253,6 +296,9 @@ def main(argv=None):
     print("forwards alone: NM / whole-graph fixed point / module-wise floor (4): "
           + ", ".join(f"{r['regime']}: {fmt_time(r['t_fwd'])} / {fmt_time(r['t_whole_fwd'])}"
                       f" / {fmt_time(r['t_floor'])}" for r in rows))
+    print("dense dL/dK (Eq. 6) alone, and the least NM/(1) can be, (floor (4) + dL/dK) / (1): "
+          + ", ".join(f"{r['regime']}: {fmt_time(r['t_dK'])}, "
+                      f"{(r['t_floor'] + r['t_dK']) / r['t_whole']:.2f}" for r in rows))
     print("targets (issue 12): NM/(1) <= 0.4, NM/(2) <= 0.67, fwd/(4) <= 1.5")
     if args.no_mlp:
         return 0

@@ -34,6 +34,7 @@ columns in node order): ``ForwardResult.X = XT[position].T``.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -71,7 +72,14 @@ MODES = ("levels", "sequential", "whole")
 #: nodes 0.98 / 1.05 / 1.43, up to 32 nodes 2.85 / 1.71 / 2.32, up to 12
 #: 1.07 / 1.05 / 1.10, up to 4 1.28 / 1.04 / 1.47.  (The issue's 0.64-0.73x
 #: for Newton up to 32 was against the NumPy fixed point, 2-3x slower per
-#: step than the kernel.)
+#: step than the kernel.)  Re-measured after the kernel returned f, f' and
+#: solved in place (same setup, best of 5, load 2.3-2.5), forward + backward
+#: relative to 8 on deep / wide / weak: Newton for no module (fixed point
+#: from q = 2) 1.03 / 1.00 / 1.04, up to 4 1.02 / 0.99 / 0.99, up to 12
+#: 1.00 / 1.25 / 1.01, up to 16 1.05 / 1.03 / 1.06; the forward alone
+#: 1.00-1.06 of 8 everywhere: flat from 1 to 12 within the noise (but for
+#: the one 1.25),
+#: so 8 stays.
 AUTO_NEWTON_MAX_Q = 8
 #: ... for at most AUTO_FP_ITER_PER_Q * q steps (about the cost of Newton's
 #: ~6 dense q x q factorizations per sample, counting the BLAS product's
@@ -181,6 +189,35 @@ STRATEGIES = {
 }
 
 
+#: id(group) -> (weak reference to the group, its edge structure); an entry
+#: leaves with its group.
+_EDGE_STRUCTURE: dict = {}
+
+
+def _edge_structure(grp):
+    """``(ptr, src, dst, edge)`` of a group's within-module edges, by module
+    then target node (the fixed-point kernel sums each target's row in one
+    go): module m's edges are ``ptr[m]:ptr[m + 1]``, going ``src -> dst``
+    (local node indices), with weights ``A.data[edge]``.  It depends on the
+    schedule only, so it is computed once per group object (the weights are
+    gathered at every call: training changes them)."""
+    key = id(grp)
+    hit = _EDGE_STRUCTURE.get(key)
+    if hit is not None and hit[0]() is grp:
+        return hit[1]
+    q, n = grp.size, grp.n_modules
+    m, local = np.divmod(np.asarray(grp.flat, dtype=np.int64), q * q)
+    a, c = np.divmod(local, q)
+    o = np.lexsort((a, c, m))
+    m, a, c = m[o], a[o], c[o]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(m, minlength=n), out=ptr[1:])
+    struct = (ptr, a, c, np.asarray(grp.edge)[o])
+    _EDGE_STRUCTURE[key] = (weakref.ref(grp, lambda _, key=key: _EDGE_STRUCTURE.pop(key, None)),
+                            struct)
+    return struct
+
+
 class ModuleOperator:
     """A_SS of the modules of a group: dense (n, q, q) blocks for the dense
     solvers, or one block-diagonal sparse (CSR) matrix of shape (n q, n q)
@@ -210,14 +247,8 @@ class ModuleOperator:
     def edges(self):
         """The modules' edges as per-module lists ``(ptr, src, dst, w)``
         (:func:`refimpl.solvers.fixed_point.module_edges`), for the kernels."""
-        g, q = self.group, self.q
-        m, local = np.divmod(np.asarray(g.flat, dtype=np.int64), q * q)
-        a, c = np.divmod(local, q)
-        o = np.lexsort((a, c, m))  # by module, then target: the kernel's output row stays hot
-        m, a, c = m[o], a[o], c[o]
-        ptr = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(m, minlength=self.n), out=ptr[1:])
-        return ptr, a, c, np.ascontiguousarray(self.data[np.asarray(g.edge)[o]], dtype=np.float64)
+        ptr, a, c, edge = _edge_structure(self.group)
+        return ptr, a, c, np.ascontiguousarray(self.data[edge], dtype=np.float64)
 
     @cached_property
     def csr_T(self):
@@ -277,15 +308,17 @@ def _stage_newton(op, C, idx, ctx):
                         max_iter=o.max_iter)
 
 
-def _stage_fixed_point(op, C, idx, ctx, trial=False):
+def _stage_fixed_point(op, C, idx, ctx, trial=False, out=None):
     o = ctx.opts
     budget = min(AUTO_FP_ITER_PER_Q * op.q, o.fp_max_iter) if trial else o.fp_max_iter
     # Dense-block groups: the numba kernel over the modules' edge lists.  A
     # sparse-stored (Krylov-size) module keeps SciPy's sparse product, which
     # measured faster there (q = 500, 250 000 edges, B = 256: 1.2 s against 2.1 s).
     if not op.sparse and ctx.act.name in ACT_CODES:
+        # out: solved in place in XT, FT, DFT; a trial leaves C on the modules it passes on.
         return solve_fixed_point(op.edges, C, activation=ctx.act.name, atol=o.atol,
-                                 rtol=o.rtol, max_iter=budget, give_up=trial, mods=idx)
+                                 rtol=o.rtol, max_iter=budget, give_up=trial, mods=idx,
+                                 out=out, write_failed=not trial)
     return fixed_point_group(lambda V, a: op.AT(V, idx[a]), C, ctx.act.f, atol=o.atol,
                              rtol=o.rtol, max_iter=budget, give_up=trial)
 
@@ -303,9 +336,12 @@ def _stage_krylov(op, C, idx, ctx):
 STAGES = {
     "newton": _stage_newton,
     "fixed_point": _stage_fixed_point,
-    "fixed_point_trial": lambda op, C, idx, ctx: _stage_fixed_point(op, C, idx, ctx, True),
+    "fixed_point_trial": lambda op, C, idx, ctx, out=None: _stage_fixed_point(op, C, idx, ctx,
+                                                                               True, out),
     "krylov": _stage_krylov,
 }
+#: Stages that accept ``out=(X, F, DF)`` and may solve a whole group in place.
+IN_PLACE = ("fixed_point", "fixed_point_trial")
 
 
 @dataclass(frozen=True)
@@ -377,33 +413,57 @@ class StepRecord:
     stop = property(lambda self: self.step.stop)
 
 
-def _solve_group(grp, data, XT, ctx):
+def _solve_group(grp, data, XT, FT, DFT, ctx):
     """Solve Eq. (3) for one group in place in ``XT[grp.start:grp.stop]``
-    through the stages of its strategy; returns ``(GroupRecord, status,
-    iterations, residual)`` with (n_mod,) arrays."""
+    through the stages of its strategy, and fill ``FT``, ``DFT`` there with
+    f(x), f'(x) (from the fixed-point kernel where it solved the module, by
+    the activation otherwise); returns ``(GroupRecord, status, iterations,
+    residual)`` with (n_mod,) arrays."""
     q, n = grp.size, grp.n_modules
     stages = STRATEGIES[ctx.opts.solver](q)
     op = ModuleOperator(grp, data, sparse="krylov" in stages)
     B = XT.shape[1]
-    view = XT[grp.start:grp.stop].reshape(n, q, B)
+    g0, g1 = grp.start, grp.stop
+    view = XT[g0:g1].reshape(n, q, B)
+    fview, dfview = FT[g0:g1].reshape(n, q, B), DFT[g0:g1].reshape(n, q, B)
+    valued = np.zeros(n, bool)  # f, f' already filled by the solver
     it = np.zeros(n, dtype=np.int32)
     res = np.zeros(n)
     st = np.zeros(n, dtype=np.int8)
     parts = []
     left = np.arange(n)
     for k, name in enumerate(stages):
-        C = view if left.size == n else np.ascontiguousarray(view[left])
-        sol = STAGES[name](op, C, left, ctx)
+        if left.size == n:
+            C = view
+            kw = {"out": (view, fview, dfview)} if name in IN_PLACE else {}
+        else:
+            C, kw = np.ascontiguousarray(view[left]), {}
+        sol = STAGES[name](op, C, left, ctx, **kw)
         it[left] += sol.iterations
         res[left], st[left] = sol.residual, sol.status
         last = k == len(stages) - 1
         keep = np.ones(left.size, bool) if last else sol.status == SolveStatus.CONVERGED
         if keep.any():
-            view[left[keep]] = sol.x[keep]
-            parts.append(SolvedPart(name, left[keep], sol.kept))
+            kept_idx = left[keep]
+            has_f = getattr(sol, "f", None) is not None  # FixedPointSolve: f(x), f'(x) at x
+            if sol.x is not view:  # (in place: already there)
+                view[kept_idx] = sol.x[keep]
+                if has_f:
+                    fview[kept_idx] = sol.f[keep]
+                    dfview[kept_idx] = sol.df[keep]
+            valued[kept_idx] = has_f
+            parts.append(SolvedPart(name, kept_idx, sol.kept))
         left = left[~keep]
         if left.size == 0:
             break
+    act = ctx.act
+    if not valued.any():
+        FT[g0:g1] = act.f(XT[g0:g1])
+        DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
+    elif not valued.all():
+        rest = np.flatnonzero(~valued)
+        fview[rest] = act.f(view[rest])
+        dfview[rest] = act.derivative(view[rest], fview[rest])
     return GroupRecord(grp, op, parts), st, it, res
 
 
@@ -600,13 +660,15 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     data = graph.A.data
 
     # Constant term C = 1 b^T + X0 W1^T, node-major in positions.
-    XT = np.empty((p, B))
-    XT[:] = graph.b[order][:, None]
     rows = np.flatnonzero(np.any(net.W1 != 0.0, axis=1))  # nodes with input edges
     if rows.size == p:
-        XT += (net.W1 @ X0.T)[order]  # Eq. (3): X0 W1^T
-    elif rows.size:
-        XT[S.position[rows]] += net.W1[rows] @ X0.T
+        XT = net.W1[order] @ X0.T  # Eq. (3): X0 W1^T, in positions
+        XT += graph.b[order][:, None]
+    else:
+        XT = np.empty((p, B))
+        XT[:] = graph.b[order][:, None]
+        if rows.size:
+            XT[S.position[rows]] += net.W1[rows] @ X0.T
 
     n_mod = S.n_modules
     mod_it = np.zeros(n_mod, dtype=np.int32)
@@ -642,12 +704,9 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
             FT[a:b] = act.f(XT[a:b])
             DFT[a:b] = act.derivative(XT[a:b], FT[a:b])
         for grp in step.groups:
-            rec, st, it, rr = _solve_group(grp, data, XT, ctx)
+            rec, st, it, rr = _solve_group(grp, data, XT, FT, DFT, ctx)
             mod_it[grp.ids] = it
             mod_res[grp.ids] = rr
-            g0, g1 = grp.start, grp.stop
-            FT[g0:g1] = act.f(XT[g0:g1])
-            DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
             record.groups.append(rec)
             bad = np.flatnonzero(st != SolveStatus.CONVERGED)
             if bad.size:
@@ -805,9 +864,12 @@ def backward(net, fwd, G, *, throw=True, backend=None):
                 X = fwd.XT[g0:g1].reshape(n, q, B)
                 for part in rec.parts:
                     i = part.idx
-                    U, st = ADJOINTS[part.method](rec, part, np.ascontiguousarray(RHS[i]),
-                                                  np.ascontiguousarray(D[i]),
-                                                  np.ascontiguousarray(X[i]), opts, act)
+                    if i.size == n and part.method != "krylov":  # the whole group: no copies
+                        args = (RHS, D, X)
+                    else:
+                        args = (np.ascontiguousarray(RHS[i]), np.ascontiguousarray(D[i]),
+                                np.ascontiguousarray(X[i]))
+                    U, st = ADJOINTS[part.method](rec, part, *args, opts, act)
                     Uv[i] = U
                     for k in np.flatnonzero(st != SolveStatus.CONVERGED):
                         m = i[k]

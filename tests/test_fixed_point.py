@@ -110,6 +110,52 @@ def test_module_subset_by_mods():
     np.testing.assert_allclose(got.x, ref.x, **TOL)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "swish", "relu", "identity"])
+def test_kernel_returns_f_and_df_at_x(activation):
+    """f(x) and f'(x) come back with x, for every status (NumPy's activation
+    as the oracle; the kernel's exp-based tanh is within 4e-16 of it)."""
+    act = get_activation(activation)
+    for scale, max_iter in ((0.2, 400), (0.2, 2), (3.0, 400)):  # converged, max_iter, stalled
+        blocks, C = make_group(7, 3, 5, 4, scale, 0.8)
+        got = solve_fixed_point(module_edges(blocks), C, activation=activation,
+                                max_iter=max_iter)
+        F = act.f(got.x)
+        np.testing.assert_allclose(got.f, F, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(got.df, act.derivative(got.x, F), rtol=1e-14, atol=1e-15)
+
+
+def test_in_place_solve_keeps_c_on_failed_modules():
+    """``out=(C, F, DF)``: converged modules are solved in place; with
+    ``write_failed=False`` a module that does not converge keeps C (for the
+    next solver), with True it gets its last iterate (as a new-array solve)."""
+    rng = np.random.default_rng(11)
+    q, B = 6, 3
+    blocks = np.stack([0.1 * rng.standard_normal((q, q)),  # contractive
+                       np.roll(np.eye(q), 1, axis=1) * 3.0])  # expanding ring
+    C = rng.standard_normal((2, q, B))
+    edges = module_edges(blocks)
+    fresh = solve_fixed_point(edges, C, activation="identity", max_iter=50)
+    assert list(fresh.status) == [SolveStatus.CONVERGED, SolveStatus.NO_DECREASE]
+    for write_failed in (False, True):
+        X = C.copy()
+        F, DF = np.full_like(C, np.nan), np.full_like(C, np.nan)
+        got = solve_fixed_point(edges, X, activation="identity", max_iter=50, out=(X, F, DF),
+                                write_failed=write_failed)
+        assert got.x is X
+        np.testing.assert_array_equal(got.status, fresh.status)
+        np.testing.assert_array_equal(got.iterations, fresh.iterations)
+        np.testing.assert_array_equal(X[0], fresh.x[0])
+        np.testing.assert_array_equal(X[1], fresh.x[1] if write_failed else C[1])
+        assert np.isnan(F[1]).all() != write_failed
+
+
+def test_unsorted_edges_are_refused():
+    ptr, src, dst, w = module_edges(0.3 * np.ones((1, 3, 3)))
+    o = np.argsort(-dst, kind="stable")
+    with pytest.raises(ValueError, match="sorted by target"):
+        solve_fixed_point((ptr, src[o], dst[o], w[o]), np.zeros((1, 3, 2)))
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), q=st.integers(1, 9),
        B=st.integers(1, 5), scale=st.sampled_from([0.05, 0.3, 1.5]),
@@ -150,5 +196,8 @@ def test_bad_input_is_named():
         solve_fixed_point(edges, np.zeros((1, 3, 2)), mods=[5])
     with pytest.raises(ValueError, match="activation"):
         solve_fixed_point(edges, np.zeros((2, 3, 2)), activation="nope")
+    with pytest.raises(ValueError, match="out: DF"):
+        C = np.zeros((2, 3, 2))
+        solve_fixed_point(edges, C, out=(C, np.zeros_like(C), np.zeros((2, 3, 1))))
     with pytest.raises(ValueError, match="DF, RHS"):
         solve_fixed_point_adjoint(edges, np.zeros((2, 3, 2)), np.zeros((2, 3, 1)))
