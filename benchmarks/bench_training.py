@@ -8,10 +8,16 @@ forward at the end of the epoch) at p = 300, 1000, 3000 hidden nodes, with
 - solves: the forward and adjoint module solves (``loss_and_grad`` and the
   end-of-epoch validation forward, minus the dL/dK product);
 - dL/dK: the dense (p, B) x (B, p) product of Eq. (6), re-timed on the same
-  arrays right after each backward (the replay is not counted in the epoch);
-- update: the optimizer step on K, W1, Wm;
-- pruning: top-k selection, Tarjan and the schedule (Alg. 2 lines 5, 13);
-- regularization: the NM proximal step (Thm. 3.1);
+  values in backward's layout right after each backward (the replay is not
+  counted in the epoch);
+- update: the optimizer step on K, W1, Wm; by default (``Trainer.fused_pass``) one
+  compiled pass over K that also applies the NM proximal step (Thm. 3.1) and
+  collects the next pruning's candidates, so both are in this column;
+- pruning: top-k selection (among those candidates), Tarjan and the schedule
+  (Alg. 2 lines 5, 13);
+- regularization: the NM proximal step (Thm. 3.1) when it is a pass of its own
+  (``--separate`` adds rows with ``Trainer.fused_pass = False``, the reference
+  path), and the explicit ``reg_step="thm31"`` term;
 - other: the rest of the epoch (batching, bookkeeping).
 
 The parts are timed by wrapping the Trainer's methods from outside (no timing
@@ -45,26 +51,34 @@ PARTS = ("solves", "dL/dK", "update", "pruning", "regularization", "other")
 
 
 class _Clock:
-    """Accumulates seconds per part; ``excluded`` is time spent on replays."""
+    """Accumulates seconds per part; ``excluded`` is time spent on replays.  A wrapped
+    call inside another one (the regularizer inside the update's separate-pass path)
+    counts for its own part only."""
 
     def __init__(self):
         self.t = dict.fromkeys(PARTS, 0.0)
         self.excluded = 0.0
+        self._inner = [0.0]  # seconds of wrapped calls inside the running one
 
     def wrap(self, part, fn):
         def timed(*args, **kwargs):
+            self._inner.append(0.0)
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.t[part] += time.perf_counter() - t0
+                dt = time.perf_counter() - t0
+                self.t[part] += dt - self._inner.pop()
+                self._inner[-1] += dt
         return timed
 
 
-def epoch_parts(data, p, reg, seed=0, warm_epochs=0):
-    """Seconds of one epoch of Alg. 2, split into :data:`PARTS`."""
+def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True):
+    """Seconds of one epoch of Alg. 2, split into :data:`PARTS` (``fused_pass``:
+    :attr:`Trainer.fused_pass`, False for the separate passes)."""
     config = TrainConfig(nodes=p, reg=reg, epochs=warm_epochs + 1, patience=None, seed=seed)
     tr = Trainer(config, data.n_features, data.n_classes)
+    tr.fused_pass = fused_pass
     if warm_epochs:
         tr.fit(data.X_train, data.y_train, data.X_val, data.y_val, epochs=warm_epochs)
     clock = _Clock()
@@ -75,11 +89,14 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0):
         out = orig_lag(*args, **kwargs)
         t_all = time.perf_counter() - t0
         _, grads, fwd = out
-        F, U = fwd.F, grads.U  # replay Eq. (6)'s product on the same arrays
+        # replay Eq. (6)'s product on the same values, in backward's layout: (p, B)
+        # C-contiguous F^T and U^T, the output a new C-contiguous (p, p) array
+        Fn, Un = np.ascontiguousarray(fwd.F.T), np.ascontiguousarray(grads.U.T)
         t1 = time.perf_counter()
-        dK = F.T @ U
-        np.fill_diagonal(dK, U.sum(axis=0))
+        dK = Fn @ Un.T
+        np.fill_diagonal(dK, Un.sum(axis=1))
         t_dk = time.perf_counter() - t1
+        del dK
         clock.excluded += t_dk
         clock.t["dL/dK"] += t_dk
         clock.t["solves"] += t_all - t_dk
@@ -88,7 +105,7 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0):
     tr.prune = clock.wrap("pruning", tr.prune)
     tr._reg_shrink = clock.wrap("regularization", tr._reg_shrink)
     tr._reg_gradient = clock.wrap("regularization", tr._reg_gradient)
-    tr.opt.step = clock.wrap("update", tr.opt.step)
+    tr._update = clock.wrap("update", tr._update)
     train_mod.loss_and_grad = loss_and_grad
     train_mod.forward = clock.wrap("solves", orig_fwd)
     try:
@@ -103,11 +120,13 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0):
 
 
 def floor_per_batch(p, B, seed=0):
-    """The dense-gradient floor of one batch: (p, B) x (B, p) and one pass over K."""
+    """The dense-gradient floor of one batch: (p, B) x (B, p) (in backward's layout, into
+    a new array) and one pass over K (read and write)."""
     rng = np.random.default_rng(seed)
-    F, U, K = rng.standard_normal((B, p)), rng.standard_normal((B, p)), rng.standard_normal((p, p))
+    Fn, Un = rng.standard_normal((p, B)), rng.standard_normal((p, B))
+    K = rng.standard_normal((p, p))
     with threads_policy():  # the threading the library's own calls get
-        t_mm = best_time(lambda: F.T @ U, repeat=5, min_total=0.2)
+        t_mm = best_time(lambda: Fn @ Un.T, repeat=5, min_total=0.2)
         t_pass = best_time(lambda: np.multiply(K, 1.0, out=K), repeat=5, min_total=0.2)
     return t_mm + t_pass
 
@@ -145,6 +164,12 @@ def main(argv=None):
     ap.add_argument("--warm-epochs", type=int, default=0,
                     help="epochs trained before the timed one (default 0: the first epoch)")
     ap.add_argument("--quick", action="store_true", help="one tiny size (p = 40), for tests")
+    ap.add_argument("--separate", action="store_true",
+                    help="also time the separate passes (Trainer.fused_pass = False: update, "
+                         "proximal step and pruning scan each a pass over K)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each epoch (a fresh trainer each, interleaved over the "
+                         "settings); the fastest is reported (default 3)")
     ap.add_argument("--fused-update", action="store_true",
                     help="time only the optimizer step on K, fused vs NumPy (issue 12)")
     args = ap.parse_args(argv)
@@ -160,14 +185,22 @@ def main(argv=None):
     rows = []
     for p in nodes:
         floor = floor_per_batch(p, TrainConfig().batch_size)
-        for reg in args.reg:
-            total, parts, n_batches, rec = epoch_parts(data, p, reg, warm_epochs=args.warm_epochs)
+        settings = [(reg, fused) for reg in args.reg
+                    for fused in ((True, False) if args.separate else (True,))]
+        best = {}
+        for _ in range(1 if args.quick else max(1, args.repeat)):
+            for reg, fused in settings:  # interleaved: load changes hit every setting
+                run = epoch_parts(data, p, reg, fused_pass=fused, warm_epochs=args.warm_epochs)
+                if (reg, fused) not in best or run[0] < best[reg, fused][0]:
+                    best[reg, fused] = run
+                print(f"  done: p={p} reg={reg} fused={fused}: {run[0]:.2f} s", file=sys.stderr)
+        for reg, fused in settings:
+            total, parts, n_batches, rec = best[reg, fused]
             house = sum(parts[k] for k in ("update", "pruning", "regularization", "other"))
-            rows.append([p, reg, fmt_time(total)]
+            rows.append([p, reg if fused else f"{reg} (separate)", fmt_time(total)]
                         + [f"{100 * parts[k] / total:.0f} %" for k in PARTS]
                         + [f"{100 * house / total:.0f} %", fmt_time(floor * n_batches),
                            f"{total / (floor * n_batches):.1f}x", rec["largest_module"]])
-            print(f"  done: p={p} reg={reg}", file=sys.stderr)
     print(markdown_table(["p", "reg", "epoch"] + list(PARTS)
                          + ["all but solves, dL/dK", "floor", "epoch/floor", "largest module"],
                          rows))

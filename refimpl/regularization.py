@@ -60,6 +60,7 @@ __all__ = [
     "nm_proximal",
     "l2_proximal",
     "nm_rate_times",
+    "nm_repulsion_sparse",
 ]
 
 
@@ -464,38 +465,73 @@ def l2_proximal(K, alpha, eta, *, biases_on_diagonal=True, out=None):
 # ----------------------------------------------------------------------------
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _proximal_entry(w, eta, alpha, r):
+    """``w / (1 + eta alpha r)``: one entry of the implicit form of Thm. 3.1."""
+    return w / (1.0 + eta * (alpha * r))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _nm_rate_row(K, j, z, indptr, indices, d, alpha, eta, proximal, orig, out):
+    """Row ``j`` of :func:`_nm_rate_kernel` (``out[j]`` from ``K[j]``; may alias)."""
+    # orig[ptr] : K at kept edge ptr of row j, saved before the row is overwritten
+    # One branch-free (SIMD) pass with the rank-one R = z z^T of the entries off
+    # the kept edges (d = 1), then the diagonal and the row's kept edges are
+    # rewritten: O(p) + O(edges of the row).
+    p = K.shape[0]
+    zj = z[j]
+    kjj = K[j, j]
+    for ptr in range(indptr[j], indptr[j + 1]):
+        orig[ptr] = K[j, indices[ptr]]
+    Kj = K[j]
+    oj = out[j]
+    if proximal:
+        for i in range(p):
+            oj[i] = _proximal_entry(Kj[i], eta, alpha, zj * z[i])  # Eq. (10), d = 1
+        oj[j] = kjj  # biases: not penalized
+        for ptr in range(indptr[j], indptr[j + 1]):
+            r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+            oj[indices[ptr]] = _proximal_entry(orig[ptr], eta, alpha, r)
+    else:
+        for i in range(p):
+            oj[i] = (alpha * (zj * z[i])) * Kj[i]  # Eq. (10), d = 1
+        oj[j] = 0.0  # biases: not penalized
+        for ptr in range(indptr[j], indptr[j + 1]):
+            r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+            oj[indices[ptr]] = (alpha * r) * orig[ptr]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, orig, out):
     """``out = alpha R * K`` (``proximal`` False) or ``K / (1 + eta alpha R)``
     (True) off the diagonal, ``out = 0`` resp. ``K`` on it, with
     ``R[j, i] = z_j z_i / d`` (Eq. 10) where ``d`` is the kept edge's
     ``exp(-W~)`` (Eq. 9) and 1 elsewhere.  ``out`` may be ``K``."""
-    # orig[ptr] : K at kept edge ptr of row j, saved before the row is overwritten
-    # Each row: one branch-free (SIMD) pass with the rank-one R = z z^T of the
-    # entries off the kept edges (d = 1), then the diagonal and the row's kept
-    # edges are rewritten: O(p) + O(edges of the row).
-    p = K.shape[0]
-    for j in range(p):
-        zj = z[j]
-        kjj = K[j, j]
-        for ptr in range(indptr[j], indptr[j + 1]):
-            orig[ptr] = K[j, indices[ptr]]
-        Kj = K[j]
-        oj = out[j]
-        if proximal:
-            for i in range(p):
-                oj[i] = Kj[i] / (1.0 + eta * (alpha * (zj * z[i])))  # Eq. (10), d = 1
-            oj[j] = kjj  # biases: not penalized
-            for ptr in range(indptr[j], indptr[j + 1]):
-                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
-                oj[indices[ptr]] = orig[ptr] / (1.0 + eta * (alpha * r))
-        else:
-            for i in range(p):
-                oj[i] = (alpha * (zj * z[i])) * Kj[i]  # Eq. (10), d = 1
-            oj[j] = 0.0  # biases: not penalized
-            for ptr in range(indptr[j], indptr[j + 1]):
-                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
-                oj[indices[ptr]] = (alpha * r) * orig[ptr]
+    for j in range(K.shape[0]):
+        _nm_rate_row(K, j, z, indptr, indices, d, alpha, eta, proximal, orig, out)
+
+
+def nm_repulsion_sparse(graph):
+    r"""R of Eq. (10) as rank one plus the kept edges, without a dense p x p array.
+
+    Implements Eq. (9)-(10) in the per-mini-batch form: off the kept edges
+    :math:`\tilde w = 0`, so :math:`d = 1` and :math:`r_{ij} = z_i z_j`; on a kept edge
+    :math:`r_{ij} = z_i z_j / d_{ij}` with :math:`d_{ij} = e^{-\tilde w_{ij}}` (Eq. 9).
+
+    Parameters
+    ----------
+    graph : PrunedGraph
+
+    Returns
+    -------
+    z : (p,) array
+        Module size of each node (Eq. 10's text).
+    indptr, indices : arrays
+        The kept edges, CSR (those of ``graph.A``).
+    d : array
+        :math:`d_{ij}` of each kept edge, in CSR order (Eq. 9).
+    """
+    return _sparse_repulsion(graph)
 
 
 def _sparse_repulsion(graph):

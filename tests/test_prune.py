@@ -201,3 +201,50 @@ def test_top_k_mask_rows_and_ties():
     np.testing.assert_array_equal(m1, [0, 1, 1, 1, 1])
     assert g1 == 2.0
     assert not top_k_mask(V, 0)[0].any() and np.all(top_k_mask(V, 0)[1] == np.inf)
+
+
+@given(p=st.integers(2, 9), seed=st.integers(0, 2**16), data=st.data())
+def test_histogram_selection_is_the_full_selection(p, seed, data):
+    """The exact fallback of the incremental top-k (a histogram of the magnitudes' top
+    bits, then the entries in and above the k-th largest's bucket) keeps what prune keeps:
+    magnitudes over many binades, in one bucket, ties, zeros of both signs, subnormals."""
+    from refimpl.graph.prune import _select_by_histogram
+
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["binades", "one bucket", "ties", "tiny"]))
+    if kind == "binades":
+        K = rng.standard_normal((p, p)) * 10.0 ** rng.integers(-30, 30, (p, p))
+    elif kind == "one bucket":
+        K = 1.0 + rng.random((p, p)) / 64  # all within 1/16 of a binade
+    elif kind == "ties":
+        K = rng.integers(-2, 3, (p, p)) * 0.5  # zeros (and -0.0 after the sign flip below)
+        K[rng.random((p, p)) < 0.3] *= -0.0
+    else:
+        K = rng.standard_normal((p, p)) * 5e-324 * rng.integers(0, 4, (p, p))
+    k = data.draw(st.integers(1, p * (p - 1)))
+    keep_ref, gamma_ref = _full(K, k)
+    keep, gamma = _select_by_histogram(K, k)
+    np.testing.assert_array_equal(keep, keep_ref)
+    assert gamma == gamma_ref
+
+
+def test_incremental_top_k_takes_a_given_first_scan():
+    """``candidates`` (the scan the trainer's update pass does) gives the graph prune gives;
+    a buffer of the wrong size or a count out of range is refused."""
+    from refimpl.graph.prune import (_collect_above, candidate_capacity, candidate_threshold,
+                                     prune_top_k_incremental)
+
+    rng = np.random.default_rng(8)
+    p, k = 50, 150
+    K = np.round(rng.standard_normal((p, p)), 2)
+    ref = prune(K, k=k)
+    for gamma_prev in (ref.gamma, 1.4 * ref.gamma, 0.3 * ref.gamma):  # hit, retry, retry
+        idx = np.empty(candidate_capacity(k), dtype=np.int64)
+        count = _collect_above(K, candidate_threshold(gamma_prev), idx)
+        g = prune_top_k_incremental(K, k, gamma_prev, candidates=(idx, count))
+        assert (g.A != ref.A).nnz == 0 and np.array_equal(g.A.indices, ref.A.indices)
+        assert g.gamma == ref.gamma and np.array_equal(g.labels, ref.labels)
+    for bad in ((np.empty(10, dtype=np.int64), 0), (idx, idx.size + 1),
+                (idx.astype(np.int32), 0)):
+        with pytest.raises(ValueError, match="candidates"):
+            prune_top_k_incremental(K, k, ref.gamma, candidates=bad)
