@@ -44,11 +44,15 @@ W1, Wm happens.  Pruning, Tarjan and the schedule stay on the CPU (numba), so
 each step copies the parameters back to the host for them; the regularizer's
 term (from the pruned graph's R) is computed there and uploaded.
 
-Cost per mini-batch besides the solves: top-k pruning partitions
-only the entries above 0.9 of the previous gamma (:func:`refimpl.graph.prune_top_k_incremental`,
-the same graph as ``prune``; ``structure="dag"`` takes ``prune(..., eligible=)``), NM
-regularization never forms R densely (``nm_rate_times``, ``nm_proximal``), and the
-optimizer updates K in one fused pass.  Everything is seeded (``np.random.default_rng(seed)``): the same config and
+Cost per mini-batch besides the solves and the dense dL/dK: one compiled pass over K
+(:meth:`Trainer._update`, ``Trainer.fused_pass``) does the optimizer's step, the
+regularizer's proximal step (R of Eq. 10 as rank one plus the kept edges, never
+formed densely: :func:`refimpl.regularization.nm_repulsion_sparse`) and collects the
+entries above 0.9 of the current gamma, among which the next top-k pruning selects
+(:func:`refimpl.graph.prune_top_k_incremental`, the same graph as ``prune``;
+``structure="dag"`` takes ``prune(..., eligible=)``).  The result is bit for bit that
+of the separate passes (``Trainer.fused_pass = False``: ``Optimizer.step``,
+``nm_proximal`` / ``l2_proximal``, a pruning scan of its own; tested).  Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
 it bit for bit.  Progress is reported through callbacks; nothing prints.
 """
@@ -62,7 +66,7 @@ import numba
 import numpy as np
 
 from .backend import get_backend, is_reference, to_numpy
-from .graph.prune import (_collect_row, candidate_capacity, candidate_threshold, prune,
+from .graph.prune import (_collect_flagged, candidate_capacity, candidate_threshold, prune,
                           prune_top_k_incremental)
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import EarlyStopping, EpochTrainer, Hook
@@ -236,7 +240,7 @@ _NONFINITE_ONLY = float(np.finfo(np.float64).max)
 
 @numba.njit(cache=True, error_model="numpy")
 def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
-                 z, indptr, indices, d, alpha, row, t, idx):
+                 z, indptr, indices, d, alpha, row, flag, t, idx):
     """Alg. 2 line 11 on K, the regularizer's proximal step and the next pruning's
     candidates in one pass over K, entry by entry:
 
@@ -247,16 +251,17 @@ def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
       kept edges and ``z_j z_i / d`` on them, Eq. 10; bit for bit :func:`nm_proximal`;
       L2: z = 1 and no kept edge; no regularizer: ``alpha = 0``, ``w / 1.0 = w``);
       the biases (diagonal) are not shrunk;
-    - the flat indices of the off-diagonal entries of the new row with ``|K| > t``
-      into ``idx`` (:func:`refimpl.graph.prune._collect_row`, while the row is in cache).
+    - the flat indices of the off-diagonal entries of the new K with ``|K| > t`` into
+      ``idx``: each entry is flagged as it is written, then the row's flags are read
+      8 at a time (:func:`refimpl.graph.prune._collect_flagged`).
 
-    ``row``: a (p,) scratch row (the stepped, not yet shrunk values).  Returns the
-    candidate count as :func:`refimpl.graph.prune._collect_above` returns it for the
-    new K (-1: more than ``idx.size``), or -2 when the new K has a NaN or inf entry
-    (looked for in every row, also after an overflow)."""
+    ``row``: a (p,) scratch row (the stepped, not yet shrunk values); ``flag``: a uint8
+    scratch row, its length a multiple of 8.  Returns the candidate count as
+    :func:`refimpl.graph.prune._collect_above` returns it for the new K (-1: more than
+    ``idx.size``), or -2 when the new K has a NaN or inf entry (looked for in every row,
+    also after an overflow)."""
     p = K.shape[0]
     count = 0
-    overflow = False
     for j in range(p):
         Kj, Mj, Gj, Vj = K[j], M[j], G[j], V[j]
         zj = z[j]
@@ -265,26 +270,27 @@ def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
                 u, Mj[i], Vj[i] = _adam_entry(Kj[i], Mj[i], Vj[i], Gj[i], b1, a1, b2, a2,
                                               c1, c2, lr, eps)
                 row[i] = u
-                Kj[i] = _proximal_entry(u, lr, alpha, zj * z[i])  # Eq. (10), d = 1
+                w = _proximal_entry(u, lr, alpha, zj * z[i])  # Eq. (10), d = 1
+                Kj[i] = w
+                flag[i] = 0 if abs(w) <= t else 1
         else:
             for i in range(p):
                 u, Mj[i] = _sgd_entry(Kj[i], Mj[i], Gj[i], mu, lr)
                 row[i] = u
-                Kj[i] = _proximal_entry(u, lr, alpha, zj * z[i])  # Eq. (10), d = 1
+                w = _proximal_entry(u, lr, alpha, zj * z[i])  # Eq. (10), d = 1
+                Kj[i] = w
+                flag[i] = 0 if abs(w) <= t else 1
         Kj[j] = row[j]  # biases: not penalized
+        flag[j] = 0 if abs(row[j]) <= t else 1
         for ptr in range(indptr[j], indptr[j + 1]):
             i = indices[ptr]
-            Kj[i] = _proximal_entry(row[i], lr, alpha, zj * z[i] / d[ptr])  # a kept edge
-        if overflow:
-            if _collect_row(Kj, j, _NONFINITE_ONLY, idx, 0) == -2:
-                return -2
-        else:
-            count = _collect_row(Kj, j, t, idx, count)
-            if count == -2:
-                return -2
-            if count == -1:
-                overflow = True
-    return -1 if overflow else count
+            w = _proximal_entry(row[i], lr, alpha, zj * z[i] / d[ptr])  # a kept edge
+            Kj[i] = w
+            flag[i] = 0 if abs(w) <= t else 1
+        count = _collect_flagged(Kj, j, flag, idx, count)
+        if count == -2:
+            return -2
+    return count
 
 
 def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy"):
@@ -512,7 +518,8 @@ class Trainer(EpochTrainer):
             self._idx = np.empty(candidate_capacity(c.k), dtype=np.int64)
         idx = self._idx if scan else np.empty(0, dtype=np.int64)
         count = _update_pass(self.net.K, gK, *deferred["K"], z, indptr, indices, d, alpha,
-                             np.empty(p), t if scan else _NONFINITE_ONLY, idx)
+                             np.empty(p), np.zeros(-(-p // 8) * 8, dtype=np.uint8),
+                             t if scan else _NONFINITE_ONLY, idx)
         if count == -2:
             self._check_finite()  # raises TrainingDivergedError
         self._candidates = (self.net.K, graph.gamma, idx, count) if scan else None

@@ -283,6 +283,34 @@ def _collect_row(Kj, j, t, idx, count):
 
 
 @numba.njit(cache=True)
+def _collect_flagged(Kj, j, flag, idx, count):
+    """:func:`_collect_row` for a row whose entries above the threshold were flagged
+    when it was written (``flag[i] = not |K[j, i]| <= t``, uint8, length a multiple of 8:
+    tested 8 at a time).  ``count = -1`` on entry (an earlier row overflowed) only looks
+    for NaN and inf.  Returns the new count, -1 (more than ``idx.size``) or -2 (NaN/inf)."""
+    p = Kj.shape[0]
+    cap = idx.shape[0]
+    words = flag.view(np.uint64)
+    base = j * p
+    for w in range((p + 7) // 8):
+        if words[w] == 0:
+            continue
+        for i in range(8 * w, min(8 * w + 8, p)):
+            if flag[i]:
+                a = abs(Kj[i])
+                if a != a or a == np.inf:
+                    return -2
+                if i == j or count == -1:
+                    continue
+                if count == cap:
+                    count = -1  # overflow: keep looking for NaN and inf only
+                    continue
+                idx[count] = base + i
+                count += 1
+    return count
+
+
+@numba.njit(cache=True)
 def _collect_above(K, t, idx):
     """Flat (row-major) indices of the off-diagonal entries with ``|K| > t``
     into ``idx`` (preallocated, in increasing order); returns their count,
@@ -405,8 +433,9 @@ def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
     training gamma moves little between mini-batches, so only the entries
     with ``|K| > 0.9 gamma_prev`` are partitioned (one retry at ``0.5
     gamma_prev`` when fewer than ``k`` qualify, at ``1.5 gamma_prev`` when
-    more than ``max(16 k, k + 1024)`` do; then an exact fallback selects
-    from all entries: :data:`INCREMENTAL_FRACTIONS`).
+    more than ``max(16 k, k + 1024)`` do: :data:`INCREMENTAL_FRACTIONS`; then
+    an exact fallback: a histogram of the magnitudes' top bits finds the k-th
+    largest's bucket, and only the entries in and above it are selected among).
 
     Parameters
     ----------
