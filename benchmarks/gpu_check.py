@@ -12,8 +12,9 @@ benchmarks/gpu_check.py``):
    warm-up, device synchronized): the modules of a level solved together
    ("levels", Fig. 4b's parallel computation) vs one module at a time
    ("sequential", its baseline) vs the whole graph as one implicit layer
-   ("whole", plain fixed point: the DEQ baseline), for the CPU path and the
-   backend, p up to ``--p`` (3000) and B = ``--batch`` (256).
+   (the DEQ baseline: "whole", the plain fixed point, and "anderson",
+   Anderson acceleration), for the CPU path and the backend, p up to
+   ``--p`` (3000) and B = ``--batch`` (256).
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` into ``--out`` and prints the
 table.  Exit status 1 when a check fails.  A time guard skips the remaining
@@ -184,8 +185,9 @@ def main(argv=None):
               file=sys.stderr)
     kw = dict(atol=1e-10, rtol=1e-10)
     for name, net, g in nets:
-        for mode in ("levels", "sequential", "whole"):
-            extra = {"whole_method": "fixed_point"} if mode == "whole" else {}
+        for mode, extra in (("levels", {}), ("sequential", {}),
+                            ("whole", dict(whole_method="fixed_point")),
+                            ("anderson", dict(whole_method="anderson"))):
             row = dict(case=name, mode=mode)
             for label, backend, x, gg, s in (("cpu", "numpy", X0, G, lambda: None),
                                              ("backend", bk, dX0, dG, sync)):
@@ -193,7 +195,8 @@ def main(argv=None):
                     row[label] = None
                     continue
                 try:
-                    row[label] = time_fb(net, g, x, gg, backend, repeat, s, mode=mode,
+                    row[label] = time_fb(net, g, x, gg, backend, repeat, s,
+                                         mode="whole" if mode == "anderson" else mode,
                                          **extra, **kw)
                 except refimpl.ConvergenceError as exc:
                     row[label] = None
@@ -232,14 +235,17 @@ def render(report):
     rows = []
     for case in dict.fromkeys(r["case"] for r in report["timings"]):
         lv, sq, wh = by[(case, "levels")], by[(case, "sequential")], by[(case, "whole")]
+        an = by[(case, "anderson")]
         rows.append([case, t(lv["cpu"]), t(lv["backend"]), ratio(lv["cpu"], lv["backend"]),
                      t(sq["backend"]), ratio(sq["backend"], lv["backend"]),
                      t(wh["backend"]), ratio(wh["backend"], lv["backend"]),
-                     t(sq["cpu"]), t(wh["cpu"])])
+                     t(an["backend"]), ratio(an["backend"], lv["backend"]),
+                     t(sq["cpu"]), t(wh["cpu"]), t(an["cpu"])])
     timings = markdown_table(
         ["graph (fwd+bwd)", "CPU levels", "backend levels", "CPU/backend",
-         "backend sequential", "sequential/levels", "backend whole", "whole/levels",
-         "CPU sequential", "CPU whole"], rows)
+         "backend sequential", "sequential/levels", "backend whole (fixed point)",
+         "whole/levels", "backend whole (Anderson)", "Anderson/levels",
+         "CPU sequential", "CPU whole", "CPU Anderson"], rows)
     return f"{head}\n\n{checks}\n\n{timings}"
 
 

@@ -7,7 +7,8 @@ their command runs, so ``refimpl --version`` stays fast.
 
 Errors: every failure of a command is reported as one line on stderr,
 ``refimpl COMMAND: ErrorType: message`` (with advice for the common ones), and
-exit code 2; an interrupt prints one line and exits with 130.  ``--debug``
+exit code 2; so is a command line argparse rejects (``refimpl train: error: argument
+--nodes: invalid int value: 'abc' (see 'refimpl train --help')``, no usage block); an interrupt prints one line and exits with 130.  ``--debug``
 (before or after the command name) shows the full traceback instead.
 """
 from __future__ import annotations
@@ -42,8 +43,17 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr and exit code 2
+    (argparse prints the whole usage block first; ``--help`` still shows it)."""
+
+    def error(self, message: str):
+        text = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="refimpl",
         description="Reference implementation of Neural Modules and Self-Assembling Graph Perceptrons.",
     )
@@ -51,7 +61,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback when a command fails")
     # Every subcommand's --help shows the defaults.
-    sub_class = functools.partial(argparse.ArgumentParser,
+    sub_class = functools.partial(OneLineParser,
                                   formatter_class=_DefaultsFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=sub_class)
     for name, (module, help_text) in COMMANDS.items():

@@ -34,6 +34,26 @@ def test_bench_rejects_unknown_benchmark(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, names", [
+    (["train", "--nodes", "abc"], ["refimpl train: error:", "--nodes", "'abc'"]),
+    (["predict"], ["refimpl predict: error:", "--checkpoint"]),
+    (["predict", "--checkpoint", "x", "--no-such"], ["refimpl: error:", "--no-such"]),
+    (["nosuch"], ["refimpl: error:", "'nosuch'"]),
+    (["bench", "nonexistent"], ["refimpl bench: error:", "'nonexistent'"]),
+])
+def test_usage_error_is_one_line_with_exit_code_2(argv, names, capsys):
+    """A command line argparse rejects: one line naming the argument, exit code 2, no
+    usage block (argparse's default printed the whole usage first)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert not err.startswith("usage:"), err
+    for name in names:
+        assert name in err, err
+
+
 def test_failure_is_one_line_with_exit_code_2(tmp_path, capsys):
     # A missing checkpoint: the command's error becomes one line on stderr.
     rc = main(["predict", "--checkpoint", str(tmp_path / "missing.npz")])

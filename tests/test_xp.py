@@ -131,7 +131,8 @@ def test_stalled_newton_needs_continuation(backend):
 
 @pytest.mark.parametrize("options", [dict(mode="sequential"), dict(solver="fixed_point"),
                                      dict(solver="newton"),
-                                     dict(mode="whole", whole_method="fixed_point")])
+                                     dict(mode="whole", whole_method="fixed_point"),
+                                     dict(mode="whole", whole_method="anderson")])
 def test_modes_and_solvers_agree(backend, options):
     rng = np.random.default_rng(3)
     net = NMNetwork.random(3, 20, 3, seed=3, k=60, scale=0.4)
@@ -145,6 +146,145 @@ def test_modes_and_solvers_agree(backend, options):
     for name in ("K", "W1", "Wm"):
         np.testing.assert_allclose(backend.to_numpy(getattr(g1, name)), getattr(g0, name),
                                    rtol=1e-8, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("whole_method", ["anderson", "fixed_point"])
+def test_whole_mode_runs_the_numba_paths_solver(backend, whole_method):
+    """mode="whole" (the DEQ baseline) on the generic path is
+    refimpl.solvers.whole.solve_whole itself: Anderson (memory 5) or the plain
+    fixed point, so the iteration counts match the numba path's (Anderson's
+    least squares sums in another order off NumPy: +-1 step allowed), and X
+    and the gradients agree to the issue's tolerances."""
+    net = NMNetwork.random(3, 24, 2, seed=5, k=70, scale=0.5)
+    rng = np.random.default_rng(5)
+    X0, T = rng.standard_normal((4, 3)), rng.integers(0, 2, 4)
+    g = net.prune()
+    opts = dict(mode="whole", whole_method=whole_method, **TIGHT)
+    l0, g0, f0 = refimpl.loss_and_grad(net, X0, T, g, **opts)
+    l1, g1, f1 = lag(backend, net, X0, T, g, **opts)
+    assert f0.whole_iterations > 5
+    assert abs(f1.whole_iterations - f0.whole_iterations) <= (1 if whole_method == "anderson"
+                                                              else 0)
+    if whole_method == "anderson":  # Anderson is not the plain iteration here
+        plain = refimpl.forward(net, X0, g, mode="whole", whole_method="fixed_point", **TIGHT)
+        assert f0.whole_iterations < plain.whole_iterations
+    check_same(backend, f0, f1)
+    assert l1 == pytest.approx(l0, rel=1e-10, abs=1e-12)
+    for name in ("K", "W1", "Wm", "U", "V"):
+        backend.assert_on_device(getattr(g1, name))
+        np.testing.assert_allclose(backend.to_numpy(getattr(g1, name)), getattr(g0, name),
+                                   **G_TOL, err_msg=name)
+
+
+def test_adjoint_reuses_the_forwards_jacobians(backend, monkeypatch):
+    """The backward solves J^T u = rhs with the J the forward kept at its
+    solution: its batched LU where the namespace has one (NumPy arrays here,
+    with SciPy standing in for CuPy's cupyx), else the stack itself with
+    xp.linalg.solve (array_api_strict); it builds no Jacobian of its own,
+    and the gradients still match the numba path's."""
+    if backend.reference:
+        pytest.skip("the numba path keeps its LU factors (tests/test_propagate.py)")
+    from refimpl.xp import solvers as gs
+
+    monkeypatch.setitem(gs.LU_CANDIDATES, "numpy", "scipy.linalg")  # the CPU stand-in
+
+    net = NMNetwork.random(3, 16, 2, seed=9, k=48, scale=0.9)
+    X0, T = np.random.default_rng(9).standard_normal((3, 3)), np.array([0, 1, 1])
+    g = net.prune()
+    assert g.schedule.max_module_size > 1
+    l0, g0, _ = refimpl.loss_and_grad(net, X0, T, g, solver="newton", **TIGHT)
+    f1 = fwd(backend, net, X0, g, solver="newton", **TIGHT)
+    recs = [r for _, rs in f1.steps for r in rs if r.newton.any()]
+    assert recs
+    xp = get_backend(backend.backend).xp
+    lu = gs.batched_lu(xp) is not None
+    if backend.name != "cupy":  # CuPy: whatever its probe found
+        assert lu == (backend.name == "numpy-generic")
+    for r in recs:
+        assert (r.kept.lu is not None) == lu and (r.kept.J is not None) == (not lu)
+
+    def no_new_jacobians(*args, **kwargs):
+        raise AssertionError("the backward built a Jacobian instead of reusing the forward's")
+
+    monkeypatch.setattr(gs, "jacobians", no_new_jacobians)
+    monkeypatch.setattr(gs, "newton_adjoint", no_new_jacobians)
+    from refimpl.xp.propagate import output_loss
+
+    _, G = output_loss(f1._Zc, f1.boundary.up(T), net.output, f1.boundary.xp)
+    g1 = refimpl.backward(net, f1, G, backend=backend.backend)
+    for name in ("K", "W1", "Wm", "U"):
+        np.testing.assert_allclose(backend.to_numpy(getattr(g1, name)), getattr(g0, name),
+                                   **G_TOL, err_msg=name)
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict"])
+def test_kept_jacobians_solve_the_transposed_systems(namespace, monkeypatch):
+    """keep_jacobians + solve_kept_transposed (the adjoint's LU reuse, with the
+    SciPy stand-in on NumPy, the kept stack on array_api_strict) against
+    NumPy's dense solve of J^T u = rhs; a singular J gives NaN for its own
+    system only."""
+    import array_api_compat.numpy as cnp
+    import array_api_strict as xps
+
+    from refimpl.xp import solvers as gs
+
+    xp, dev = (cnp, None) if namespace == "numpy" else (xps, xps.Device("device1"))
+    if namespace == "numpy":
+        monkeypatch.setitem(gs.LU_CANDIDATES, "numpy", "scipy.linalg")  # cupyx's stand-in
+    rng = np.random.default_rng(4)
+    n, q, B = 3, 5, 4
+    AT = rng.standard_normal((n, q, q))
+    D = rng.uniform(0.1, 1.0, (n, q, B))
+    D[1, :, 2] = 0.0
+    AT[1] = 0.0
+    AT[1, 0, 0] = 1.0   # J = I - A^T diag(d): singular for (module 1, sample 1) below
+    D[1, 0, 1] = 1.0
+    RHS = rng.standard_normal((n, q, B))
+    kept = gs.keep_jacobians(xp, xp.asarray(AT, device=dev), xp.asarray(D, device=dev))
+    assert (kept.lu is not None) == (namespace == "numpy")
+    U = gs.solve_kept_transposed(xp, kept, xp.asarray(RHS, device=dev))
+    U = refimpl.backend.to_numpy(U)
+    for m in range(n):
+        for b in range(B):
+            J = np.eye(q) - AT[m] * D[m, :, b][None, :]
+            if (m, b) == (1, 1):
+                assert np.linalg.matrix_rank(J) < q and np.isnan(U[m, :, b]).all()
+                continue
+            np.testing.assert_allclose(U[m, :, b], np.linalg.solve(J.T, RHS[m, :, b]),
+                                       rtol=1e-12, atol=1e-12)
+
+
+def test_batched_lu_capability_check_falls_back_to_the_stack(monkeypatch):
+    """A namespace whose lu_factor takes 2-D matrices only (as CuPy 14's
+    cupyx.scipy.linalg) fails batched_lu's probe: the forward then keeps J
+    and the adjoint solves it with xp.linalg.solve.  Without a candidate
+    (NumPy by default, array_api_strict) there is no LU route either."""
+    import array_api_strict as xps
+    import array_api_compat.numpy as cnp
+    import scipy.linalg
+
+    from refimpl.xp import solvers as gs
+
+    assert gs.batched_lu(xps) is None
+    if "numpy" not in gs.LU_CANDIDATES:
+        assert gs.batched_lu(cnp) is None
+    real = scipy.linalg.lu_factor
+
+    def two_d_only(a, **kwargs):
+        if np.ndim(a) != 2:
+            raise ValueError("expected a 2-D matrix")
+        return real(a, **kwargs)
+
+    monkeypatch.setitem(gs.LU_CANDIDATES, "numpy", "scipy.linalg")
+    monkeypatch.setattr(gs, "_LU_MODULES", {})
+    assert gs.batched_lu(cnp) is scipy.linalg  # the stand-in passes the probe ...
+    monkeypatch.setattr(scipy.linalg, "lu_factor", two_d_only)
+    monkeypatch.setattr(gs, "_LU_MODULES", {})
+    assert gs.batched_lu(cnp) is None  # ... and fails it with 2-D matrices only
+    kept = gs.keep_jacobians(cnp, np.zeros((1, 2, 2)), np.ones((1, 2, 3)))
+    assert kept.lu is None and kept.J.shape == (1, 3, 2, 2)
+    U = gs.solve_kept_transposed(cnp, kept, np.ones((1, 2, 3)))
+    np.testing.assert_allclose(U, 1.0, rtol=0, atol=0)  # J = I
 
 
 def test_unsolvable_module_raises_convergence_error(backend):
@@ -250,7 +390,8 @@ def test_generic_path_rejects_bad_input():
     with pytest.raises(ValueError, match="X0: contains NaN"):
         refimpl.forward(net, xps.full((2, 3), xps.nan, device=dev), backend=xps)
     with pytest.raises(ValueError, match="whole_method"):
-        refimpl.forward(net, xps.ones((2, 3), device=dev), backend=xps, mode="whole")
+        refimpl.forward(net, xps.ones((2, 3), device=dev), backend=xps, mode="whole",
+                        whole_method="newton")
 
 
 def _gpu_check():
@@ -280,7 +421,8 @@ def test_gpu_check_dry_run(tmp_path, capsys):
     assert len(report["checks"]) == 3 and all(r["ok"] for r in report["checks"])
     assert any(r["max_q"] > 1 for r in report["checks"])
     assert all(r["max_abs_dX"] <= 1e-9 for r in report["checks"])
-    assert {r["mode"] for r in report["timings"]} == {"levels", "sequential", "whole"}
+    assert {r["mode"] for r in report["timings"]} == {"levels", "sequential", "whole",
+                                                       "anderson"}
     assert all(r["cpu"] > 0 and r["backend"] > 0 for r in report["timings"])
     assert "DRY RUN" in (out / "gpu_check.md").read_text()
 
@@ -417,6 +559,23 @@ def test_condition_numbers_agree(backend):
     # cond_2 from singular values of the same J: agreement to rounding (x agrees to 1e-10).
     np.testing.assert_allclose(got.module_cond[multi], ref.module_cond[multi], rtol=1e-6,
                                atol=0)
+
+
+def test_tiny_kernels_need_a_gpu_and_libnvvm(monkeypatch):
+    """The stage "newton_cuda" is used only where numba.cuda sees a GPU and
+    finds libNVVM (a driver alone cannot compile the kernels)."""
+    from numba import cuda
+    from numba.cuda.cudadrv import nvvm
+
+    from refimpl.xp import solvers as gs
+
+    monkeypatch.setattr(cuda, "is_available", lambda: False)
+    assert not gs.numba_cuda_usable()
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(nvvm, "is_available", lambda: False)
+    assert not gs.numba_cuda_usable()
+    monkeypatch.setattr(nvvm, "is_available", lambda: True)
+    assert gs.numba_cuda_usable()
 
 
 def test_generic_strategy_mirrors_the_numba_path():

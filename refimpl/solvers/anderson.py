@@ -66,7 +66,10 @@ def anderson_fixed_point(g, x0, *, m=5, atol=1e-10, rtol=1e-10, max_iter=500, be
         ``g(x) -> array`` of the shape of ``x``: the map, applied to the
         whole batch at once (column b = sample b).
     x0 : (n,) or (n, B) array
-        Start; a 1-D start is one sample.
+        Start; a 1-D start is one sample.  A NumPy array (or a list) runs on
+        NumPy; an array of another array-API namespace (CuPy,
+        ``array_api_strict``) runs in that namespace on its device, and
+        ``g`` must return arrays of it.
     m : int
         History depth (>= 0).
     atol, rtol : float
@@ -100,26 +103,33 @@ def anderson_fixed_point(g, x0, *, m=5, atol=1e-10, rtol=1e-10, max_iter=500, be
         raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
     if not (0.0 < beta <= 1.0):
         raise ValueError(f"beta: expected a number in (0, 1], got {beta!r}")
-    x = np.array(x0, dtype=np.float64)
+    xp = _namespace(x0)
+    if xp is np:
+        x = np.array(x0, dtype=np.float64)
+    else:  # the generic path: x0's namespace and device (DESIGN.md section 3)
+        x = xp.asarray(x0, dtype=xp.float64, copy=True)
     single = x.ndim == 1
     if single:
         x = x[:, None]
     if x.ndim != 2:
-        raise ValueError(f"x0: expected shape (n,) or (n, B), got {np.shape(x0)}")
-    if not np.isfinite(x).all():
+        shape = np.shape(x0) if xp is np else tuple(x0.shape)
+        raise ValueError(f"x0: expected shape (n,) or (n, B), got {shape}")
+    if not bool(xp.all(xp.isfinite(x))):
         raise ValueError("x0: contains NaN or inf")
     n, B = x.shape
+    dev = None if xp is np else _device(x)
 
     def G(v):
-        out = np.asarray(g(v[:, 0] if single else v), dtype=np.float64)
+        out = g(v[:, 0] if single else v)
+        out = np.asarray(out, dtype=np.float64) if xp is np else xp.astype(out, xp.float64)
         out = out[:, None] if single else out
-        if out.shape != (n, B):
-            raise ValueError(f"g: returned shape {out.shape}, expected {(n, B)}")
+        if tuple(out.shape) != (n, B):
+            raise ValueError(f"g: returned shape {tuple(out.shape)}, expected {(n, B)}")
         return out
 
     def done(x, f):
-        res = float(np.abs(f).max()) if f.size else 0.0
-        tol = atol + rtol * (float(np.abs(x).max()) if x.size else 0.0)
+        res = float(xp.max(xp.abs(f))) if f.size else 0.0
+        tol = atol + rtol * (float(xp.max(xp.abs(x))) if x.size else 0.0)
         return res, res <= tol
 
     def result(x, ok, status, it, res):
@@ -128,8 +138,12 @@ def anderson_fixed_point(g, x0, *, m=5, atol=1e-10, rtol=1e-10, max_iter=500, be
     # State arrays (a circular buffer of the last m differences):
     #   dX[i], dF[i] : (n, B) = x_{j+1} - x_j and f_{j+1} - f_j for a past step j
     #   k            : steps taken so far; the buffer holds min(m, k) columns
-    dX = np.zeros((m, n, B))
-    dF = np.zeros((m, n, B))
+    if xp is np:
+        dX = np.zeros((m, n, B))
+        dF = np.zeros((m, n, B))
+    else:
+        dX = xp.zeros((m, n, B), dtype=xp.float64, device=dev)
+        dF = xp.zeros((m, n, B), dtype=xp.float64, device=dev)
     gx = G(x)
     f = gx - x
     res, ok = done(x, f)
@@ -143,20 +157,55 @@ def anderson_fixed_point(g, x0, *, m=5, atol=1e-10, rtol=1e-10, max_iter=500, be
         mk = min(m, k)
         step = beta * f
         if mk:
-            DF, DX = dF[:mk], dX[:mk]
-            M = np.einsum("ipb,jpb->bij", DF, DF)        # (B, mk, mk): dF^T dF
-            rhs = np.einsum("ipb,pb->bi", DF, f)         # (B, mk):     dF^T f
-            tr = np.trace(M, axis1=1, axis2=2)
-            M += (reg * tr + np.finfo(float).tiny)[:, None, None] * np.eye(mk)
-            gam = np.linalg.solve(M, rhs[..., None])[..., 0]  # (B, mk)
-            step -= np.einsum("ipb,bi->pb", DX + beta * DF, gam)
+            step = step - _mixing(xp, dX[:mk, ...], dF[:mk, ...], f, beta, reg)
         x_new = x + step
         gx_new = G(x_new)
         f_new = gx_new - x_new
         if m:
             slot = k % m
-            dX[slot] = x_new - x
-            dF[slot] = f_new - f
+            dX[slot, ...] = x_new - x
+            dF[slot, ...] = f_new - f
         x, f = x_new, f_new
         res, ok = done(x, f)
     return result(x, False, SolveStatus.MAX_ITERATIONS, max_iter, res)
+
+
+def _namespace(x0):
+    """NumPy (the module itself) for host input, else the array's namespace
+    (:func:`array_api_compat.array_namespace`)."""
+    if isinstance(x0, (np.ndarray, np.generic, list, tuple, int, float)):
+        return np
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(x0)
+    return np if array_api_compat.is_numpy_namespace(xp) else xp
+
+
+def _device(a):
+    import array_api_compat
+
+    return array_api_compat.device(a)
+
+
+def _mixing(xp, DX, DF, f, beta, reg):
+    """Anderson's correction ``(DX + beta DF) gamma`` with gamma from the
+    regularized normal equations ``(DF^T DF + reg tr I) gamma = DF^T f``, per
+    sample (Walker and Ni 2011, Sec. 3).  NumPy keeps the einsum contractions
+    of the reference; other namespaces use batched matmul (same sums, another
+    summation order)."""
+    mk = DF.shape[0]
+    if xp is np:
+        M = np.einsum("ipb,jpb->bij", DF, DF)        # (B, mk, mk): dF^T dF
+        rhs = np.einsum("ipb,pb->bi", DF, f)         # (B, mk):     dF^T f
+        tr = np.trace(M, axis1=1, axis2=2)
+        M += (reg * tr + np.finfo(float).tiny)[:, None, None] * np.eye(mk)
+        gam = np.linalg.solve(M, rhs[..., None])[..., 0]  # (B, mk)
+        return np.einsum("ipb,bi->pb", DX + beta * DF, gam)
+    eye = xp.eye(mk, dtype=DF.dtype, device=_device(DF))
+    DFb = xp.permute_dims(DF, (2, 0, 1))             # (B, mk, n)
+    M = DFb @ xp.matrix_transpose(DFb)               # (B, mk, mk): dF^T dF
+    rhs = DFb @ xp.matrix_transpose(f)[:, :, None]   # (B, mk, 1):  dF^T f
+    tr = xp.sum(M * eye, axis=(1, 2))
+    M = M + (reg * tr + float(np.finfo(float).tiny))[:, None, None] * eye
+    gam = xp.linalg.solve(M, rhs)[..., 0]            # (B, mk)
+    return xp.sum((DX + beta * DF) * xp.matrix_transpose(gam)[:, None, :], axis=0)

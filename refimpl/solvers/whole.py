@@ -6,12 +6,18 @@ iteration with one sparse product per step, and its adjoint Eq. (4),
 structure; :func:`refimpl.forward` with ``mode="whole"`` uses it
 (:func:`solve_whole`, plain iteration or Anderson acceleration), and the
 benchmarks compare the level-scheduled module solves against it.
+
+Namespace-generic: NumPy arrays with a SciPy sparse ``A`` on the numba path;
+the generic path (:mod:`refimpl.xp.propagate`) passes arrays of its
+namespace (CuPy, ``array_api_strict``) with a dense ``A`` and the same code
+runs there (only ``@``, elementwise arithmetic and ``max |.|`` of the
+namespace are used).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .anderson import anderson_fixed_point
+from .anderson import _namespace, anderson_fixed_point
 from .result import GroupSolve, SolveStatus
 
 #: The whole-graph solvers of ``forward(..., mode="whole", whole_method=...)``.
@@ -20,9 +26,13 @@ WHOLE_METHODS = ("anderson", "fixed_point")
 ANDERSON_MEMORY = 5
 
 
-def _converged(new, old, atol, rtol):
-    err = np.abs(new - old).max() if new.size else 0.0
-    return err, err <= atol + rtol * (np.abs(new).max() if new.size else 0.0)
+def _converged(xp, new, old, atol, rtol):
+    err = float(xp.max(xp.abs(new - old))) if new.size else 0.0
+    return err, err <= atol + rtol * (float(xp.max(xp.abs(new))) if new.size else 0.0)
+
+
+def _copy(xp, a):
+    return a.copy() if xp is np else xp.asarray(a, copy=True)
 
 
 def whole_graph_fixed_point(AT, CT, f, df, *, atol, rtol, max_iter):
@@ -33,12 +43,13 @@ def whole_graph_fixed_point(AT, CT, f, df, *, atol, rtol, max_iter):
     converged``; the residual is ``||x_new - x||_inf`` of the last step,
     i.e. ``||r(x)||_inf`` of Eq. (3) at the returned x.
     """
-    XT = CT.copy()
+    xp = _namespace(CT)
+    XT = _copy(xp, CT)
     FT = f(XT)
     err = np.inf
     for it in range(1, max_iter + 1):
         XN = CT + AT @ FT  # Eq. (3)
-        err, ok = _converged(XN, XT, atol, rtol)
+        err, ok = _converged(xp, XN, XT, atol, rtol)
         if not np.isfinite(err):
             return XT, FT, df(XT), it, err, False
         if ok:
@@ -55,11 +66,12 @@ def whole_graph_adjoint(A, DFT, GT, *, atol, rtol, max_iter):
     (G Wm)^T.  Iterates ``v <- G Wm + A (f'(x) * v)``; returns ``UT, VT,
     iterations, converged``.
     """
-    VT = GT.copy()
+    xp = _namespace(GT)
+    VT = _copy(xp, GT)
     for it in range(1, max_iter + 1):
         UT = DFT * VT
         VN = GT + A @ UT  # Eq. (4)
-        _, ok = _converged(VN, VT, atol, rtol)
+        _, ok = _converged(xp, VN, VT, atol, rtol)
         VT = VN
         if ok:
             return DFT * VT, VT, it, True
@@ -75,7 +87,7 @@ def solve_whole(AT, CT, f, df, *, method, atol, rtol, max_iter):
     :class:`GroupSolve` of one "module" of all p nodes (``x`` is (1, p, B)).
     """
     if method == "anderson":
-        sol = anderson_fixed_point(lambda V: CT + AT @ f(V), CT.copy(), m=ANDERSON_MEMORY,
+        sol = anderson_fixed_point(lambda V: CT + AT @ f(V), CT, m=ANDERSON_MEMORY,
                                    atol=atol, rtol=rtol, max_iter=max_iter)  # Eq. (3)
         x, it, err, status = sol.x, sol.iterations, sol.residual, sol.status
     else:
@@ -83,5 +95,5 @@ def solve_whole(AT, CT, f, df, *, method, atol, rtol, max_iter):
                                                       max_iter=max_iter)
         status = (SolveStatus.CONVERGED if ok else SolveStatus.NONFINITE
                   if not np.isfinite(err) else SolveStatus.MAX_ITERATIONS)
-    return GroupSolve(x[None], np.array([status], np.int8), np.array([it], np.int32),
+    return GroupSolve(x[None, ...], np.array([status], np.int8), np.array([it], np.int32),
                       np.array([err]))

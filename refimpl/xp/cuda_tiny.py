@@ -14,8 +14,10 @@ kernel factors J at the solution and solves ``J^T u = rhs`` (getrs on the
 transpose) per thread.
 
 Written with :mod:`numba.cuda`; the tests run the kernels under the CUDA
-simulator (``NUMBA_ENABLE_CUDASIM=1``, a separate process, tiny sizes), and
-on a GPU CuPy arrays pass to them through ``__cuda_array_interface__``.
+simulator (``NUMBA_ENABLE_CUDASIM=1``, a separate process, tiny sizes) and
+compile them to PTX for sm_80 without a device (:func:`compile_ptx`,
+tests/test_cuda_ptx.py; the device functions are inlined, see ``_device``),
+and on a GPU CuPy arrays pass to them through ``__cuda_array_interface__``.
 """
 from __future__ import annotations
 
@@ -34,10 +36,30 @@ ACT_CODES = NEWTON_ACT_CODES
 THREADS = 128
 
 
-_act = cuda.jit(device=True)(act_scalar)  # the CPU kernels' f, f' (exp-based tanh)
+def _device(fn):
+    """``cuda.jit(device=True)`` whose calls numba inlines into the caller's IR.
+
+    numba's typing of a call to a separately compiled device function asks
+    the current device for its compute capability (a driver context), so a
+    kernel that calls one cannot be compiled to PTX on a machine without a
+    GPU.  Inlined at the Numba-IR level (``inline="always"``, read by numba's
+    InlineInlinables pass from the dispatcher's target options; the built-in
+    ``numba.cuda`` of numba 0.68 does not forward the keyword, so it is set
+    here) no device function is compiled on its own, and
+    :func:`numba.cuda.compile_ptx` needs only libNVVM.  The simulator's
+    device functions have no target options and run as Python.
+    """
+    disp = cuda.jit(device=True)(fn)
+    options = getattr(disp, "targetoptions", None)
+    if options is not None:
+        options["inline"] = "always"
+    return disp
 
 
-@cuda.jit(device=True)
+_act = _device(act_scalar)  # the CPU kernels' f, f' (exp-based tanh)
+
+
+@_device
 def _residual(blocks, m, q, sc, c, x, fx, dfx, r, code):
     """r = x - c - sc A^T f(x) (Eq. 3 on module m); returns the three norms."""
     for a in range(q):
@@ -52,12 +74,16 @@ def _residual(blocks, m, q, sc, c, x, fx, dfx, r, code):
         v = x[a] - c[a] - sc * acc
         r[a] = v
         r2 += v * v
-        rinf = max(rinf, abs(v))
-        xinf = max(xinf, abs(x[a]))
+        # Python's max(rinf, |v|), written out: numba types the builtin max
+        # through an overload that it compiles as a separate device function.
+        if abs(v) > rinf:
+            rinf = abs(v)
+        if abs(x[a]) > xinf:
+            xinf = abs(x[a])
     return math.sqrt(r2), rinf, xinf
 
 
-@cuda.jit(device=True)
+@_device
 def _factor(blocks, m, q, sc, dfx, J, pm):
     """J = I - sc A^T diag(f'(x)), LU with partial pivoting in place; False if singular."""
     for a in range(q):
@@ -90,7 +116,7 @@ def _factor(blocks, m, q, sc, dfx, J, pm):
     return True
 
 
-@cuda.jit(device=True)
+@_device
 def _solve(J, pm, q, rhs, out):
     """J out = rhs from P J = L U."""
     for i in range(q):
@@ -105,7 +131,7 @@ def _solve(J, pm, q, rhs, out):
         out[i] = acc / J[i * MAX_Q + i]
 
 
-@cuda.jit(device=True)
+@_device
 def _newton(blocks, m, q, sc, c, x, code, atol, rtol, max_iter, J, pm, fx, dfx, r, dx, xt):
     """Damped Newton on x - c - sc A^T f(x) = 0 from x; (status, iterations, ||r||_inf)."""
     it = 0
@@ -225,6 +251,45 @@ def adjoint_kernel(blocks, D, RHS, U):
         w[i] = acc
     for i in range(q):  # P u = v
         U[m, pm[i], s] = w[i]
+
+
+def kernel_signatures():
+    """The argument types :func:`solve_stage` and :func:`adjoint_stage` launch
+    :func:`newton_kernel` (Eq. 3) and :func:`adjoint_kernel` (Eq. 4) with:
+    C-contiguous float64/int32 arrays (CuPy's, via ``__cuda_array_interface__``)
+    and Python scalars (int64, float64).  Returns ``{name: (kernel, argtypes)}``."""
+    from numba import types
+
+    f3, f2, i2 = types.float64[:, :, ::1], types.float64[:, ::1], types.int32[:, ::1]
+    return {
+        "newton_kernel": (newton_kernel, (f3, f3, f3, i2, f2, i2, types.int64, types.float64,
+                                          types.float64, types.int64)),
+        "adjoint_kernel": (adjoint_kernel, (f3, f3, f3, f3)),
+    }
+
+
+def compile_ptx(cc=(8, 0)):
+    """PTX of every kernel here (Eq. 3's :func:`newton_kernel`, Eq. 4's
+    :func:`adjoint_kernel`) for compute capability ``cc``, without a GPU.
+
+    Compiles each kernel's Python function with :func:`numba.cuda.compile_ptx`
+    for :func:`kernel_signatures`' argument types; needs libNVVM (a CUDA
+    toolkit or NVIDIA's ``nvidia-nvvm`` wheel) but no driver, because the
+    device functions are inlined (see ``_device``).  Returns ``{name: ptx}``.
+    """
+    try:
+        ok = len(cc) == 2 and all(int(v) == v >= 0 for v in cc) and cc[0] >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"cc must be a (major, minor) compute capability such as (8, 0), "
+                         f"got {cc!r}")
+    cc = (int(cc[0]), int(cc[1]))
+    out = {}
+    for name, (kernel, argtypes) in kernel_signatures().items():
+        ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
+        out[name] = ptx
+    return out
 
 
 def _launch(kernel, n_threads, *args):

@@ -22,6 +22,7 @@ import numpy as np
 from ..activations import get_activation, get_output
 from ..backend import get_backend, to_numpy
 from ..solvers.result import ConvergenceError, ForwardStatus, SolveStatus
+from ..solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
 from . import solvers as gs
 from ._plan import get_plan
 
@@ -112,6 +113,7 @@ class _GroupRecord:
     newton: np.ndarray  # (n,) bool: modules Newton solved (their J^T is solved)
     fixed: np.ndarray   # (n,) bool: modules the fixed point solved
     other: dict = field(default_factory=dict)  # registered stage name -> (n,) bool
+    kept: object = None  # gs.KeptJacobians at the solution of the Newton-solved modules
 
 
 @dataclass
@@ -140,6 +142,7 @@ class GenericForwardResult(ForwardStatus):
     failed_modules: list = field(default_factory=list)
     module_cond: np.ndarray | None = None
     whole_iterations: int = 0
+    whole_method: str = "anderson"
     atol: float = 0.0
     rtol: float = 0.0
     max_iter: int = 0
@@ -210,9 +213,8 @@ def _check_options(solver, mode, whole_method, atol, rtol, max_iter):
         raise ValueError(f"solver: expected one of {SOLVERS + tuple(gs.STAGES)}, got {solver!r}")
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    if whole_method != "fixed_point" and mode == "whole":
-        raise ValueError("whole_method: the generic path solves mode='whole' by the plain "
-                         f"fixed point; pass whole_method='fixed_point', got {whole_method!r}")
+    if whole_method not in WHOLE_METHODS:
+        raise ValueError(f"whole_method: expected one of {WHOLE_METHODS}, got {whole_method!r}")
     for name, val in (("atol", atol), ("rtol", rtol)):
         if not (np.isfinite(val) and val >= 0):
             raise ValueError(f"{name}: must be finite and >= 0, got {val}")
@@ -222,20 +224,24 @@ def _check_options(solver, mode, whole_method, atol, rtol, max_iter):
 
 # ------------------------------------------------------------------ forward
 def forward(net, X0, graph=None, *, backend=None, atol=1e-10, rtol=1e-10, max_iter=50,
-            throw=True, solver="auto", mode="levels", whole_method="fixed_point",
+            throw=True, solver="auto", mode="levels", whole_method="anderson",
             compute_cond=False):
     """Solve Eq. (3) module by module (Alg. 1 lines 9-24) on the generic path.
 
     .. math:: X = 1 b^T + f(X) A + X^0 W_1^T, \\qquad Z = f(X) W_m^T, \\quad Y = g(Z)
 
     Same parameters and results as :func:`refimpl.forward` (``backend`` as
-    :func:`refimpl.get_backend` resolves it), except that ``mode="whole"``
-    is solved by the plain fixed point (``whole_method="fixed_point"``).
-    Per level: the upstream term is one gather (or one dense product) over
-    the level's in-edges, singletons are evaluated, and each group of
-    same-size modules is solved by the stages of
-    :func:`refimpl.xp.solvers.module_solver_stages` (batched dense Newton
-    with ``xp.linalg.solve``, damping and continuation; or the fixed point).
+    :func:`refimpl.get_backend` resolves it); ``mode="whole"`` runs the numba
+    path's own :func:`refimpl.solvers.whole.solve_whole` (Anderson or the
+    plain fixed point) on a dense A^T of the namespace.  Per level: the
+    upstream term is one gather (or one dense product) over the level's
+    in-edges, singletons are evaluated, and each group of same-size modules
+    is solved by the stages of :func:`refimpl.xp.solvers.module_solver_stages`
+    (batched dense Newton with ``xp.linalg.solve``, damping and
+    continuation; or the fixed point).  For the Newton-solved modules the
+    Jacobians at the solution are kept for the backward
+    (:func:`refimpl.xp.solvers.keep_jacobians`: LU-factored where the
+    namespace has a batched LU).
     """
     _check_options(solver, mode, whole_method, atol, rtol, max_iter)
     bd = _boundary(backend, X0)
@@ -258,7 +264,7 @@ def forward(net, X0, graph=None, *, backend=None, atol=1e-10, rtol=1e-10, max_it
                                DFT=DFT, mode=mode, solver=solver, steps=[],
                                module_iterations=np.zeros(n_mod, dtype=np.int32),
                                module_residual=np.zeros(n_mod), atol=atol, rtol=rtol,
-                               max_iter=int(max_iter), plan=plan,
+                               max_iter=int(max_iter), plan=plan, whole_method=whole_method,
                                backend=get_backend(backend).name)
     if mode == "whole":
         return _forward_whole(res, act, data, throw)
@@ -330,6 +336,12 @@ def _solve_group(res, g, act, data, throw):
     XT[g.start:g.stop, :] = xp.reshape(X, (n * q, B))
     FT[g.start:g.stop, :] = act.f(XT[g.start:g.stop, :])
     DFT[g.start:g.stop, :] = act.derivative(XT[g.start:g.stop, :], FT[g.start:g.stop, :])
+    kept = None
+    if newton.any():  # J at the solution, kept (factored) for the adjoint Eq. (4)
+        D = xp.reshape(DFT[g.start:g.stop, :], (n, q, B))
+        kept = gs.keep_jacobians(
+            xp, AT, xp.where(xp.asarray(newton, device=res.boundary.device)[:, None, None],
+                             D, 0.0))
     res.module_iterations[g.ids] = it
     res.module_residual[g.ids] = rr
     bad = np.flatnonzero(st != SolveStatus.CONVERGED)
@@ -339,39 +351,30 @@ def _solve_group(res, g, act, data, throw):
         if throw:
             m = bad[0]
             raise ConvergenceError(g.ids[m], g.nodes[m], q, rr[m], it[m], st[m], res)
-    return _GroupRecord(g, blocks, newton, fixed, other)
+    return _GroupRecord(g, blocks, newton, fixed, other, kept)
 
 
 def _forward_whole(res, act, data, throw):
-    """mode="whole": the fixed point of Eq. (3) on all p nodes (DEQ baseline),
-    one dense A^T product per step (``A^T`` gathered from ``A.data``)."""
+    """mode="whole": Eq. (3) on all p nodes as one system (the DEQ baseline) by
+    :func:`refimpl.solvers.whole.solve_whole`, the numba path's solver (Anderson
+    or the plain fixed point, ``20 max_iter`` steps), on a dense ``A^T``
+    gathered from ``A.data`` once."""
     xp = res.boundary.xp
     p = res.XT.shape[0]
     AT = xp.reshape(xp.take(data, res.plan.whole_idx), (p, p))
-    CT = res.XT
-    XT = CT
+    sol = solve_whole(AT, res.XT, act.f, act.df, method=res.whole_method, atol=res.atol,
+                      rtol=res.rtol, max_iter=20 * res.max_iter)
+    XT = sol.x[0, ...]
     FT = act.f(XT)
-    ok, err, it = False, np.inf, 0
-    max_iter = 20 * res.max_iter
-    for it in range(1, max_iter + 1):
-        XN = CT + AT @ FT  # Eq. (3)
-        err = float(xp.max(xp.abs(XN - XT))) if XN.size else 0.0
-        scale = float(xp.max(xp.abs(XN))) if XN.size else 0.0
-        if not np.isfinite(err):
-            break
-        if err <= res.atol + res.rtol * scale:
-            ok, it = True, it - 1
-            break
-        XT = XN
-        FT = act.f(XT)
     res.XT, res.FT, res.DFT = XT, FT, act.derivative(XT, FT)
-    res.whole_iterations = int(it)
-    if not ok:
-        status = SolveStatus.NONFINITE if not np.isfinite(err) else SolveStatus.MAX_ITERATIONS
+    res.whole_iterations = int(sol.iterations[0])
+    status = SolveStatus(int(sol.status[0]))
+    if status != SolveStatus.CONVERGED:
         res.status = status
         res.failed_modules = list(range(res.graph.schedule.n_modules))
         if throw:
-            raise ConvergenceError(-1, res.graph.schedule.order, p, err, it, status, res)
+            raise ConvergenceError(-1, res.graph.schedule.order, p, sol.residual[0],
+                                   sol.iterations[0], status, res)
     return res
 
 
@@ -403,9 +406,11 @@ def backward(net, fwd, G, *, throw=True):
         \\partial L/\\partial W_m = G^T f(X) \\quad (7),\\qquad
         \\partial L/\\partial W_1 = U^T X^0 \\quad (8)
 
-    Reverse level order; per group ``J^T u = f'(x) * v_ext`` by one batched
-    ``xp.linalg.solve`` at the forward's solution (Newton-solved modules) or
-    the adjoint fixed point (fixed-point-solved ones; J^T solve as fallback).
+    Reverse level order; per group ``J^T u = f'(x) * v_ext`` with the
+    Jacobians the forward kept at its solution (Newton-solved modules:
+    triangular solves on their LU factors, or one batched ``xp.linalg.solve``
+    on the transposed stack; :func:`refimpl.xp.solvers.solve_kept_transposed`)
+    or the adjoint fixed point (fixed-point-solved ones; J^T solve as fallback).
     ``G`` (B, n_out) = dL/dZ, in the caller's namespace or NumPy.  A failed
     adjoint solve raises :class:`ConvergenceError` naming the module; with
     ``throw=False`` the gradients carry ``status`` and ``failed_modules``
@@ -430,24 +435,15 @@ def backward(net, fwd, G, *, throw=True):
     UT = xp.zeros((p, B), dtype=xp.float64, device=bd.device)
     DFT = fwd.DFT
     failures = []
-    if fwd.mode == "whole":
-        AT = xp.reshape(xp.take(data, plan.whole_idx), (p, p))
-        A = xp.matrix_transpose(AT)
-        GT = VT
-        ok = False
-        for _ in range(20 * fwd.max_iter):
-            VN = GT + A @ (DFT * VT)  # Eq. (4)
-            err = float(xp.max(xp.abs(VN - VT))) if VN.size else 0.0
-            VT = VN
-            if err <= fwd.atol + fwd.rtol * (float(xp.max(xp.abs(VT))) if VT.size else 0.0):
-                ok = True
-                break
+    if fwd.mode == "whole":  # Eq. (4) on the whole graph, the numba path's solver
+        A = xp.matrix_transpose(xp.reshape(xp.take(data, plan.whole_idx), (p, p)))
+        UT, VT, _, ok = whole_graph_adjoint(A, DFT, VT, atol=fwd.atol, rtol=fwd.rtol,
+                                            max_iter=20 * fwd.max_iter)
         if not ok:
             failures.append(ConvergenceError(-1, S.order, p, np.nan, 20 * fwd.max_iter,
                                              SolveStatus.MAX_ITERATIONS, fwd))
             if throw:
                 raise failures[-1]
-        UT = DFT * VT
     else:
         for step, recs in reversed(fwd.steps):
             a, s, e = step.start, step.singleton_stop, step.stop
@@ -482,10 +478,9 @@ def _adjoint_group(fwd, r, UT, VT, net, failures, throw):
     RHS = D * xp.reshape(VT[g.start:g.stop, :], (n, q, B))
     AT = xp.permute_dims(r.blocks, (0, 2, 1))
     U = xp.zeros((n, q, B), dtype=xp.float64, device=bd.device)
-    if r.newton.any():
+    if r.newton.any():  # the forward's J at the solution (or its LU), transposed
         mask = xp.asarray(r.newton, device=bd.device)[:, None, None]
-        Un = gs.newton_adjoint(xp, AT, xp.where(mask, D, 0.0), RHS)
-        U = xp.where(mask, Un, U)
+        U = xp.where(mask, gs.solve_kept_transposed(xp, r.kept, RHS), U)
     for name, solved in r.other.items():  # a registered stage's own adjoint
         mask = xp.asarray(solved, device=bd.device)[:, None, None]
         Us = gs.STAGES[name][1](xp, AT, xp.where(mask, D, 0.0), xp.where(mask, RHS, 0.0),

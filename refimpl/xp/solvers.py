@@ -4,7 +4,11 @@ Arrays of a group of ``n`` same-size modules are (n, q, B) (nodes of a
 module, then samples), as in :mod:`refimpl.solvers.newton`; ``AT`` is the
 stack of transposed blocks, ``AT[m, a, b] = A[node b -> node a]``.  The
 per-sample Jacobians ``J = I - sc A^T diag(f'(x))`` are stacked as
-(n, B, q, q) and solved by ``xp.linalg.solve`` in one batched call.
+(n, B, q, q) and solved by ``xp.linalg.solve`` in one batched call.  At
+the solution they are kept for the adjoint (:class:`KeptJacobians`): as LU
+factors where the namespace has a batched LU (:func:`batched_lu`: CuPy's
+cupyx where its LU takes stacks; SciPy stands in for it in the tests), else
+as the stack, whose transpose the adjoint solves with ``xp.linalg.solve``.
 
 The damped Newton (Armijo backtracking on ``||r||_2``, factor 1/2, at most
 30 halvings) and the natural-parameter continuation fallback
@@ -19,6 +23,7 @@ matrix-free Krylov stage registers itself in :data:`STAGES`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 #: Status codes (as :class:`refimpl.solvers.SolveStatus`).
 CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE = 0, 1, 2, 3
@@ -43,7 +48,8 @@ def module_solver_stages(q, n_modules, batch, solver, xp=None):
     ``max_iter`` steps); "auto": Newton for ``q <= AUTO_NEWTON_MAX_Q``,
     otherwise a fixed-point trial (``AUTO_FP_ITER_PER_Q * q`` steps, given up
     early when its rate cannot make it) whose unfinished modules go to
-    Newton.  On CuPy with a working :mod:`numba.cuda`, modules of up to
+    Newton.  On CuPy with a working :mod:`numba.cuda` (a GPU and libNVVM:
+    :func:`numba_cuda_usable`), modules of up to
     :data:`refimpl.xp.cuda_tiny.MAX_Q` (8) nodes ("newton" or "auto") go to
     the stage "newton_cuda" (:mod:`refimpl.xp.cuda_tiny`: one CUDA thread per
     module and sample; ``REFIMPL_CUDA_TINY=0`` turns it off);
@@ -214,6 +220,107 @@ def newton_adjoint(xp, AT, D, RHS):
     return xp.permute_dims(U, (0, 2, 1))
 
 
+@dataclass
+class KeptJacobians:
+    """The Newton Jacobians ``J = I - A^T diag(f'(x))`` of a group at the
+    forward's solution, kept for the adjoint Eq. (4) as the numba path keeps
+    its LU factors (DESIGN.md section 3: the backward reuses the forward's
+    factorization).
+
+    Either ``lu, piv`` (the factors of a batched LU, ``linalg`` the module
+    whose ``lu_solve`` applies them: :func:`batched_lu`) or ``J`` itself
+    (n, B, q, q) where the namespace has no batched LU; then the adjoint
+    solves the transposed stack with ``xp.linalg.solve``.
+    """
+
+    J: object = None
+    lu: object = None
+    piv: object = None
+    linalg: object = None
+
+
+#: The module to try, per kind of namespace, for the adjoint's LU reuse
+#: (:func:`batched_lu`): CuPy's cupyx.  NumPy is left out on purpose: SciPy's
+#: batched ``lu_factor`` loops over the stack in Python, slower than keeping
+#: J and one C-level ``numpy.linalg.solve`` for the many tiny systems here;
+#: the tests add ``"numpy": "scipy.linalg"`` as the CPU stand-in of cupyx.
+LU_CANDIDATES = {"cupy": "cupyx.scipy.linalg"}
+_LU_MODULES: dict = {}
+
+
+def batched_lu(xp):
+    """The module whose ``lu_factor``/``lu_solve(trans=1)`` factor stacks of
+    matrices in the namespace ``xp``, or None (the capability check of the
+    adjoint's LU reuse, DESIGN.md section 3).
+
+    The candidate is :data:`LU_CANDIDATES`' entry for the namespace's kind
+    ("cupy", "numpy"); it is probed once on a (2, 1, 2, 2) stack, including a
+    transposed solve.  A module whose functions take 2-D matrices only
+    (CuPy 14's cusolver getrf/getrs wrappers) fails the probe, and the
+    forward keeps J itself.
+    """
+    import importlib
+
+    import array_api_compat
+
+    kind = ("cupy" if array_api_compat.is_cupy_namespace(xp) else
+            "numpy" if array_api_compat.is_numpy_namespace(xp) else None)
+    name = LU_CANDIDATES.get(kind)
+    key = (xp.__name__, name)
+    if key in _LU_MODULES:
+        return _LU_MODULES[key]
+    linalg = None
+    if name is not None:
+        try:
+            linalg = importlib.import_module(name)
+            J = xp.asarray([[[[2.0, 1.0], [0.0, 1.0]]], [[[1.0, 0.0], [3.0, 1.0]]]])
+            lu, piv = linalg.lu_factor(J, check_finite=False)
+            b = xp.ones((2, 1, 2, 1), dtype=xp.float64)
+            u = linalg.lu_solve((lu, piv), b, trans=1, check_finite=False)
+            res = xp.matrix_transpose(J) @ u - b  # J^T u = b
+            if tuple(u.shape) != (2, 1, 2, 1) or float(xp.max(xp.abs(res))) > 1e-12:
+                linalg = None
+        except Exception:
+            linalg = None
+    _LU_MODULES[key] = linalg
+    return linalg
+
+
+def keep_jacobians(xp, AT, D):
+    """J at the solution per (module, sample) (:func:`jacobians`, Eq. 3's
+    Newton matrix), factored by :func:`batched_lu` where the namespace has
+    one; :func:`solve_kept_transposed` solves the adjoint Eq. (4) with it."""
+    J = jacobians(xp, AT, D)
+    linalg = batched_lu(xp)
+    if linalg is None:
+        return KeptJacobians(J=J)
+    import warnings
+
+    with warnings.catch_warnings():  # a singular J: its solve is NaN below
+        warnings.simplefilter("ignore")
+        lu, piv = linalg.lu_factor(J, check_finite=False)
+    return KeptJacobians(lu=lu, piv=piv, linalg=linalg)
+
+
+def solve_kept_transposed(xp, kept, RHS):
+    """``J^T u = rhs`` per (module, sample) with the forward's kept Jacobians
+    (Eq. 4 on a module, ``RHS = f'(x) * v_ext``), all (n, q, B): triangular
+    solves on the LU factors (getrs on the transpose), or ``xp.linalg.solve``
+    on the transposed stack; NaN for a singular J's system only."""
+    R = xp.permute_dims(RHS, (0, 2, 1))  # (n, B, q)
+    if kept.lu is None:
+        U = batched_solve(xp, xp.matrix_transpose(kept.J), R)
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            U = kept.linalg.lu_solve((kept.lu, kept.piv), R[..., None], trans=1,
+                                     check_finite=False)[..., 0]
+        U = xp.where(xp.all(xp.isfinite(U), axis=-1)[..., None], U, xp.nan)
+    return xp.permute_dims(U, (0, 2, 1))
+
+
 def fixed_point_group(xp, AT, C, f, atol, rtol, max_iter, give_up=False):
     """Solve Eq. (3) on a group by ``x <- c + A_SS^T f(x)`` from x = c.
 
@@ -311,6 +418,25 @@ TINY_ENV = "REFIMPL_CUDA_TINY"
 _NUMBA_CUDA: list = []
 
 
+def numba_cuda_usable():
+    """Can :mod:`refimpl.xp.cuda_tiny` run here (the stage "newton_cuda" of
+    DESIGN.md section 3's module solve)?  numba.cuda must see a GPU
+    (:func:`numba.cuda.is_available`) *and* find libNVVM, which compiles the
+    kernels at their first launch: a machine with a driver but no CUDA
+    toolkit (CuPy from pip) has the first without the second, and then the
+    batched dense Newton solves the tiny modules instead."""
+    try:
+        from numba import cuda
+
+        if not cuda.is_available():
+            return False
+        from numba.cuda.cudadrv import nvvm
+
+        return bool(nvvm.is_available())
+    except Exception:
+        return False
+
+
 def _tiny_kernels(xp, q):
     """Use :mod:`refimpl.xp.cuda_tiny` for a group of q-node modules?"""
     import os
@@ -326,12 +452,7 @@ def _tiny_kernels(xp, q):
         if not array_api_compat.is_cupy_namespace(xp):
             return False
         if not _NUMBA_CUDA:  # pragma: no cover - GPU machines only
-            try:
-                from numba import cuda
-
-                _NUMBA_CUDA.append(bool(cuda.is_available()))
-            except Exception:
-                _NUMBA_CUDA.append(False)
+            _NUMBA_CUDA.append(numba_cuda_usable())
         if not _NUMBA_CUDA[0]:  # pragma: no cover
             return False
     if "newton_cuda" not in STAGES:
