@@ -240,7 +240,7 @@ _NONFINITE_ONLY = float(np.finfo(np.float64).max)
 
 @numba.njit(cache=True, error_model="numpy")
 def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
-                 z, indptr, indices, d, alpha, row, flag, t, idx):
+                 z, indptr, indices, d, alpha, row, flag, t, idx, vals):
     """Alg. 2 line 11 on K, the regularizer's proximal step and the next pruning's
     candidates in one pass over K, entry by entry:
 
@@ -252,7 +252,8 @@ def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
       L2: z = 1 and no kept edge; no regularizer: ``alpha = 0``, ``w / 1.0 = w``);
       the biases (diagonal) are not shrunk;
     - the flat indices of the off-diagonal entries of the new K with ``|K| > t`` into
-      ``idx``: each entry is flagged as it is written, then the row's flags are read
+      ``idx``, their values into ``vals``: each entry is flagged as it is written, then
+      the row's flags are read
       8 at a time (:func:`refimpl.graph.prune._collect_flagged`).
 
     ``row``: a (p,) scratch row (the stepped, not yet shrunk values); ``flag``: a uint8
@@ -287,7 +288,7 @@ def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
             w = _proximal_entry(row[i], lr, alpha, zj * z[i] / d[ptr])  # a kept edge
             Kj[i] = w
             flag[i] = 0 if abs(w) <= t else 1
-        count = _collect_flagged(Kj, j, flag, idx, count)
+        count = _collect_flagged(Kj, j, flag, idx, vals, count)
         if count == -2:
             return -2
     return count
@@ -386,10 +387,10 @@ class Trainer(EpochTrainer):
         # the same graph as prune(K, k=k), partitioning only |K| > 0.9 gamma_prev
         candidates, self._candidates = self._candidates, None
         if candidates is not None:  # the scan of the update pass, if of this K and gamma
-            K_scanned, gamma_prev, idx, count = candidates
+            K_scanned, gamma_prev, idx, vals, count = candidates
             candidates = None
             if K_scanned is self.net.K and gamma_prev == self._gamma_hint:
-                candidates = (idx, count)
+                candidates = (idx, vals, count)
         graph = prune_top_k_incremental(self.net.K, c.k, self._gamma_hint,
                                         candidates=candidates)
         self._gamma_hint = graph.gamma
@@ -514,15 +515,16 @@ class Trainer(EpochTrainer):
         t = candidate_threshold(graph.gamma)
         scan = (self._scan_ok and c.gamma is None and self._eligible is None
                 and np.isfinite(t) and t > 0.0)
-        if scan and (self._idx is None or self._idx.size != candidate_capacity(c.k)):
-            self._idx = np.empty(candidate_capacity(c.k), dtype=np.int64)
-        idx = self._idx if scan else np.empty(0, dtype=np.int64)
+        n = candidate_capacity(c.k) if scan else 0
+        if self._idx is None or self._idx[0].size != n:  # kept: 16 k entries
+            self._idx = (np.empty(n, dtype=np.int64), np.empty(n))
+        idx, vals = self._idx
         count = _update_pass(self.net.K, gK, *deferred["K"], z, indptr, indices, d, alpha,
                              np.empty(p), np.zeros(-(-p // 8) * 8, dtype=np.uint8),
-                             t if scan else _NONFINITE_ONLY, idx)
+                             t if scan else _NONFINITE_ONLY, idx, vals)
         if count == -2:
             self._check_finite()  # raises TrainingDivergedError
-        self._candidates = (self.net.K, graph.gamma, idx, count) if scan else None
+        self._candidates = (self.net.K, graph.gamma, idx, vals, count) if scan else None
 
     def _train_batch_generic(self, X, y):
         """:meth:`train_batch` on the generic path: forward, loss and backward

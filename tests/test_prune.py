@@ -240,12 +240,15 @@ def test_incremental_top_k_takes_a_given_first_scan():
     ref = prune(K, k=k)
     for gamma_prev in (ref.gamma, 1.4 * ref.gamma, 0.3 * ref.gamma):  # hit, retry, retry
         idx = np.empty(candidate_capacity(k), dtype=np.int64)
-        count = _collect_above(K, candidate_threshold(gamma_prev), idx)
-        g = prune_top_k_incremental(K, k, gamma_prev, candidates=(idx, count))
+        vals = np.empty(idx.size)
+        count = _collect_above(K, candidate_threshold(gamma_prev), idx, vals)
+        if count > 0:
+            np.testing.assert_array_equal(vals[:count], K.ravel()[idx[:count]])
+        g = prune_top_k_incremental(K, k, gamma_prev, candidates=(idx, vals, count))
         assert (g.A != ref.A).nnz == 0 and np.array_equal(g.A.indices, ref.A.indices)
         assert g.gamma == ref.gamma and np.array_equal(g.labels, ref.labels)
-    for bad in ((np.empty(10, dtype=np.int64), 0), (idx, idx.size + 1),
-                (idx.astype(np.int32), 0)):
+    for bad in ((np.empty(10, dtype=np.int64), vals, 0), (idx, vals, idx.size + 1),
+                (idx.astype(np.int32), vals, 0), (idx, vals[:10], 0), (idx, 0)):
         with pytest.raises(ValueError, match="candidates"):
             prune_top_k_incremental(K, k, ref.gamma, candidates=bad)
 
@@ -263,13 +266,13 @@ def test_flagged_scan_is_the_scan(p, seed, data):
         K[tuple(rng.integers(0, p, 2))] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
     t = data.draw(st.sampled_from([0.0, 0.5, 1.5, 1e300]))
     cap = data.draw(st.integers(0, p * p))
-    ref = np.empty(cap, dtype=np.int64)
-    n_ref = _collect_above(K, t, ref)
-    idx, count = np.empty(cap, dtype=np.int64), 0
+    ref, ref_vals = np.empty(cap, dtype=np.int64), np.empty(cap)
+    n_ref = _collect_above(K, t, ref, ref_vals)
+    idx, vals, count = np.empty(cap, dtype=np.int64), np.empty(cap), 0
     flag = np.zeros(-(-p // 8) * 8, dtype=np.uint8)
     for j in range(p):
         flag[:p] = ~(np.abs(K[j]) <= t)
-        count = _collect_flagged(K[j], j, flag, idx, count)
+        count = _collect_flagged(K[j], j, flag, idx, vals, count)
         if count == -2:
             break
     if n_ref == -1 and count == -2:  # a NaN after the overflow: both mean "no candidates"
@@ -278,3 +281,5 @@ def test_flagged_scan_is_the_scan(p, seed, data):
         assert count == n_ref
     if n_ref >= 0:
         np.testing.assert_array_equal(idx[:count], ref[:n_ref])
+        np.testing.assert_array_equal(vals[:count], ref_vals[:n_ref])
+        np.testing.assert_array_equal(vals[:count], K.ravel()[idx[:count]])

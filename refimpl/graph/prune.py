@@ -243,9 +243,10 @@ INCREMENTAL_CAP = 16
 
 
 @numba.njit(cache=True)
-def _collect_row(Kj, j, t, idx, count):
+def _collect_row(Kj, j, t, idx, vals, count):
     """Append to ``idx[count:]`` the flat indices ``j * p + i`` (increasing) of the
-    off-diagonal entries of row ``j`` (``Kj = K[j]``) with ``|K| > t``; returns the new
+    off-diagonal entries of row ``j`` (``Kj = K[j]``) with ``|K| > t``, and their values
+    to ``vals[count:]`` (as long as ``idx``); returns the new
     count, -1 when more than ``idx.size`` qualify, -2 at a NaN or inf entry.  Blocks of
     16 entries are tested first by a branch-free (SIMD) count; only the rare blocks with
     a candidate (~k / p^2 of the entries) are collected, without a branch per entry
@@ -267,6 +268,7 @@ def _collect_row(Kj, j, t, idx, count):
                 if a != a or a == np.inf:
                     return -2
                 idx[count] = base + i
+                vals[count] = Kj[i]
                 count += 1 if (not a <= t) and i != j else 0
             continue
         for i in range(b0, b1):
@@ -278,12 +280,13 @@ def _collect_row(Kj, j, t, idx, count):
                     if count == cap:
                         return -1
                     idx[count] = base + i
+                    vals[count] = Kj[i]
                     count += 1
     return count
 
 
 @numba.njit(cache=True)
-def _collect_flagged(Kj, j, flag, idx, count):
+def _collect_flagged(Kj, j, flag, idx, vals, count):
     """:func:`_collect_row` for a row whose entries above the threshold were flagged
     when it was written (``flag[i] = not |K[j, i]| <= t``, uint8, length a multiple of 8:
     tested 8 at a time).  ``count = -1`` on entry (an earlier row overflowed) only looks
@@ -306,19 +309,21 @@ def _collect_flagged(Kj, j, flag, idx, count):
                     count = -1  # overflow: keep looking for NaN and inf only
                     continue
                 idx[count] = base + i
+                vals[count] = Kj[i]
                 count += 1
     return count
 
 
 @numba.njit(cache=True)
-def _collect_above(K, t, idx):
+def _collect_above(K, t, idx, vals):
     """Flat (row-major) indices of the off-diagonal entries with ``|K| > t``
-    into ``idx`` (preallocated, in increasing order); returns their count,
-    -1 when more than ``idx.size`` qualify, -2 at a NaN or inf entry."""
+    into ``idx`` (preallocated, in increasing order) and their values into
+    ``vals``; returns their count, -1 when more than ``idx.size`` qualify, -2 at
+    a NaN or inf entry."""
     # idx[:count] : the candidates found so far (flat index j * p + i)
     count = 0
     for j in range(K.shape[0]):
-        count = _collect_row(K[j], j, t, idx, count)
+        count = _collect_row(K[j], j, t, idx, vals, count)
         if count < 0:
             return count
     return count
@@ -370,11 +375,11 @@ def _select_by_histogram(K, k):
     b = int(np.flatnonzero(above >= k)[-1])  # the bucket of the k-th largest
     edge = np.array(b << _HIST_SHIFT, dtype=np.int64).view(np.float64)
     t = np.nextafter(edge, -np.inf)  # |K| > t  <=>  |K| >= edge, the bucket's lower end
-    idx = np.empty(int(above[b]), dtype=np.int64)
-    count = _collect_above(K, t, idx)
+    idx, vals = np.empty(int(above[b]), dtype=np.int64), np.empty(int(above[b]))
+    count = _collect_above(K, t, idx, vals)
     assert count == idx.size, "the histogram counts the entries the scan collects"
     cand = idx[:count]
-    mask, gamma = top_k_mask(np.abs(K.ravel()[cand]), k)  # Alg. 2 line 13
+    mask, gamma = top_k_mask(np.abs(vals[:count]), k)  # Alg. 2 line 13
     return cand[mask], gamma
 
 
@@ -392,7 +397,7 @@ def _select_top_k_incremental(K, k, gamma_prev, first=None):
     the lower fraction, with more than ``cap`` (gamma rose) the higher one.
     Otherwise, or with ``gamma_prev`` not a finite number > 0, it falls back
     to the exact selection of :func:`_select_by_histogram` (two more passes over K;
-    ``k = 0``: the full selection).  ``first``: ``(idx, count)``, the first scan's result
+    ``k = 0``: the full selection).  ``first``: ``(idx, vals, count)``, the first scan's result
     when it was done elsewhere (the trainer's fused update pass: the
     :func:`_collect_row` scan of this K at :func:`candidate_threshold`, into a
     buffer of :func:`candidate_capacity`).  Returns ``(keep, gamma, fallback)``.
@@ -403,16 +408,17 @@ def _select_top_k_incremental(K, k, gamma_prev, first=None):
         if not (0 < k and np.isfinite(t) and t > 0.0):
             break
         if attempt == 0 and first is not None:
-            idx, count = first
+            idx, vals, count = first
         else:
-            idx = np.empty(candidate_capacity(k), dtype=np.int64)
-            count = _collect_above(K, t, idx)
+            n = candidate_capacity(k)
+            idx, vals = np.empty(n, dtype=np.int64), np.empty(n)
+            count = _collect_above(K, t, idx, vals)
         if count == -2:
             raise ValueError("K: contains NaN or inf")
         if count >= k:
             cand = idx[:count]
             # cand is in increasing flat order: top_k_mask's tie rule is prune's
-            mask, gamma = top_k_mask(np.abs(K.ravel()[cand]), k)  # Alg. 2 line 13
+            mask, gamma = top_k_mask(np.abs(vals[:count]), k)  # Alg. 2 line 13
             return cand[mask], gamma, False
         fraction = higher if count == -1 else lower
     if k > 0:
@@ -444,11 +450,12 @@ def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
         Edges to keep, in ``[0, p (p - 1)]``.
     gamma_prev : float
         The previous threshold (any value: NaN, inf or 0 take the full path).
-    candidates : (idx, count), optional
+    candidates : (idx, vals, count), optional
         The first scan, already done on this very ``K`` (the trainer does it inside
         its update pass): ``count`` as :func:`_collect_row` returns it over the rows
-        of K at ``candidate_threshold(gamma_prev)`` and ``idx[:count]`` the flat
-        indices found, ``idx`` of size ``candidate_capacity(k)``.  Candidates of
+        of K at ``candidate_threshold(gamma_prev)``, ``idx[:count]`` the flat
+        indices found and ``vals[:count]`` their values; ``idx`` (int64) and ``vals``
+        (float64) of size ``candidate_capacity(k)``.  Candidates of
         another K give another graph: the caller guarantees K was not changed since.
     """
     if not (isinstance(K, np.ndarray) and K.dtype == np.float64 and K.flags.c_contiguous
@@ -466,11 +473,13 @@ def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
     except (TypeError, ValueError):
         raise ValueError(f"gamma_prev: expected a number, got {gamma_prev!r}") from None
     if candidates is not None:
-        idx, count = candidates
-        if not (isinstance(idx, np.ndarray) and idx.dtype == np.int64
-                and idx.shape == (candidate_capacity(k),) and -2 <= int(count) <= idx.size):
-            raise ValueError(f"candidates: expected (idx, count) with idx an int64 array of "
-                             f"size {candidate_capacity(k)} and -2 <= count <= its size")
-        candidates = (idx, int(count))
+        n = candidate_capacity(k)
+        idx, vals, count = candidates if len(candidates) == 3 else (None, None, 0)
+        if not (isinstance(idx, np.ndarray) and idx.dtype == np.int64 and idx.shape == (n,)
+                and isinstance(vals, np.ndarray) and vals.dtype == np.float64
+                and vals.shape == (n,) and -2 <= int(count) <= n):
+            raise ValueError(f"candidates: expected (idx, vals, count) with idx int64 and "
+                             f"vals float64 arrays of size {n} and -2 <= count <= {n}")
+        candidates = (idx, vals, int(count))
     keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev, candidates)
     return _build(K, keep, gamma)
