@@ -147,12 +147,13 @@ class Optimizer:
         name in ``grads`` (Alg. 2 line 11, S-Alg. 1 line 21).
 
         ``defer``: names whose fused update the caller runs itself, inside a compiled
-        pass of its own over the rows (the trainer's one pass over K: update,
-        proximal step, pruning candidates), as ``_step_row(w[j], g[j], m[j], v[j],
-        *args)`` for every row j.  Returned: ``{name: (m, v, *args)}`` for the
-        deferred names that can take the fused path (``v`` a dummy for SGD); a
-        deferred name that cannot (not float64 C-contiguous 2-D, or ``fused=False``)
-        is updated here and not returned.
+        pass of its own (the trainer's one pass over K: update, proximal step, pruning
+        candidates), entry by entry with :func:`_sgd_entry` or :func:`_adam_entry`.
+        Returned: ``{name: (m, v, adam, mu, b1, 1 - b1, b2, 1 - b2, c1, c2, lr, eps)}``
+        for the deferred names that can take the fused path (``v`` is ``m`` for SGD,
+        unused; c1, c2: Adam's bias corrections at this step).  A deferred name that
+        cannot (not float64 C-contiguous 2-D, or ``fused=False``) is updated here and
+        not returned.
         """
         self.t += 1
         c1 = c2 = 1.0

@@ -18,7 +18,8 @@ biases are not edges and are not penalized.
   Given a PrunedGraph, it and :func:`nm_proximal` run per mini-batch without any
   dense p x p intermediate: off the kept edges W~ = 0 and D = 1, so R = z z^T
   (rank one), and only the kept edges carry the correction ``exp(W~)``
-  (DESIGN.md section 5).  One pass over K plus O(edges + p) work; the dense
+  (DESIGN.md section 5).  :func:`nm_repulsion_sparse` gives z and the kept edges'
+  D, which the trainer's one update pass over K reads (:mod:`refimpl.train`).  One pass over K plus O(edges + p) work; the dense
   :func:`nm_repulsion` route is the reference that the tests compare against.
 
 Two errata (``proofs/thm3_1.md``, ``proofs/errata.md``): the gradient of
@@ -472,43 +473,37 @@ def _proximal_entry(w, eta, alpha, r):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _nm_rate_row(K, j, z, indptr, indices, d, alpha, eta, proximal, orig, out):
-    """Row ``j`` of :func:`_nm_rate_kernel` (``out[j]`` from ``K[j]``; may alias)."""
-    # orig[ptr] : K at kept edge ptr of row j, saved before the row is overwritten
-    # One branch-free (SIMD) pass with the rank-one R = z z^T of the entries off
-    # the kept edges (d = 1), then the diagonal and the row's kept edges are
-    # rewritten: O(p) + O(edges of the row).
-    p = K.shape[0]
-    zj = z[j]
-    kjj = K[j, j]
-    for ptr in range(indptr[j], indptr[j + 1]):
-        orig[ptr] = K[j, indices[ptr]]
-    Kj = K[j]
-    oj = out[j]
-    if proximal:
-        for i in range(p):
-            oj[i] = _proximal_entry(Kj[i], eta, alpha, zj * z[i])  # Eq. (10), d = 1
-        oj[j] = kjj  # biases: not penalized
-        for ptr in range(indptr[j], indptr[j + 1]):
-            r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
-            oj[indices[ptr]] = _proximal_entry(orig[ptr], eta, alpha, r)
-    else:
-        for i in range(p):
-            oj[i] = (alpha * (zj * z[i])) * Kj[i]  # Eq. (10), d = 1
-        oj[j] = 0.0  # biases: not penalized
-        for ptr in range(indptr[j], indptr[j + 1]):
-            r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
-            oj[indices[ptr]] = (alpha * r) * orig[ptr]
-
-
-@numba.njit(cache=True, error_model="numpy")
 def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, orig, out):
     """``out = alpha R * K`` (``proximal`` False) or ``K / (1 + eta alpha R)``
     (True) off the diagonal, ``out = 0`` resp. ``K`` on it, with
     ``R[j, i] = z_j z_i / d`` (Eq. 10) where ``d`` is the kept edge's
     ``exp(-W~)`` (Eq. 9) and 1 elsewhere.  ``out`` may be ``K``."""
-    for j in range(K.shape[0]):
-        _nm_rate_row(K, j, z, indptr, indices, d, alpha, eta, proximal, orig, out)
+    # orig[ptr] : K at kept edge ptr of row j, saved before the row is overwritten
+    # Each row: one branch-free (SIMD) pass with the rank-one R = z z^T of the
+    # entries off the kept edges (d = 1), then the diagonal and the row's kept
+    # edges are rewritten: O(p) + O(edges of the row).
+    p = K.shape[0]
+    for j in range(p):
+        zj = z[j]
+        kjj = K[j, j]
+        for ptr in range(indptr[j], indptr[j + 1]):
+            orig[ptr] = K[j, indices[ptr]]
+        Kj = K[j]
+        oj = out[j]
+        if proximal:
+            for i in range(p):
+                oj[i] = _proximal_entry(Kj[i], eta, alpha, zj * z[i])  # Eq. (10), d = 1
+            oj[j] = kjj  # biases: not penalized
+            for ptr in range(indptr[j], indptr[j + 1]):
+                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+                oj[indices[ptr]] = _proximal_entry(orig[ptr], eta, alpha, r)
+        else:
+            for i in range(p):
+                oj[i] = (alpha * (zj * z[i])) * Kj[i]  # Eq. (10), d = 1
+            oj[j] = 0.0  # biases: not penalized
+            for ptr in range(indptr[j], indptr[j + 1]):
+                r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
+                oj[indices[ptr]] = (alpha * r) * orig[ptr]
 
 
 def nm_repulsion_sparse(graph):

@@ -52,7 +52,9 @@ entries above 0.9 of the current gamma, among which the next top-k pruning selec
 (:func:`refimpl.graph.prune_top_k_incremental`, the same graph as ``prune``;
 ``structure="dag"`` takes ``prune(..., eligible=)``).  The result is bit for bit that
 of the separate passes (``Trainer.fused_pass = False``: ``Optimizer.step``,
-``nm_proximal`` / ``l2_proximal``, a pruning scan of its own; tested).  Everything is seeded (``np.random.default_rng(seed)``): the same config and
+``nm_proximal`` / ``l2_proximal``, a pruning scan of its own; tested).
+
+Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
 it bit for bit.  Progress is reported through callbacks; nothing prints.
 """
@@ -253,8 +255,7 @@ def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
       the biases (diagonal) are not shrunk;
     - the flat indices of the off-diagonal entries of the new K with ``|K| > t`` into
       ``idx``, their values into ``vals``: each entry is flagged as it is written, then
-      the row's flags are read
-      8 at a time (:func:`refimpl.graph.prune._collect_flagged`).
+      the row's flags are read 8 at a time (:func:`refimpl.graph.prune._collect_flagged`).
 
     ``row``: a (p,) scratch row (the stepped, not yet shrunk values); ``flag``: a uint8
     scratch row, its length a multiple of 8.  Returns the candidate count as
@@ -371,7 +372,7 @@ class Trainer(EpochTrainer):
         #: the next pruning's candidates (:meth:`_update`); False runs them as separate
         #: passes (the reference the tests compare with, bit for bit).
         self.fused_pass = True
-        self._candidates = None  # (K, gamma_prev, idx, count) of the last fused pass
+        self._candidates = None  # (K, gamma_prev, idx, vals, count) of the last fused pass
         self._scan_ok = False  # set by fit: no hook runs between the pass and pruning
         self._idx = None
 
