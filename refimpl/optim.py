@@ -13,31 +13,38 @@ import numpy as np
 __all__ = ["Optimizer"]
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _sgd_entry(w, m, g, mu, lr):
+    """One entry of the SGD step: ``(w + m', m')`` with ``m' = m mu - lr g``, the
+    operations of :meth:`Optimizer.step`'s NumPy expressions in their order."""
+    m = m * mu
+    m = m - lr * g
+    return w + m, m
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _adam_entry(w, m, v, g, b1, a1, b2, a2, c1, c2, lr, eps):
+    """One entry of the Adam step: ``(w', m', v')``, operation for operation the NumPy
+    expressions of :meth:`Optimizer.step` (``a1 = 1 - b1``, ``a2 = 1 - b2``)."""
+    m = m * b1
+    m = m + a1 * g
+    v = v * b2
+    v = v + (a2 * g) * g
+    return w - (lr * (m / c1)) / (np.sqrt(v / c2) + eps), m, v
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _sgd_fused(w, m, g, mu, lr):
-    """SGD with momentum in one pass over flat float64 arrays (in place); the same
-    floating-point operations, in the same order, as :meth:`Optimizer.step`'s NumPy
-    expressions (``m *= mu; m -= lr * g; w += m``)."""
+    """SGD with momentum in one pass over flat float64 arrays (in place): :func:`_sgd_entry`."""
     for i in range(w.shape[0]):
-        mi = m[i] * mu
-        mi = mi - lr * g[i]
-        m[i] = mi
-        w[i] = w[i] + mi
+        w[i], m[i] = _sgd_entry(w[i], m[i], g[i], mu, lr)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _adam_fused(w, m, v, g, b1, a1, b2, a2, c1, c2, lr, eps):
-    """Adam in one pass over flat float64 arrays (in place), operation for operation
-    the NumPy expressions of :meth:`Optimizer.step` (``a1 = 1 - b1``, ``a2 = 1 - b2``)."""
+    """Adam in one pass over flat float64 arrays (in place): :func:`_adam_entry`."""
     for i in range(w.shape[0]):
-        gi = g[i]
-        mi = m[i] * b1
-        mi = mi + a1 * gi
-        vi = v[i] * b2
-        vi = vi + (a2 * gi) * gi
-        m[i] = mi
-        v[i] = vi
-        w[i] = w[i] - (lr * (mi / c1)) / (np.sqrt(vi / c2) + eps)
+        w[i], m[i], v[i] = _adam_entry(w[i], m[i], v[i], g[i], b1, a1, b2, a2, c1, c2, lr, eps)
 
 
 def _flat(a, shape):
@@ -135,18 +142,34 @@ class Optimizer:
             host = to_numpy(v)
             self.state[k] = host.copy() if xp is np else xp.asarray(host, device=device)
 
-    def step(self, params, grads):
+    def step(self, params, grads, *, defer=()):
         """One step: ``params[name]`` updated in place from ``grads[name]``, for every
-        name in ``grads`` (Alg. 2 line 11, S-Alg. 1 line 21)."""
+        name in ``grads`` (Alg. 2 line 11, S-Alg. 1 line 21).
+
+        ``defer``: names whose fused update the caller runs itself, inside a compiled
+        pass of its own (the trainer's one pass over K: update, proximal step, pruning
+        candidates), entry by entry with :func:`_sgd_entry` or :func:`_adam_entry`.
+        Returned: ``{name: (m, v, adam, mu, b1, 1 - b1, b2, 1 - b2, c1, c2, lr, eps)}``
+        for the deferred names that can take the fused path (``v`` is ``m`` for SGD,
+        unused; c1, c2: Adam's bias corrections at this step).  A deferred name that
+        cannot (not float64 C-contiguous 2-D, or ``fused=False``) is updated here and
+        not returned.
+        """
         self.t += 1
         c1 = c2 = 1.0
         if self.kind == "adam":
             c1 = 1.0 - self.b1**self.t
             c2 = 1.0 - self.b2**self.t
+        deferred = {}
         for name, g in grads.items():
             if f"m_{name}" not in self.state:
                 self._allocate(name, tuple(g.shape))
             m = self.state[f"m_{name}"]
+            if name in defer and self.fused:
+                args = self._deferred(name, params[name], m, g, c1, c2)
+                if args is not None:
+                    deferred[name] = args
+                    continue
             if self.fused and self._step_fused(name, params[name], m, g, c1, c2):
                 continue
             if self.kind == "sgd":
@@ -161,6 +184,18 @@ class Optimizer:
                 v += (1.0 - self.b2) * g * g
                 sqrt = np.sqrt if isinstance(v, np.ndarray) else _namespace(v).sqrt
                 params[name] -= self.lr * (m / c1) / (sqrt(v / c2) + self.eps)
+        return deferred
+
+    def _deferred(self, name, w, m, g, c1, c2):
+        """The fused step's state and scalars for a deferred 2-D parameter, or None."""
+        shape = np.shape(w)
+        ok = len(shape) == 2 and all(_flat(a, shape) is not None for a in (w, m, g))
+        v = self.state.get(f"v_{name}", m)  # SGD: unused
+        if not ok or np.may_share_memory(g, w) or (self.kind == "adam" and _flat(v, shape) is None):
+            return None
+        return (m, v, self.kind == "adam", float(self.momentum), float(self.b1),
+                float(1.0 - self.b1), float(self.b2), float(1.0 - self.b2), float(c1),
+                float(c2), float(self.lr), float(self.eps))
 
     def _step_fused(self, name, w, m, g, c1, c2):
         """The fused update of one parameter; False (nothing done) when an array is not

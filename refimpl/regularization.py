@@ -18,7 +18,8 @@ biases are not edges and are not penalized.
   Given a PrunedGraph, it and :func:`nm_proximal` run per mini-batch without any
   dense p x p intermediate: off the kept edges W~ = 0 and D = 1, so R = z z^T
   (rank one), and only the kept edges carry the correction ``exp(W~)``
-  (DESIGN.md section 5).  One pass over K plus O(edges + p) work; the dense
+  (DESIGN.md section 5).  :func:`nm_repulsion_sparse` gives z and the kept edges'
+  D, which the trainer's one update pass over K reads (:mod:`refimpl.train`).  One pass over K plus O(edges + p) work; the dense
   :func:`nm_repulsion` route is the reference that the tests compare against.
 
 Two errata (``proofs/thm3_1.md``, ``proofs/errata.md``): the gradient of
@@ -60,6 +61,7 @@ __all__ = [
     "nm_proximal",
     "l2_proximal",
     "nm_rate_times",
+    "nm_repulsion_sparse",
 ]
 
 
@@ -464,6 +466,12 @@ def l2_proximal(K, alpha, eta, *, biases_on_diagonal=True, out=None):
 # ----------------------------------------------------------------------------
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _proximal_entry(w, eta, alpha, r):
+    """``w / (1 + eta alpha r)``: one entry of the implicit form of Thm. 3.1."""
+    return w / (1.0 + eta * (alpha * r))
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, orig, out):
     """``out = alpha R * K`` (``proximal`` False) or ``K / (1 + eta alpha R)``
@@ -484,11 +492,11 @@ def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, orig, out):
         oj = out[j]
         if proximal:
             for i in range(p):
-                oj[i] = Kj[i] / (1.0 + eta * (alpha * (zj * z[i])))  # Eq. (10), d = 1
+                oj[i] = _proximal_entry(Kj[i], eta, alpha, zj * z[i])  # Eq. (10), d = 1
             oj[j] = kjj  # biases: not penalized
             for ptr in range(indptr[j], indptr[j + 1]):
                 r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
-                oj[indices[ptr]] = orig[ptr] / (1.0 + eta * (alpha * r))
+                oj[indices[ptr]] = _proximal_entry(orig[ptr], eta, alpha, r)
         else:
             for i in range(p):
                 oj[i] = (alpha * (zj * z[i])) * Kj[i]  # Eq. (10), d = 1
@@ -496,6 +504,29 @@ def _nm_rate_kernel(K, z, indptr, indices, d, alpha, eta, proximal, orig, out):
             for ptr in range(indptr[j], indptr[j + 1]):
                 r = zj * z[indices[ptr]] / d[ptr]  # Eq. (10) on a kept edge
                 oj[indices[ptr]] = (alpha * r) * orig[ptr]
+
+
+def nm_repulsion_sparse(graph):
+    r"""R of Eq. (10) as rank one plus the kept edges, without a dense p x p array.
+
+    Implements Eq. (9)-(10) in the per-mini-batch form: off the kept edges
+    :math:`\tilde w = 0`, so :math:`d = 1` and :math:`r_{ij} = z_i z_j`; on a kept edge
+    :math:`r_{ij} = z_i z_j / d_{ij}` with :math:`d_{ij} = e^{-\tilde w_{ij}}` (Eq. 9).
+
+    Parameters
+    ----------
+    graph : PrunedGraph
+
+    Returns
+    -------
+    z : (p,) array
+        Module size of each node (Eq. 10's text).
+    indptr, indices : arrays
+        The kept edges, CSR (those of ``graph.A``).
+    d : array
+        :math:`d_{ij}` of each kept edge, in CSR order (Eq. 9).
+    """
+    return _sparse_repulsion(graph)
 
 
 def _sparse_repulsion(graph):

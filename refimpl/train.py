@@ -44,11 +44,17 @@ W1, Wm happens.  Pruning, Tarjan and the schedule stay on the CPU (numba), so
 each step copies the parameters back to the host for them; the regularizer's
 term (from the pruned graph's R) is computed there and uploaded.
 
-Cost per mini-batch besides the solves: top-k pruning partitions
-only the entries above 0.9 of the previous gamma (:func:`refimpl.graph.prune_top_k_incremental`,
-the same graph as ``prune``; ``structure="dag"`` takes ``prune(..., eligible=)``), NM
-regularization never forms R densely (``nm_rate_times``, ``nm_proximal``), and the
-optimizer updates K in one fused pass.  Everything is seeded (``np.random.default_rng(seed)``): the same config and
+Cost per mini-batch besides the solves and the dense dL/dK: one compiled pass over K
+(:meth:`Trainer._update`, ``Trainer.fused_pass``) does the optimizer's step, the
+regularizer's proximal step (R of Eq. 10 as rank one plus the kept edges, never
+formed densely: :func:`refimpl.regularization.nm_repulsion_sparse`) and collects the
+entries above 0.9 of the current gamma, among which the next top-k pruning selects
+(:func:`refimpl.graph.prune_top_k_incremental`, the same graph as ``prune``;
+``structure="dag"`` takes ``prune(..., eligible=)``).  The result is bit for bit that
+of the separate passes (``Trainer.fused_pass = False``: ``Optimizer.step``,
+``nm_proximal`` / ``l2_proximal``, a pruning scan of its own; tested).
+
+Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
 it bit for bit.  Progress is reported through callbacks; nothing prints.
 """
@@ -58,16 +64,19 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .backend import get_backend, is_reference, to_numpy
-from .graph.prune import prune, prune_top_k_incremental
+from .graph.prune import (_collect_flagged, candidate_capacity, candidate_threshold, prune,
+                          prune_top_k_incremental)
 from .io import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import EarlyStopping, EpochTrainer
+from .loop import EarlyStopping, EpochTrainer, Hook
 from .model import NMNetwork, loss_and_grad, output_loss
-from .optim import Optimizer
+from .optim import Optimizer, _adam_entry, _sgd_entry
 from .propagate import forward
-from .regularization import l2_gradient, l2_proximal, nm_proximal, nm_rate_times
+from .regularization import (_proximal_entry, l2_gradient, l2_proximal, nm_proximal,
+                             nm_rate_times, nm_repulsion_sparse)
 from .solvers.result import ConvergenceError
 from .threads import with_threads
 from .validation import check_int, check_rows, check_scalar, check_threads
@@ -227,6 +236,64 @@ class TrainConfig:
 
 PARAMS = ("K", "W1", "Wm")
 
+#: The scan threshold that finds only NaN and inf (no candidate is collected).
+_NONFINITE_ONLY = float(np.finfo(np.float64).max)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
+                 z, indptr, indices, d, alpha, row, flag, t, idx, vals):
+    """Alg. 2 line 11 on K, the regularizer's proximal step and the next pruning's
+    candidates in one pass over K, entry by entry:
+
+    - the optimizer's step (:func:`refimpl.optim._sgd_entry` / ``_adam_entry``, bit for
+      bit :meth:`Optimizer.step`);
+    - the implicit form of Thm. 3.1 with step ``lr``
+      (:func:`refimpl.regularization._proximal_entry` with ``r = z_j z_i`` off the
+      kept edges and ``z_j z_i / d`` on them, Eq. 10; bit for bit :func:`nm_proximal`;
+      L2: z = 1 and no kept edge; no regularizer: ``alpha = 0``, ``w / 1.0 = w``);
+      the biases (diagonal) are not shrunk;
+    - the flat indices of the off-diagonal entries of the new K with ``|K| > t`` into
+      ``idx``, their values into ``vals``: each entry is flagged as it is written, then
+      the row's flags are read 8 at a time (:func:`refimpl.graph.prune._collect_flagged`).
+
+    ``row``: a (p,) scratch row (the stepped, not yet shrunk values); ``flag``: a uint8
+    scratch row, its length a multiple of 8.  Returns the candidate count as
+    :func:`refimpl.graph.prune._collect_above` returns it for the new K (-1: more than
+    ``idx.size``), or -2 when the new K has a NaN or inf entry (looked for in every row,
+    also after an overflow)."""
+    p = K.shape[0]
+    count = 0
+    for j in range(p):
+        Kj, Mj, Gj, Vj = K[j], M[j], G[j], V[j]
+        zj = z[j]
+        if adam:
+            for i in range(p):
+                u, Mj[i], Vj[i] = _adam_entry(Kj[i], Mj[i], Vj[i], Gj[i], b1, a1, b2, a2,
+                                              c1, c2, lr, eps)
+                row[i] = u
+                w = _proximal_entry(u, lr, alpha, zj * z[i])  # Eq. (10), d = 1
+                Kj[i] = w
+                flag[i] = 0 if abs(w) <= t else 1
+        else:
+            for i in range(p):
+                u, Mj[i] = _sgd_entry(Kj[i], Mj[i], Gj[i], mu, lr)
+                row[i] = u
+                w = _proximal_entry(u, lr, alpha, zj * z[i])  # Eq. (10), d = 1
+                Kj[i] = w
+                flag[i] = 0 if abs(w) <= t else 1
+        Kj[j] = row[j]  # biases: not penalized
+        flag[j] = 0 if abs(row[j]) <= t else 1
+        for ptr in range(indptr[j], indptr[j + 1]):
+            i = indices[ptr]
+            w = _proximal_entry(row[i], lr, alpha, zj * z[i] / d[ptr])  # a kept edge
+            Kj[i] = w
+            flag[i] = 0 if abs(w) <= t else 1
+        count = _collect_flagged(Kj, j, flag, idx, vals, count)
+        if count == -2:
+            return -2
+    return count
+
 
 def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy"):
     if is_reference(backend):
@@ -301,6 +368,13 @@ class Trainer(EpochTrainer):
         self._prev_mask = None
         self._gamma_hint = np.nan  # the last top-k gamma: prune_top_k_incremental's start
         self.extra: dict = {}
+        #: One compiled pass over K per mini-batch for the update, the proximal step and
+        #: the next pruning's candidates (:meth:`_update`); False runs them as separate
+        #: passes (the reference the tests compare with, bit for bit).
+        self.fused_pass = True
+        self._candidates = None  # (K, gamma_prev, idx, vals, count) of the last fused pass
+        self._scan_ok = False  # set by fit: no hook runs between the pass and pruning
+        self._idx = None
 
     # ------------------------------------------------------------ pruning
     def prune(self):
@@ -312,7 +386,14 @@ class Trainer(EpochTrainer):
         if self._eligible is not None:
             return prune(self.net.K, k=c.k, eligible=self._eligible)
         # the same graph as prune(K, k=k), partitioning only |K| > 0.9 gamma_prev
-        graph = prune_top_k_incremental(self.net.K, c.k, self._gamma_hint)
+        candidates, self._candidates = self._candidates, None
+        if candidates is not None:  # the scan of the update pass, if of this K and gamma
+            K_scanned, gamma_prev, idx, vals, count = candidates
+            candidates = None
+            if K_scanned is self.net.K and gamma_prev == self._gamma_hint:
+                candidates = (idx, vals, count)
+        graph = prune_top_k_incremental(self.net.K, c.k, self._gamma_hint,
+                                        candidates=candidates)
         self._gamma_hint = graph.gamma
         return graph
 
@@ -356,10 +437,16 @@ class Trainer(EpochTrainer):
             self._device = (bk, dev, {n: bk.xp.asarray(getattr(self.net, n), device=dev)
                                       for n in PARAMS})
             self.opt.to(bk.xp, dev)
+        # the update pass's candidates serve the next prune unless a hook runs in between
+        # (before_batch / after_batch may change K; the epoch's end clears them)
+        self._scan_ok = not any(type(h).before_batch is not Hook.before_batch
+                                or type(h).after_batch is not Hook.after_batch for h in hooks)
+        self._candidates = None
         try:
             return super().fit(X, y, X_val, y_val, epochs=epochs, callback=callback,
                                hooks=hooks)
         finally:
+            self._scan_ok, self._candidates = False, None
             if self._device is not None:  # the host copy is current after every step
                 self.opt.to(np, None)
                 self._device = None
@@ -393,15 +480,52 @@ class Trainer(EpochTrainer):
             gK[self._lower] = 0.0  # the lower triangle stays 0
         if c.reg != "none" and c.reg_step == "thm31":
             gK = gK + self._reg_gradient(graph)  # Thm. 3.1: dJ/dw + alpha r w
-        params = {"K": self.net.K, "W1": self.net.W1, "Wm": self.net.Wm}
-        self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm})
-        if c.reg != "none" and c.reg_step == "proximal":
-            self._reg_shrink(graph)  # implicit form of Thm. 3.1
+        self._update(graph, gK, grads)
         self._check_loss(loss)
         self._loss_sum += loss * y.shape[0]
         self._err_sum += float(np.sum(np.argmax(fwd.Z, axis=1) != y))
         self._iters.append(fwd.iterations)
         return loss
+
+    def _update(self, graph, gK, grads):
+        """Alg. 2 line 11 (the optimizer's step on K, W1, Wm) and the proximal form of
+        Thm. 3.1 (``reg_step="proximal"``), given the batch's pruned ``graph``.
+
+        With :attr:`fused_pass` (the default), K takes one compiled pass
+        (:func:`_update_pass`): the step, the proximal step (R of Eq. 10 as
+        :func:`nm_repulsion_sparse` gives it; L2: R = 1) and, for top-k pruning
+        during :meth:`fit`, the candidates of the next :meth:`prune` (|K| above
+        0.9 of this graph's gamma); bit for bit the separate passes.  A NaN or inf
+        in the new K raises :class:`TrainingDivergedError` at once."""
+        c = self.config
+        params = {"K": self.net.K, "W1": self.net.W1, "Wm": self.net.Wm}
+        proximal = c.reg != "none" and c.reg_step == "proximal"
+        deferred = self.opt.step(params, {"K": gK, "W1": grads.W1, "Wm": grads.Wm},
+                                 defer=("K",) if self.fused_pass else ())
+        if "K" not in deferred:
+            if proximal:
+                self._reg_shrink(graph)  # implicit form of Thm. 3.1
+            return
+        p = c.nodes
+        alpha = float(c.alpha) if proximal else 0.0  # alpha = 0: w / 1.0 = w, no shrinkage
+        if proximal and c.reg == "nm":
+            z, indptr, indices, d = nm_repulsion_sparse(graph)  # Eq. (9)-(10)
+        else:  # L2 is NM with R = 1 (no kept edge, z = 1)
+            z, indptr = np.ones(p), np.zeros(p + 1, dtype=np.int32)
+            indices, d = np.zeros(0, dtype=np.int32), np.zeros(0)
+        t = candidate_threshold(graph.gamma)
+        scan = (self._scan_ok and c.gamma is None and self._eligible is None
+                and np.isfinite(t) and t > 0.0)
+        n = candidate_capacity(c.k) if scan else 0
+        if self._idx is None or self._idx[0].size != n:  # kept: 16 k entries
+            self._idx = (np.empty(n, dtype=np.int64), np.empty(n))
+        idx, vals = self._idx
+        count = _update_pass(self.net.K, gK, *deferred["K"], z, indptr, indices, d, alpha,
+                             np.empty(p), np.zeros(-(-p // 8) * 8, dtype=np.uint8),
+                             t if scan else _NONFINITE_ONLY, idx, vals)
+        if count == -2:
+            self._check_finite()  # raises TrainingDivergedError
+        self._candidates = (self.net.K, graph.gamma, idx, vals, count) if scan else None
 
     def _train_batch_generic(self, X, y):
         """:meth:`train_batch` on the generic path: forward, loss and backward
@@ -457,6 +581,7 @@ class Trainer(EpochTrainer):
         self._check_finite()
         self.epoch += 1
         graph = self.prune()
+        self._candidates = None  # after_epoch hooks may change K
         self.gamma = graph.gamma  # Alg. 2 line 13
         mask = graph.mask()
         regrown = 0 if self._prev_mask is None else int(np.sum(mask & ~self._prev_mask))

@@ -16,3 +16,10 @@ def test_bench_training_fused_update_quick(capsys):
     assert "| p | optimizer | fused | NumPy | NumPy / fused |" in out
     assert [ln.split("|")[2].strip() for ln in out.splitlines() if ln.startswith("| 40 |")] \
         == ["sgd", "adam"]
+
+
+def test_bench_training_passes_quick(capsys):
+    assert main(["bench", "training", "--quick", "--passes"]) == 0
+    out = capsys.readouterr().out
+    assert "| p | pass | time | passes over K |" in out
+    assert sum(ln.startswith("| 200 |") for ln in out.splitlines()) == 7

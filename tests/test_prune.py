@@ -201,3 +201,85 @@ def test_top_k_mask_rows_and_ties():
     np.testing.assert_array_equal(m1, [0, 1, 1, 1, 1])
     assert g1 == 2.0
     assert not top_k_mask(V, 0)[0].any() and np.all(top_k_mask(V, 0)[1] == np.inf)
+
+
+@given(p=st.integers(2, 9), seed=st.integers(0, 2**16), data=st.data())
+def test_histogram_selection_is_the_full_selection(p, seed, data):
+    """The exact fallback of the incremental top-k (a histogram of the magnitudes' top
+    bits, then the entries in and above the k-th largest's bucket) keeps what prune keeps:
+    magnitudes over many binades, in one bucket, ties, zeros of both signs, subnormals."""
+    from refimpl.graph.prune import _select_by_histogram
+
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["binades", "one bucket", "ties", "tiny"]))
+    if kind == "binades":
+        K = rng.standard_normal((p, p)) * 10.0 ** rng.integers(-30, 30, (p, p))
+    elif kind == "one bucket":
+        K = 1.0 + rng.random((p, p)) / 64  # all within 1/16 of a binade
+    elif kind == "ties":
+        K = rng.integers(-2, 3, (p, p)) * 0.5  # zeros (and -0.0 after the sign flip below)
+        K[rng.random((p, p)) < 0.3] *= -0.0
+    else:
+        K = rng.standard_normal((p, p)) * 5e-324 * rng.integers(0, 4, (p, p))
+    k = data.draw(st.integers(1, p * (p - 1)))
+    keep_ref, gamma_ref = _full(K, k)
+    keep, gamma = _select_by_histogram(K, k)
+    np.testing.assert_array_equal(keep, keep_ref)
+    assert gamma == gamma_ref
+
+
+def test_incremental_top_k_takes_a_given_first_scan():
+    """``candidates`` (the scan the trainer's update pass does) gives the graph prune gives;
+    a buffer of the wrong size or a count out of range is refused."""
+    from refimpl.graph.prune import (_collect_above, candidate_capacity, candidate_threshold,
+                                     prune_top_k_incremental)
+
+    rng = np.random.default_rng(8)
+    p, k = 50, 150
+    K = np.round(rng.standard_normal((p, p)), 2)
+    ref = prune(K, k=k)
+    for gamma_prev in (ref.gamma, 1.4 * ref.gamma, 0.3 * ref.gamma):  # hit, retry, retry
+        idx = np.empty(candidate_capacity(k), dtype=np.int64)
+        vals = np.empty(idx.size)
+        count = _collect_above(K, candidate_threshold(gamma_prev), idx, vals)
+        if count > 0:
+            np.testing.assert_array_equal(vals[:count], K.ravel()[idx[:count]])
+        g = prune_top_k_incremental(K, k, gamma_prev, candidates=(idx, vals, count))
+        assert (g.A != ref.A).nnz == 0 and np.array_equal(g.A.indices, ref.A.indices)
+        assert g.gamma == ref.gamma and np.array_equal(g.labels, ref.labels)
+    for bad in ((np.empty(10, dtype=np.int64), vals, 0), (idx, vals, idx.size + 1),
+                (idx.astype(np.int32), vals, 0), (idx, vals[:10], 0), (idx, 0)):
+        with pytest.raises(ValueError, match="candidates"):
+            prune_top_k_incremental(K, k, ref.gamma, candidates=bad)
+
+
+@given(p=st.integers(1, 20), seed=st.integers(0, 2**16), data=st.data())
+def test_flagged_scan_is_the_scan(p, seed, data):
+    """The trainer's update pass flags |K| > t as it writes each row, then collects the
+    flagged entries 8 at a time (_collect_flagged): the same indices, overflow (-1) and
+    NaN / inf (-2) answers as the value scan _collect_above, whose candidates prune uses."""
+    from refimpl.graph.prune import _collect_above, _collect_flagged
+
+    rng = np.random.default_rng(seed)
+    K = np.round(rng.standard_normal((p, p)), 1)
+    if data.draw(st.booleans()):
+        K[tuple(rng.integers(0, p, 2))] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    t = data.draw(st.sampled_from([0.0, 0.5, 1.5, 1e300]))
+    cap = data.draw(st.integers(0, p * p))
+    ref, ref_vals = np.empty(cap, dtype=np.int64), np.empty(cap)
+    n_ref = _collect_above(K, t, ref, ref_vals)
+    idx, vals, count = np.empty(cap, dtype=np.int64), np.empty(cap), 0
+    flag = np.zeros(-(-p // 8) * 8, dtype=np.uint8)
+    for j in range(p):
+        flag[:p] = ~(np.abs(K[j]) <= t)
+        count = _collect_flagged(K[j], j, flag, idx, vals, count)
+        if count == -2:
+            break
+    if n_ref == -1 and count == -2:  # a NaN after the overflow: both mean "no candidates"
+        assert not np.isfinite(K).all()
+    else:
+        assert count == n_ref
+    if n_ref >= 0:
+        np.testing.assert_array_equal(idx[:count], ref[:n_ref])
+        np.testing.assert_array_equal(vals[:count], ref_vals[:n_ref])
+        np.testing.assert_array_equal(vals[:count], K.ravel()[idx[:count]])

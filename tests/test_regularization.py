@@ -26,6 +26,7 @@ from refimpl.regularization import (
     nm_penalty,
     nm_repulsion,
     nm_update,
+    nm_repulsion_sparse,
 )
 from strategies import dense_K
 
@@ -489,3 +490,19 @@ def test_nm_with_unit_repulsion_is_l2_at_the_same_alpha():
     off = ~np.eye(5, dtype=bool)
     assert_allclose(l2_proximal(K, alpha, eta)[off], K[off] / (1 + eta * alpha),
                     rtol=1e-15, atol=0)
+
+
+@given(graphs())
+def test_sparse_repulsion_is_the_dense_R(Kg):
+    """nm_repulsion_sparse (what the trainer's fused update pass reads): z z^T off the kept
+    edges, z_i z_j / d on them, is Eq. (10)'s dense R of nm_repulsion, bit for bit
+    (the same expressions)."""
+    K, g = Kg
+    rep = nm_repulsion(g)
+    z, indptr, indices, d = nm_repulsion_sparse(g)
+    R = np.outer(z, z)
+    rows = np.repeat(np.arange(g.p), np.diff(indptr))
+    R[rows, indices] = R[rows, indices] / d
+    assert_array_equal(z, rep.z)
+    assert_array_equal(d, rep.D[rows, indices])
+    assert_array_equal(R, rep.R)

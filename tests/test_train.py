@@ -262,3 +262,92 @@ def test_nm_with_unit_repulsion_trains_exactly_as_l2(reg_step):
                                 patience=None, seed=3), 5, 3)
     plain.fit(X[:90], y[:90])
     assert not np.array_equal(plain.net.K, runs["l2"].net.K), "the regularizer acts"
+
+
+def _spy_candidates(monkeypatch):
+    """Count the prunes that took the update pass's candidates (``first`` given)."""
+    import sys
+
+    mod = sys.modules["refimpl.graph.prune"]
+    real, used = mod._select_top_k_incremental, []
+
+    def spy(K, k, gamma_prev, first=None):
+        used.append(first is not None)
+        return real(K, k, gamma_prev, first)
+
+    monkeypatch.setattr(mod, "_select_top_k_incremental", spy)
+    return used
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("reg, reg_step", [("none", "proximal"), ("l2", "proximal"),
+                                           ("nm", "proximal"), ("nm", "thm31")])
+@pytest.mark.parametrize("select", [{}, {"structure": "dag"}, {"gamma": 0.3}])
+def test_fused_pass_is_bit_identical_to_separate_passes(monkeypatch, optimizer, reg,
+                                                        reg_step, select):
+    """Trainer.fused_pass (issue 12: the optimizer step on K, the proximal NM / L2 step and
+    the next pruning's candidate scan in one compiled pass) against the separate passes
+    (Optimizer.step, nm_proximal / l2_proximal, prune_top_k_incremental scanning K itself):
+    the same parameters, optimizer state, thresholds and history, bit for bit; with top-k
+    pruning the candidates of the pass are really used."""
+    X, y = toy_data(4, n=150)
+    cfg = TrainConfig(nodes=14, edges=40, epochs=3, batch_size=16, patience=None, seed=5,
+                      optimizer=optimizer, lr=0.2 if optimizer == "sgd" else 0.02, reg=reg,
+                      reg_step=reg_step, alpha=2e-3, **select)
+    used = _spy_candidates(monkeypatch)
+    runs = []
+    for fused in (True, False):
+        tr = Trainer(cfg, 5, 3)
+        tr.fused_pass = fused
+        tr.fit(X[:120], y[:120], X[120:], y[120:])
+        runs.append(tr)
+    a, b = runs
+    for k, v in params(b).items():
+        np.testing.assert_array_equal(getattr(a.net, k), v, err_msg=k)
+    for k, v in b.opt.state.items():
+        np.testing.assert_array_equal(a.opt.state[k], v, err_msg=k)
+    assert strip_time(a.history) == strip_time(b.history) and a.gamma == b.gamma
+    if not select:
+        assert sum(used) >= 3 * (120 // 16), "the fused run's prunes took its candidates"
+        assert max(h["largest_module"] for h in a.history) > 1, "modules to regularize"
+    else:
+        assert not any(used)
+
+
+def test_fused_pass_candidates_are_dropped_when_a_hook_may_change_K(monkeypatch):
+    """A before_batch / after_batch hook runs between the update pass and the next
+    pruning: the trainer then scans K itself (and a hook that edits K is honoured)."""
+    from refimpl.loop import Hook
+
+    class Nudge(Hook):
+        def after_batch(self, learner, result):
+            learner.net.K[0, 1] += 10.0  # a new strongest edge the candidates never saw
+
+    X, y = toy_data(5)
+    cfg = TrainConfig(**SMALL, seed=6)
+    used = _spy_candidates(monkeypatch)
+    tr = Trainer(cfg, 5, 3)
+    tr.fit(X[:90], y[:90], hooks=[Nudge()])
+    assert used and not any(used)
+    ref = Trainer(cfg, 5, 3)
+    ref.fused_pass = False
+    ref.fit(X[:90], y[:90], hooks=[Nudge()])
+    np.testing.assert_array_equal(tr.net.K, ref.net.K)
+    assert tr.prune().mask()[0, 1]
+
+
+def test_fused_pass_reports_divergence_at_once():
+    """A NaN or inf in K after the update pass is a TrainingDivergedError naming the epoch
+    at once (the separate passes reported it at the next pruning, as a bare ValueError)."""
+    from refimpl.train import TrainingDivergedError
+
+    X, y = toy_data(6)
+    for reg, bad in (("none", np.inf), ("nm", np.nan)):
+        tr = Trainer(TrainConfig(**SMALL, reg=reg, seed=1), 5, 3)
+        graph = tr.prune()
+        _, grads, _ = loss_and_grad(tr.net, X[:16], y[:16], graph)
+        gK = grads.K.copy()
+        gK[7, 2] = bad  # a gradient that overflowed
+        with np.errstate(all="ignore"), pytest.raises(TrainingDivergedError,
+                                                      match=r"epoch 1: the parameters K"):
+            tr._update(graph, gK, grads)

@@ -206,7 +206,11 @@ def test_appendix_h_fails_when_nm_regularization_is_off(monkeypatch):
     """With R = 0 inside training the NM run is the unregularized run: the claim fails."""
     import refimpl.train as train
 
-    # training applies R through these two (the per-batch forms of Thm. 3.1); R = 0:
+    # training applies R through these three (the per-batch forms of Thm. 3.1: the fused
+    # update pass reads R from nm_repulsion_sparse, the separate passes call the other two);
+    # R = 0:
+    monkeypatch.setattr(train, "nm_repulsion_sparse", lambda graph: (
+        np.zeros(graph.p), np.zeros(graph.p + 1, np.int32), np.zeros(0, np.int32), np.ones(0)))
     monkeypatch.setattr(train, "nm_proximal", lambda K, graph, alpha, eta, out=None: K)
     monkeypatch.setattr(train, "nm_rate_times",
                         lambda K, graph, alpha, out=None: np.zeros_like(K))

@@ -243,30 +243,147 @@ INCREMENTAL_CAP = 16
 
 
 @numba.njit(cache=True)
-def _collect_above(K, t, idx):
-    """Flat (row-major) indices of the off-diagonal entries with ``|K| > t``
-    into ``idx`` (preallocated, in increasing order); returns their count,
-    -1 when more than ``idx.size`` qualify, -2 at a NaN or inf entry."""
-    # idx[:count] : the candidates found so far (flat index j * p + i)
-    p = K.shape[0]
+def _collect_row(Kj, j, t, idx, vals, count):
+    """Append to ``idx[count:]`` the flat indices ``j * p + i`` (increasing) of the
+    off-diagonal entries of row ``j`` (``Kj = K[j]``) with ``|K| > t``, and their values
+    to ``vals[count:]`` (as long as ``idx``); returns the new
+    count, -1 when more than ``idx.size`` qualify, -2 at a NaN or inf entry.  Blocks of
+    16 entries are tested first by a branch-free (SIMD) count; only the rare blocks with
+    a candidate (~k / p^2 of the entries) are collected, without a branch per entry
+    while the buffer has room for the whole block."""
+    p = Kj.shape[0]
     cap = idx.shape[0]
-    count = 0
-    for j in range(p):
-        Kj = K[j]
-        for i in range(p):
+    base = j * p
+    for b0 in range(0, p, 16):
+        hits = 0
+        if b0 + 16 <= p:
+            for i in range(16):  # a fixed trip count: unrolled and vectorized
+                hits += 0 if abs(Kj[b0 + i]) <= t else 1  # NaN counts as a hit
+            if hits == 0:
+                continue
+        b1 = min(b0 + 16, p)
+        if count + (b1 - b0) <= cap:  # room for the whole block: write, then advance
+            for i in range(b0, b1):
+                a = abs(Kj[i])
+                if a != a or a == np.inf:
+                    return -2
+                idx[count] = base + i
+                vals[count] = Kj[i]
+                count += 1 if (not a <= t) and i != j else 0
+            continue
+        for i in range(b0, b1):
             a = abs(Kj[i])
-            if not a <= t:  # rare: ~k / p^2 of the entries (and NaN)
+            if not a <= t:
                 if a != a or a == np.inf:
                     return -2
                 if i != j:
                     if count == cap:
                         return -1
-                    idx[count] = j * p + i
+                    idx[count] = base + i
+                    vals[count] = Kj[i]
                     count += 1
     return count
 
 
-def _select_top_k_incremental(K, k, gamma_prev):
+@numba.njit(cache=True)
+def _collect_flagged(Kj, j, flag, idx, vals, count):
+    """:func:`_collect_row` for a row whose entries above the threshold were flagged
+    when it was written (``flag[i] = not |K[j, i]| <= t``, uint8, length a multiple of 8:
+    tested 8 at a time).  ``count = -1`` on entry (an earlier row overflowed) only looks
+    for NaN and inf.  Returns the new count, -1 (more than ``idx.size``) or -2 (NaN/inf)."""
+    p = Kj.shape[0]
+    cap = idx.shape[0]
+    words = flag.view(np.uint64)
+    base = j * p
+    for w in range((p + 7) // 8):
+        if words[w] == 0:
+            continue
+        for i in range(8 * w, min(8 * w + 8, p)):
+            if flag[i]:
+                a = abs(Kj[i])
+                if a != a or a == np.inf:
+                    return -2
+                if i == j or count == -1:
+                    continue
+                if count == cap:
+                    count = -1  # overflow: keep looking for NaN and inf only
+                    continue
+                idx[count] = base + i
+                vals[count] = Kj[i]
+                count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def _collect_above(K, t, idx, vals):
+    """Flat (row-major) indices of the off-diagonal entries with ``|K| > t``
+    into ``idx`` (preallocated, in increasing order) and their values into
+    ``vals``; returns their count, -1 when more than ``idx.size`` qualify, -2 at
+    a NaN or inf entry."""
+    # idx[:count] : the candidates found so far (flat index j * p + i)
+    count = 0
+    for j in range(K.shape[0]):
+        count = _collect_row(K[j], j, t, idx, vals, count)
+        if count < 0:
+            return count
+    return count
+
+
+def candidate_capacity(k):
+    """Size of the candidate buffer of the incremental top-k (Alg. 2 line 13):
+    ``max(INCREMENTAL_CAP k, k + 1024)`` flat indices."""
+    return max(INCREMENTAL_CAP * int(k), int(k) + 1024)
+
+
+def candidate_threshold(gamma_prev):
+    """The first scan's threshold ``INCREMENTAL_FRACTIONS[0] * gamma_prev`` of the
+    incremental top-k (Alg. 2 line 13; :func:`prune_top_k_incremental`)."""
+    return INCREMENTAL_FRACTIONS[0] * float(gamma_prev)
+
+
+#: Buckets of the exact fallback's histogram: the top 16 bits of |K| (the exponent and
+#: the 4 leading mantissa bits: 16 buckets per binade).
+_HIST_SHIFT = 48
+
+
+@numba.njit(cache=True)
+def _magnitude_histogram(bits, hist):
+    """Count the off-diagonal entries of K (``bits``: K viewed as int64) per bucket of
+    the top bits of |K| (``hist[(bits >> 48) & 0x7fff] += 1``); NaN and inf fall in the
+    buckets from ``0x7ff0`` (a non-finite bias too).  Bucket order is magnitude order
+    (IEEE 754)."""
+    p = bits.shape[0]
+    for j in range(p):
+        bj = bits[j]
+        for i in range(p):
+            key = (bj[i] >> _HIST_SHIFT) & 0x7FFF
+            if i != j or key >= 0x7FF0:
+                hist[key] += 1
+
+
+def _select_by_histogram(K, k):
+    """The exact top-k of ``|K|`` (diagonal excluded) with two passes over K and no
+    p x p temporary: a histogram of the magnitudes' top bits finds the bucket of the
+    k-th largest, then the entries in and above it (at least k, and their exact
+    number is known) are collected and selected among.  Returns ``(keep, gamma)``."""
+    K = np.ascontiguousarray(K)
+    hist = np.zeros(1 << 15, dtype=np.int64)
+    _magnitude_histogram(K.view(np.int64), hist)
+    if hist[0x7FF0:].any():
+        raise ValueError("K: contains NaN or inf")
+    above = np.cumsum(hist[::-1])[::-1]  # above[b]: entries in bucket b or higher
+    b = int(np.flatnonzero(above >= k)[-1])  # the bucket of the k-th largest
+    edge = np.array(b << _HIST_SHIFT, dtype=np.int64).view(np.float64)
+    t = np.nextafter(edge, -np.inf)  # |K| > t  <=>  |K| >= edge, the bucket's lower end
+    idx, vals = np.empty(int(above[b]), dtype=np.int64), np.empty(int(above[b]))
+    count = _collect_above(K, t, idx, vals)
+    assert count == idx.size, "the histogram counts the entries the scan collects"
+    cand = idx[:count]
+    mask, gamma = top_k_mask(np.abs(vals[:count]), k)  # Alg. 2 line 13
+    return cand[mask], gamma
+
+
+def _select_top_k_incremental(K, k, gamma_prev, first=None):
     """:func:`top_k_mask` of ``|K|`` (diagonal excluded, as in :func:`prune`) scanning only the
     entries above ``t = fraction * gamma_prev``.
 
@@ -279,24 +396,34 @@ def _select_top_k_incremental(K, k, gamma_prev):
     NM regularization shrinks a whole module's weights) one more scan uses
     the lower fraction, with more than ``cap`` (gamma rose) the higher one.
     Otherwise, or with ``gamma_prev`` not a finite number > 0, it falls back
-    to the full selection.  Returns ``(keep, gamma, fallback)``.
+    to the exact selection of :func:`_select_by_histogram` (two more passes over K;
+    ``k = 0``: the full selection).  ``first``: ``(idx, vals, count)``, the first scan's result
+    when it was done elsewhere (the trainer's fused update pass: the
+    :func:`_collect_row` scan of this K at :func:`candidate_threshold`, into a
+    buffer of :func:`candidate_capacity`).  Returns ``(keep, gamma, fallback)``.
     """
-    first, lower, higher = INCREMENTAL_FRACTIONS
-    fraction = first
+    fraction, lower, higher = INCREMENTAL_FRACTIONS
     for attempt in range(2):
         t = fraction * float(gamma_prev)
         if not (0 < k and np.isfinite(t) and t > 0.0):
             break
-        idx = np.empty(max(INCREMENTAL_CAP * k, k + 1024), dtype=np.int64)
-        count = _collect_above(K, t, idx)
+        if attempt == 0 and first is not None:
+            idx, vals, count = first
+        else:
+            n = candidate_capacity(k)
+            idx, vals = np.empty(n, dtype=np.int64), np.empty(n)
+            count = _collect_above(K, t, idx, vals)
         if count == -2:
             raise ValueError("K: contains NaN or inf")
         if count >= k:
             cand = idx[:count]
             # cand is in increasing flat order: top_k_mask's tie rule is prune's
-            mask, gamma = top_k_mask(np.abs(K.ravel()[cand]), k)  # Alg. 2 line 13
+            mask, gamma = top_k_mask(np.abs(vals[:count]), k)  # Alg. 2 line 13
             return cand[mask], gamma, False
         fraction = higher if count == -1 else lower
+    if k > 0:
+        keep, gamma = _select_by_histogram(K, k)
+        return keep, gamma, True
     K = check_square_finite(K)  # the scan above may have stopped early
     absK = np.abs(K)
     np.fill_diagonal(absK, -1.0)
@@ -304,7 +431,7 @@ def _select_top_k_incremental(K, k, gamma_prev):
     return np.flatnonzero(mask), gamma, True
 
 
-def prune_top_k_incremental(K, k, gamma_prev):
+def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
     """:func:`prune` with ``k`` (top-k), given the previous threshold.
 
     Implements Alg. 2 lines 5 and 13 like ``prune(K, k=k)`` and returns the
@@ -312,8 +439,9 @@ def prune_top_k_incremental(K, k, gamma_prev):
     training gamma moves little between mini-batches, so only the entries
     with ``|K| > 0.9 gamma_prev`` are partitioned (one retry at ``0.5
     gamma_prev`` when fewer than ``k`` qualify, at ``1.5 gamma_prev`` when
-    more than ``max(16 k, k + 1024)`` do; then an exact fallback selects
-    from all entries: :data:`INCREMENTAL_FRACTIONS`).
+    more than ``max(16 k, k + 1024)`` do: :data:`INCREMENTAL_FRACTIONS`; then
+    an exact fallback: a histogram of the magnitudes' top bits finds the k-th
+    largest's bucket, and only the entries in and above it are selected among).
 
     Parameters
     ----------
@@ -322,10 +450,18 @@ def prune_top_k_incremental(K, k, gamma_prev):
         Edges to keep, in ``[0, p (p - 1)]``.
     gamma_prev : float
         The previous threshold (any value: NaN, inf or 0 take the full path).
+    candidates : (idx, vals, count), optional
+        The first scan, already done on this very ``K`` (the trainer does it inside
+        its update pass): ``count`` as :func:`_collect_row` returns it over the rows
+        of K at ``candidate_threshold(gamma_prev)``, ``idx[:count]`` the flat
+        indices found and ``vals[:count]`` their values; ``idx`` (int64) and ``vals``
+        (float64) of size ``candidate_capacity(k)``.  Candidates of
+        another K give another graph: the caller guarantees K was not changed since.
     """
     if not (isinstance(K, np.ndarray) and K.dtype == np.float64 and K.flags.c_contiguous
             and K.ndim == 2 and K.shape[0] == K.shape[1]):
         K = check_square_finite(K)  # else finiteness is checked during the scan
+        candidates = None
     p = K.shape[0]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise ValueError(f"k: expected an integer, got {k!r}")
@@ -336,5 +472,14 @@ def prune_top_k_incremental(K, k, gamma_prev):
         gamma_prev = float(gamma_prev)
     except (TypeError, ValueError):
         raise ValueError(f"gamma_prev: expected a number, got {gamma_prev!r}") from None
-    keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev)
+    if candidates is not None:
+        n = candidate_capacity(k)
+        idx, vals, count = candidates if len(candidates) == 3 else (None, None, 0)
+        if not (isinstance(idx, np.ndarray) and idx.dtype == np.int64 and idx.shape == (n,)
+                and isinstance(vals, np.ndarray) and vals.dtype == np.float64
+                and vals.shape == (n,) and -2 <= int(count) <= n):
+            raise ValueError(f"candidates: expected (idx, vals, count) with idx int64 and "
+                             f"vals float64 arrays of size {n} and -2 <= count <= {n}")
+        candidates = (idx, vals, int(count))
+    keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev, candidates)
     return _build(K, keep, gamma)
