@@ -7,13 +7,20 @@ forward at the end of the epoch) at p = 300, 1000, 3000 hidden nodes, with
 
 - solves: the forward and adjoint module solves (``loss_and_grad`` and the
   end-of-epoch validation forward, minus the dL/dK product);
-- dL/dK: the dense (p, B) x (B, p) product of Eq. (6), re-timed on the same
-  values in backward's layout right after each backward, the faster of two
-  replays (the replays are not counted in the epoch; a stall that hit the
-  product inside backward stays in "solves");
+- dL/dK: the (p, B) x (B, p) product of Eq. (6).  By default
+  (``Trainer.blocked_grad``) the update pass forms it in row blocks of
+  ``GRAD_BLOCK_ROWS`` into a kept buffer: after each update the same blocked
+  products (F[j0:j1] @ U.T into a kept block, and the diagonal) are replayed
+  alone on the same factors, the faster of two replays, and that time is moved
+  from "update" to "dL/dK".  With the dense dL/dK (``--dense-grad`` rows, and
+  the separate passes) it is the product into a new array in backward's
+  layout, replayed right after each backward and moved from "solves" (a stall
+  that hit the product inside backward stays in "solves").  Replays are not
+  counted in the epoch;
 - update: the optimizer step on K, W1, Wm; by default (``Trainer.fused_pass``) one
   compiled pass over K that also applies the NM proximal step (Thm. 3.1) and
-  collects the next pruning's candidates, so both are in this column;
+  collects the next pruning's candidates, so both are in this column (minus
+  the blocked products, see dL/dK);
 - pruning: top-k selection (among those candidates), Tarjan and the schedule
   (Alg. 2 lines 5, 13);
 - regularization: the NM proximal step (Thm. 3.1) when it is a pass of its own
@@ -23,11 +30,13 @@ forward at the end of the epoch) at p = 300, 1000, 3000 hidden nodes, with
 
 The parts are timed by wrapping the Trainer's methods from outside (no timing
 code in the library).  Next to the epoch: the dense-gradient floor, the p^2
-work per batch the algorithm cannot avoid (one (p, B) x (B, p) product into a
-new array, as backward does it, and one read-and-write pass over K), measured
-inside the epoch after every batch on its own arrays (the dL/dK replay and a
-replayed ``K *= 1.0``, each the faster of two, not counted in the epoch), so
-that the epoch and its floor see the same load.  Default threading as a user
+work per batch the algorithm cannot avoid (the (p, B) x (B, p) product, in
+row blocks into a kept buffer, and one read-and-write pass over K), measured
+inside the epoch after every batch on its own arrays (a blocked-product replay
+and a replayed ``K *= 1.0``, each the faster of two, not counted in the epoch),
+so that the epoch and its floor see the same load.  ``--dense-grad`` adds rows
+with ``Trainer.blocked_grad = False`` (backward's dense dL/dK, the previous
+default).  Default threading as a user
 gets it (:mod:`refimpl.threads`: one thread for numba and BLAS).  ``--repeat n``
 runs every setting n times, interleaved, and reports the fastest epoch (with
 its floor).  ``--passes`` times the per-batch passes over the p x p arrays
@@ -81,16 +90,46 @@ class _Clock:
         return timed
 
 
-def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True):
+def _blocked_product(F, U, buf):
+    """The trainer's dL/dK in row blocks (:func:`refimpl.train._update_blocked`'s BLAS
+    calls and diagonal) into the kept ``buf``, without the update."""
+    p = F.shape[0]
+    blk = buf.shape[0]
+    UT, flat, diag = U.T, buf.reshape(-1), U.sum(axis=1)
+    for j0 in range(0, p, blk):
+        j1 = min(p, j0 + blk)
+        np.matmul(F[j0:j1], UT, out=buf[:j1 - j0])
+        flat[j0:j0 + (j1 - j0) * (p + 1):p + 1] = diag[j0:j1]
+
+
+def _best_of_two(fn):
+    """(the faster of two timed calls, their sum)."""
+    ts = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return min(ts), sum(ts)
+
+
+def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True, blocked_grad=True):
     """Seconds of one epoch of Alg. 2, split into :data:`PARTS` (``fused_pass``:
-    :attr:`Trainer.fused_pass`, False for the separate passes)."""
+    :attr:`Trainer.fused_pass`, False for the separate passes; ``blocked_grad``:
+    :attr:`Trainer.blocked_grad`, False for backward's dense dL/dK)."""
     config = TrainConfig(nodes=p, reg=reg, epochs=warm_epochs + 1, patience=None, seed=seed)
     tr = Trainer(config, data.n_features, data.n_classes)
-    tr.fused_pass = fused_pass
+    tr.fused_pass, tr.blocked_grad = fused_pass, blocked_grad
     if warm_epochs:
         tr.fit(data.X_train, data.y_train, data.X_val, data.y_val, epochs=warm_epochs)
     clock = _Clock()
-    orig_lag, orig_fwd = train_mod.loss_and_grad, train_mod.forward
+    orig_lag, orig_fac = train_mod.loss_and_grad, train_mod._loss_and_grad_factors
+    orig_fwd, orig_update = train_mod.forward, tr._update
+    buf = np.empty((min(p, train_mod.GRAD_BLOCK_ROWS), p))
+
+    def floor_pass(K):  # the floor's pass over K: K *= 1.0 (exact, K unchanged)
+        t_pass, t_rep = _best_of_two(lambda: np.multiply(K, 1.0, out=K))
+        clock.excluded += t_rep
+        clock.floor += t_pass
 
     def loss_and_grad(*args, **kwargs):
         t0 = time.perf_counter()
@@ -98,34 +137,48 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True):
         t_all = time.perf_counter() - t0
         _, grads, fwd = out
         # replay Eq. (6)'s product on the same values, in backward's layout: (p, B)
-        # C-contiguous F^T and U^T, the output a new C-contiguous (p, p) array
+        # C-contiguous F^T and U^T, the output a new C-contiguous (p, p) array (the
+        # faster of two: a page-fault stall of the kernel's memory compaction can hit
+        # any new 72 MB array)
         Fn, Un = np.ascontiguousarray(fwd.F.T), np.ascontiguousarray(grads.U.T)
-        t_dk, t_replays = np.inf, 0.0
-        for _ in range(2):  # the faster of two: a page-fault stall of the kernel's
-            t1 = time.perf_counter()  # memory compaction can hit any new 72 MB array
+
+        def dense():
             dK = Fn @ Un.T
             np.fill_diagonal(dK, Un.sum(axis=1))
-            del dK
-            dt = time.perf_counter() - t1
-            t_dk, t_replays = min(t_dk, dt), t_replays + dt
-        K = args[0].K  # the floor's pass over K: K *= 1.0 (exact, K unchanged)
-        t_pass = np.inf
-        for _ in range(2):
-            t1 = time.perf_counter()
-            np.multiply(K, 1.0, out=K)
-            dt = time.perf_counter() - t1
-            t_pass, t_replays = min(t_pass, dt), t_replays + dt
-        clock.excluded += t_replays
-        clock.floor += t_dk + t_pass
+
+        t_dk, t_rep = _best_of_two(dense)
+        t_blk, t_rep2 = _best_of_two(lambda: _blocked_product(Fn, Un, buf))
+        clock.excluded += t_rep + t_rep2
+        clock.floor += t_blk
+        floor_pass(args[0].K)
         clock.t["dL/dK"] += t_dk
         clock.t["solves"] += t_all - t_dk
         return out
 
+    def loss_and_grad_factors(*args, **kwargs):
+        out = orig_fac(*args, **kwargs)
+        tr._bench_factors = out[1].K_factors
+        return out
+
+    timed_update = clock.wrap("update", orig_update)
+
+    def update(graph, gK, grads):
+        timed_update(graph, gK, grads)
+        if gK is None:  # blocked: the products inside the pass, replayed alone
+            F, U = tr._bench_factors
+            t_blk, t_rep = _best_of_two(lambda: _blocked_product(F, U, buf))
+            clock.excluded += t_rep
+            clock.floor += t_blk
+            floor_pass(tr.net.K)
+            clock.t["dL/dK"] += t_blk  # moved from the update pass that contains them
+            clock.t["update"] -= t_blk
+
     tr.prune = clock.wrap("pruning", tr.prune)
     tr._reg_shrink = clock.wrap("regularization", tr._reg_shrink)
     tr._reg_gradient = clock.wrap("regularization", tr._reg_gradient)
-    tr._update = clock.wrap("update", tr._update)
+    tr._update = update
     train_mod.loss_and_grad = loss_and_grad
+    train_mod._loss_and_grad_factors = clock.wrap("solves", loss_and_grad_factors)
     train_mod.forward = clock.wrap("solves", orig_fwd)
     try:
         t0 = time.perf_counter()
@@ -133,6 +186,7 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True):
         total = time.perf_counter() - t0 - clock.excluded
     finally:
         train_mod.loss_and_grad, train_mod.forward = orig_lag, orig_fwd
+        train_mod._loss_and_grad_factors = orig_fac
     clock.t["other"] = max(0.0, total - sum(v for k, v in clock.t.items() if k != "other"))
     return total, clock.t, clock.floor, tr.history[-1]
 
@@ -145,7 +199,7 @@ def pass_rows(nodes, repeat=9, B=32):
     from refimpl.graph.prune import _collect_above, candidate_capacity, candidate_threshold
     from refimpl.optim import _sgd_fused
     from refimpl.regularization import _nm_rate_kernel, nm_repulsion_sparse
-    from refimpl.train import _update_pass
+    from refimpl.train import GRAD_BLOCK_ROWS, _update_blocked, _update_pass
 
     rows = []
     for p in nodes:
@@ -161,9 +215,14 @@ def pass_rows(nodes, repeat=9, B=32):
         vals = np.empty(idx.size)
         lr, alpha, mu = 0.05, 1e-3, 0.5
         sgd = (M, M, False, mu, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, lr, 1e-8)
+        buf = np.empty((min(p, GRAD_BLOCK_ROWS), p))
+        tail = lambda: (z, indptr, indices, d, alpha, np.empty(p),  # noqa: E731
+                        np.zeros(-(-p // 8) * 8, dtype=np.uint8), t, idx, vals)
         passes = {
             "dL/dK product, into a new array (as backward)": lambda: Fn @ Un.T,
             "dL/dK product, into a kept buffer": lambda: np.matmul(Fn, Un.T, out=K),
+            f"dL/dK product in row blocks of {buf.shape[0]}, into a kept block":
+                lambda: _blocked_product(Fn, Un, buf),
             "one pass over K (read, write)": lambda: np.multiply(K, 1.0, out=K),
             "SGD step alone (read G, K, M; write K, M)":
                 lambda: _sgd_fused(K.reshape(-1), M.reshape(-1), G.reshape(-1), mu, lr),
@@ -171,6 +230,8 @@ def pass_rows(nodes, repeat=9, B=32):
                 lambda: _update_pass(K, G, *sgd, z, indptr, indices, d, alpha, np.empty(p),
                                      np.zeros(-(-p // 8) * 8, dtype=np.uint8), t, idx,
                                      vals),
+            "fused pass with dL/dK in row blocks (the products included)":
+                lambda: _update_blocked(K, (Fn, Un), None, buf, sgd, tail()),
             "separate NM proximal pass (nm_proximal's kernel)":
                 lambda: _nm_rate_kernel(K, z, indptr, indices, d, alpha, lr, True,
                                         np.empty(d.size), K),
@@ -228,6 +289,9 @@ def main(argv=None):
     ap.add_argument("--separate", action="store_true",
                     help="also time the separate passes (Trainer.fused_pass = False: update, "
                          "proximal step and pruning scan each a pass over K)")
+    ap.add_argument("--dense-grad", action="store_true",
+                    help="also time backward's dense dL/dK (Trainer.blocked_grad = False) "
+                         "with the fused pass")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each epoch (a fresh trainer each, interleaved over the "
                          "settings); the fastest is reported, with its floor (default 3)")
@@ -252,19 +316,23 @@ def main(argv=None):
     epoch_parts(data, 20, "nm")  # compile the kernels (cached) outside the timings
     rows = []
     for p in nodes:
-        settings = [(reg, fused) for reg in args.reg
-                    for fused in ((True, False) if args.separate else (True,))]
+        modes = ["blocked"] + ["dense"] * args.dense_grad + ["separate"] * args.separate
+        settings = [(reg, mode) for reg in args.reg for mode in modes]
         best = {}
         for _ in range(1 if args.quick else max(1, args.repeat)):
-            for reg, fused in settings:  # interleaved: load changes hit every setting
-                run = epoch_parts(data, p, reg, fused_pass=fused, warm_epochs=args.warm_epochs)
-                if (reg, fused) not in best or run[0] < best[reg, fused][0]:
-                    best[reg, fused] = run
-                print(f"  done: p={p} reg={reg} fused={fused}: {run[0]:.2f} s", file=sys.stderr)
-        for reg, fused in settings:
-            total, parts, floor, rec = best[reg, fused]
+            for reg, mode in settings:  # interleaved: load changes hit every setting
+                run = epoch_parts(data, p, reg, fused_pass=mode != "separate",
+                                  blocked_grad=mode == "blocked",
+                                  warm_epochs=args.warm_epochs)
+                if (reg, mode) not in best or run[0] < best[reg, mode][0]:
+                    best[reg, mode] = run
+                print(f"  done: p={p} reg={reg} {mode}: {run[0]:.2f} s", file=sys.stderr)
+        for reg, mode in settings:
+            total, parts, floor, rec = best[reg, mode]
             house = sum(parts[k] for k in ("update", "pruning", "regularization", "other"))
-            rows.append([p, reg if fused else f"{reg} (separate)", fmt_time(total)]
+            label = {"blocked": reg, "dense": f"{reg} (dense dL/dK)",
+                     "separate": f"{reg} (separate)"}[mode]
+            rows.append([p, label, fmt_time(total)]
                         + [f"{100 * parts[k] / total:.0f} %" for k in PARTS]
                         + [f"{100 * house / total:.0f} %", fmt_time(floor),
                            f"{total / floor:.1f}x", rec["largest_module"]])

@@ -153,7 +153,9 @@ class Optimizer:
         for the deferred names that can take the fused path (``v`` is ``m`` for SGD,
         unused; c1, c2: Adam's bias corrections at this step).  A deferred name that
         cannot (not float64 C-contiguous 2-D, or ``fused=False``) is updated here and
-        not returned.
+        not returned.  A deferred name's gradient may be None (the caller forms it
+        inside its pass, e.g. the trainer's dL/dK in row blocks); it must then take the
+        fused path, else ValueError.
         """
         self.t += 1
         c1 = c2 = 1.0
@@ -163,13 +165,16 @@ class Optimizer:
         deferred = {}
         for name, g in grads.items():
             if f"m_{name}" not in self.state:
-                self._allocate(name, tuple(g.shape))
+                self._allocate(name, tuple(np.shape(params[name] if g is None else g)))
             m = self.state[f"m_{name}"]
             if name in defer and self.fused:
                 args = self._deferred(name, params[name], m, g, c1, c2)
                 if args is not None:
                     deferred[name] = args
                     continue
+            if g is None:
+                raise ValueError(f"grads[{name!r}]: None needs a deferred fused step "
+                                 "(float64 C-contiguous 2-D parameter, fused=True)")
             if self.fused and self._step_fused(name, params[name], m, g, c1, c2):
                 continue
             if self.kind == "sgd":
@@ -189,9 +194,10 @@ class Optimizer:
     def _deferred(self, name, w, m, g, c1, c2):
         """The fused step's state and scalars for a deferred 2-D parameter, or None."""
         shape = np.shape(w)
-        ok = len(shape) == 2 and all(_flat(a, shape) is not None for a in (w, m, g))
+        ok = len(shape) == 2 and all(_flat(a, shape) is not None
+                                     for a in (w, m, w if g is None else g))
         v = self.state.get(f"v_{name}", m)  # SGD: unused
-        if not ok or np.may_share_memory(g, w) or (self.kind == "adam" and _flat(v, shape) is None):
+        if not ok or (g is not None and np.may_share_memory(g, w)) or (self.kind == "adam" and _flat(v, shape) is None):
             return None
         return (m, v, self.kind == "adam", float(self.momentum), float(self.b1),
                 float(1.0 - self.b1), float(self.b2), float(1.0 - self.b2), float(c1),

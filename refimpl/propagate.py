@@ -513,6 +513,11 @@ class ForwardResult(ForwardStatus):
     module_residual: np.ndarray
     status: SolveStatus = SolveStatus.CONVERGED
     failed_modules: list = field(default_factory=list)
+    #: ``backward(..., grad_K="factors")``: ``(F, U)``, both (p, B) C-contiguous in node
+    #: order (``F = f(X)^T``, ``U = dL/dX^T``), and ``K`` is None: dL/dK of Eq. (6) is
+    #: ``F @ U.T`` with its diagonal replaced by ``U.sum(axis=1)`` (the biases), never
+    #: formed (the trainer forms it in row blocks, :func:`refimpl.train._update_pass`).
+    K_factors: tuple | None = None
     module_cond: np.ndarray | None = None
     whole_iterations: int = 0
 
@@ -559,6 +564,11 @@ class Gradients:
     V: np.ndarray
     status: SolveStatus = SolveStatus.CONVERGED
     failed_modules: list = field(default_factory=list)
+    #: ``backward(..., grad_K="factors")``: ``(F, U)``, both (p, B) C-contiguous in node
+    #: order (``F = f(X)^T``, ``U = dL/dX^T``), and ``K`` is None: dL/dK of Eq. (6) is
+    #: ``F @ U.T`` with its diagonal replaced by ``U.sum(axis=1)`` (the biases), never
+    #: formed (the trainer forms it in row blocks, :func:`refimpl.train._update_pass`).
+    K_factors: tuple | None = None
 
 
 # ----------------------------------------------------------------------------
@@ -782,7 +792,7 @@ ADJOINTS = {
 
 
 @with_threads  # threads=: refimpl.threads.threads_policy
-def backward(net, fwd, G, *, throw=True, backend=None):
+def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
     """Gradients by the adjoint of Eq. (4) and Eq. (6)-(8) (Alg. 1 lines 25-38).
 
     .. math::
@@ -814,8 +824,19 @@ def backward(net, fwd, G, *, throw=True, backend=None):
     backend : optional
         Ignored: the backend is the forward's (a result of the generic path
         is passed on to :func:`refimpl.xp.backward`).
+    grad_K : {"dense", "factors"}
+        ``"dense"`` (default): ``.K`` is the dense (p, p) dL/dK of Eq. (6).
+        ``"factors"``: ``.K`` is None and ``.K_factors = (F, U)`` (each (p, B),
+        node order) with dL/dK = ``F @ U.T``, diagonal ``U.sum(axis=1)``: the
+        rank-B factors of Eq. (6), for a caller that forms dL/dK in row blocks
+        (the trainer's update pass) instead of as a 72 MB array at p = 3000.
+        Only on the NumPy path.
     """
+    if grad_K not in ("dense", "factors"):
+        raise ValueError(f"grad_K: expected 'dense' or 'factors', got {grad_K!r}")
     if not isinstance(fwd, ForwardResult):
+        if grad_K != "dense":
+            raise ValueError("grad_K: 'factors' is only available on the NumPy path")
         return GENERIC["backward"](net, fwd, G, throw=throw)
     G = np.asarray(G, dtype=np.float64)
     B = fwd.X0.shape[0]
@@ -879,9 +900,13 @@ def backward(net, fwd, G, *, throw=True, backend=None):
     # Back to node order (rows = nodes).
     Un = UT[position]          # (p, B) = U^T
     Fn = fwd.FT[position]      # (p, B) = F^T
-    dK = Fn @ Un.T             # Eq. (6): dL/dK[j, i] = sum_b f(x_j) u_i
-    np.fill_diagonal(dK, Un.sum(axis=1))  # Eq. (6): H_i has 1 at i (bias)
+    factors, dK = None, None
+    if grad_K == "factors":
+        factors = (np.ascontiguousarray(Fn), Un)  # Eq. (6) as F @ U.T, diagonal U.sum(1)
+    else:
+        dK = Fn @ Un.T             # Eq. (6): dL/dK[j, i] = sum_b f(x_j) u_i
+        np.fill_diagonal(dK, Un.sum(axis=1))  # Eq. (6): H_i has 1 at i (bias)
     dWm = G.T @ Fn.T           # Eq. (7)
     dW1 = Un @ fwd.X0          # Eq. (8)
     return Gradients(K=dK, W1=dW1, Wm=dWm, U=Un.T, V=VT[position].T, status=status,
-                     failed_modules=failed)
+                     failed_modules=failed, K_factors=factors)

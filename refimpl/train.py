@@ -74,7 +74,7 @@ from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import EarlyStopping, EpochTrainer, Hook
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer, _adam_entry, _sgd_entry
-from .propagate import forward
+from .propagate import backward, check_input, forward
 from .regularization import (_proximal_entry, l2_gradient, l2_proximal, nm_proximal,
                              nm_rate_times, nm_repulsion_sparse)
 from .solvers.result import ConvergenceError
@@ -238,34 +238,30 @@ PARAMS = ("K", "W1", "Wm")
 
 #: The scan threshold that finds only NaN and inf (no candidate is collected).
 _NONFINITE_ONLY = float(np.finfo(np.float64).max)
+#: Rows of dL/dK formed per BLAS call inside the update pass (``Trainer.blocked_grad``):
+#: 64 x 3000 float64 is 1.5 MB, cache-resident while the pass reads it.
+GRAD_BLOCK_ROWS = 64
+
+
+def _loss_and_grad_factors(net, X0, T, graph, **forward_options):
+    """:func:`refimpl.model.loss_and_grad` with dL/dK returned as its factors
+    (``backward(..., grad_K="factors")``, Eq. 6), for the trainer's blocked update."""
+    X0 = check_input(X0, net.n_in)
+    fwd = forward(net, X0, graph, **forward_options)
+    loss, G = output_loss(fwd.Z, T, net.output)
+    return loss, backward(net, fwd, G, grad_K="factors"), fwd
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
-                 z, indptr, indices, d, alpha, row, flag, t, idx, vals):
-    """Alg. 2 line 11 on K, the regularizer's proximal step and the next pruning's
-    candidates in one pass over K, entry by entry:
-
-    - the optimizer's step (:func:`refimpl.optim._sgd_entry` / ``_adam_entry``, bit for
-      bit :meth:`Optimizer.step`);
-    - the implicit form of Thm. 3.1 with step ``lr``
-      (:func:`refimpl.regularization._proximal_entry` with ``r = z_j z_i`` off the
-      kept edges and ``z_j z_i / d`` on them, Eq. 10; bit for bit :func:`nm_proximal`;
-      L2: z = 1 and no kept edge; no regularizer: ``alpha = 0``, ``w / 1.0 = w``);
-      the biases (diagonal) are not shrunk;
-    - the flat indices of the off-diagonal entries of the new K with ``|K| > t`` into
-      ``idx``, their values into ``vals``: each entry is flagged as it is written, then
-      the row's flags are read 8 at a time (:func:`refimpl.graph.prune._collect_flagged`).
-
-    ``row``: a (p,) scratch row (the stepped, not yet shrunk values); ``flag``: a uint8
-    scratch row, its length a multiple of 8.  Returns the candidate count as
-    :func:`refimpl.graph.prune._collect_above` returns it for the new K (-1: more than
-    ``idx.size``), or -2 when the new K has a NaN or inf entry (looked for in every row,
-    also after an overflow)."""
+def _update_rows(K, G, g0, j0, j1, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
+                 z, indptr, indices, d, alpha, row, flag, t, idx, vals, count):
+    """:func:`_update_pass` on the rows ``j0:j1`` of K only, their gradient rows
+    ``G[j - g0]`` (G: the whole dL/dK with ``g0 = 0``, or a block of its rows with
+    ``g0 = j0``), continuing the candidate ``count`` of the rows before (0 at row 0).
+    Returns the new count (-1: overflow, -2: NaN or inf, as :func:`_update_pass`)."""
     p = K.shape[0]
-    count = 0
-    for j in range(p):
-        Kj, Mj, Gj, Vj = K[j], M[j], G[j], V[j]
+    for j in range(j0, j1):
+        Kj, Mj, Gj, Vj = K[j], M[j], G[j - g0], V[j]
         zj = z[j]
         if adam:
             for i in range(p):
@@ -290,6 +286,61 @@ def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
             Kj[i] = w
             flag[i] = 0 if abs(w) <= t else 1
         count = _collect_flagged(Kj, j, flag, idx, vals, count)
+        if count == -2:
+            return -2
+    return count
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _update_pass(K, G, M, V, adam, mu, b1, a1, b2, a2, c1, c2, lr, eps,
+                 z, indptr, indices, d, alpha, row, flag, t, idx, vals):
+    """Alg. 2 line 11 on K, the regularizer's proximal step and the next pruning's
+    candidates in one pass over K, entry by entry:
+
+    - the optimizer's step (:func:`refimpl.optim._sgd_entry` / ``_adam_entry``, bit for
+      bit :meth:`Optimizer.step`);
+    - the implicit form of Thm. 3.1 with step ``lr``
+      (:func:`refimpl.regularization._proximal_entry` with ``r = z_j z_i`` off the
+      kept edges and ``z_j z_i / d`` on them, Eq. 10; bit for bit :func:`nm_proximal`;
+      L2: z = 1 and no kept edge; no regularizer: ``alpha = 0``, ``w / 1.0 = w``);
+      the biases (diagonal) are not shrunk;
+    - the flat indices of the off-diagonal entries of the new K with ``|K| > t`` into
+      ``idx``, their values into ``vals``: each entry is flagged as it is written, then
+      the row's flags are read 8 at a time (:func:`refimpl.graph.prune._collect_flagged`).
+
+    ``row``: a (p,) scratch row (the stepped, not yet shrunk values); ``flag``: a uint8
+    scratch row, its length a multiple of 8.  Returns the candidate count as
+    :func:`refimpl.graph.prune._collect_above` returns it for the new K (-1: more than
+    ``idx.size``), or -2 when the new K has a NaN or inf entry (looked for in every row,
+    also after an overflow).  :func:`_update_rows` does the same on a block of rows."""
+    return _update_rows(K, G, 0, 0, K.shape[0], M, V, adam, mu, b1, a1, b2, a2, c1, c2,
+                        lr, eps, z, indptr, indices, d, alpha, row, flag, t, idx, vals, 0)
+
+
+def _update_blocked(K, factors, lower, buf, args, tail):
+    """:func:`_update_rows` over blocks of ``buf.shape[0]`` rows, each block's dL/dK
+    (Eq. 6) formed just before into ``buf`` (kept, cache-sized): ``F[j0:j1] @ U.T``
+    (BLAS), its diagonal entries ``U.sum(axis=1)`` (the biases), ``lower`` (DAG: the
+    strict lower triangle, a bool (p, p) array, or None) set to 0.  The dense dL/dK never
+    goes to memory.  ``args``: the optimizer's scalars and state after G's place
+    (``M, V, adam, ... eps``), ``tail``: ``z ... vals``.  The entries equal the dense
+    product's to BLAS's summation order (one row block may sum in another order than
+    the whole product: within ``2 B eps (|F| |U|^T)`` per entry)."""
+    F, U = factors
+    p = K.shape[0]
+    blk = buf.shape[0]
+    UT = U.T
+    diag = U.sum(axis=1)
+    flat = buf.reshape(-1)
+    count = 0
+    for j0 in range(0, p, blk):
+        j1 = min(p, j0 + blk)
+        Gb = buf[:j1 - j0]
+        np.matmul(F[j0:j1], UT, out=Gb)  # Eq. (6): dL/dK[j, i] = sum_b f(x_j) u_i
+        flat[j0:j0 + (j1 - j0) * (p + 1):p + 1] = diag[j0:j1]  # Eq. (6): the biases
+        if lower is not None:
+            np.putmask(Gb, lower[j0:j1], 0.0)
+        count = _update_rows(K, Gb, j0, j0, j1, *args, *tail, count)
         if count == -2:
             return -2
     return count
@@ -375,6 +426,14 @@ class Trainer(EpochTrainer):
         self._candidates = None  # (K, gamma_prev, idx, vals, count) of the last fused pass
         self._scan_ok = False  # set by fit: no hook runs between the pass and pruning
         self._idx = None
+        #: With the fused pass, dL/dK (Eq. 6) is formed in blocks of
+        #: :data:`GRAD_BLOCK_ROWS` rows inside it from backward's factors
+        #: (``grad_K="factors"``) and never goes to memory as a p x p array; False
+        #: takes backward's dense dL/dK (the reference the tests compare with: equal up
+        #: to BLAS's summation order per block).
+        self.blocked_grad = True
+        self._gbuf = None  # the kept (GRAD_BLOCK_ROWS, p) block of dL/dK
+        self._scratch = None
 
     # ------------------------------------------------------------ pruning
     def prune(self):
@@ -463,9 +522,11 @@ class Trainer(EpochTrainer):
         if getattr(self, "_device", None) is not None:
             return self._train_batch_generic(X, y)
         graph = self.prune()
+        blocked = self._blocked_grad()
+        lag = _loss_and_grad_factors if blocked else loss_and_grad
         try:
-            loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
-                                             solver=c.solver, mode=c.mode)
+            loss, grads, fwd = lag(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
+                                   solver=c.solver, mode=c.mode)
         except ConvergenceError as exc:
             self._check_finite(exc)  # a diverged run, said as such (checked on failure only)
             raise
@@ -475,8 +536,8 @@ class Trainer(EpochTrainer):
             raise TrainingDivergedError(
                 f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
                 f"({exc}); try a lower learning rate (--lr) or standardized inputs") from exc
-        gK = grads.K
-        if c.structure == "dag":
+        gK = grads.K  # None when blocked: formed in row blocks by the update pass
+        if c.structure == "dag" and not blocked:
             gK[self._lower] = 0.0  # the lower triangle stays 0
         if c.reg != "none" and c.reg_step == "thm31":
             gK = gK + self._reg_gradient(graph)  # Thm. 3.1: dJ/dw + alpha r w
@@ -487,6 +548,14 @@ class Trainer(EpochTrainer):
         self._iters.append(fwd.iterations)
         return loss
 
+    def _blocked_grad(self):
+        """Whether this batch's dL/dK is formed in row blocks inside the update pass
+        (:attr:`blocked_grad` with the fused pass; not with ``reg_step="thm31"``, whose
+        regularizer term is added to a dense dL/dK)."""
+        c = self.config
+        return (self.blocked_grad and self.fused_pass and self.opt.fused
+                and not (c.reg != "none" and c.reg_step == "thm31"))
+
     def _update(self, graph, gK, grads):
         """Alg. 2 line 11 (the optimizer's step on K, W1, Wm) and the proximal form of
         Thm. 3.1 (``reg_step="proximal"``), given the batch's pruned ``graph``.
@@ -495,8 +564,10 @@ class Trainer(EpochTrainer):
         (:func:`_update_pass`): the step, the proximal step (R of Eq. 10 as
         :func:`nm_repulsion_sparse` gives it; L2: R = 1) and, for top-k pruning
         during :meth:`fit`, the candidates of the next :meth:`prune` (|K| above
-        0.9 of this graph's gamma); bit for bit the separate passes.  A NaN or inf
-        in the new K raises :class:`TrainingDivergedError` at once."""
+        0.9 of this graph's gamma); bit for bit the separate passes.  With ``gK`` None
+        (:attr:`blocked_grad`), dL/dK is formed from ``grads.K_factors`` in blocks of
+        rows inside that pass (:func:`_update_blocked`).  A NaN or inf in the new K
+        raises :class:`TrainingDivergedError` at once."""
         c = self.config
         params = {"K": self.net.K, "W1": self.net.W1, "Wm": self.net.Wm}
         proximal = c.reg != "none" and c.reg_step == "proximal"
@@ -520,9 +591,19 @@ class Trainer(EpochTrainer):
         if self._idx is None or self._idx[0].size != n:  # kept: 16 k entries
             self._idx = (np.empty(n, dtype=np.int64), np.empty(n))
         idx, vals = self._idx
-        count = _update_pass(self.net.K, gK, *deferred["K"], z, indptr, indices, d, alpha,
-                             np.empty(p), np.zeros(-(-p // 8) * 8, dtype=np.uint8),
-                             t if scan else _NONFINITE_ONLY, idx, vals)
+        if self._scratch is None or self._scratch[0].size != p:
+            self._scratch = (np.empty(p), np.zeros(-(-p // 8) * 8, dtype=np.uint8))
+        tail = (z, indptr, indices, d, alpha, *self._scratch,
+                t if scan else _NONFINITE_ONLY, idx, vals)
+        if gK is None:  # Eq. (6) in row blocks: the dense dL/dK never goes to memory
+            rows = min(p, GRAD_BLOCK_ROWS)
+            if self._gbuf is None or self._gbuf.shape != (rows, p):
+                self._gbuf = np.empty((rows, p))
+            count = _update_blocked(self.net.K, grads.K_factors,
+                                    self._lower if c.structure == "dag" else None,
+                                    self._gbuf, deferred["K"], tail)
+        else:
+            count = _update_pass(self.net.K, gK, *deferred["K"], *tail)
         if count == -2:
             self._check_finite()  # raises TrainingDivergedError
         self._candidates = (self.net.K, graph.gamma, idx, vals, count) if scan else None

@@ -378,3 +378,27 @@ def test_edge_structure_is_cached_per_group_and_follows_the_weights():
     del g, grp, f0, f1, f2
     gc.collect()
     assert len(_EDGE_STRUCTURE) < n
+
+
+def test_backward_grad_K_factors_are_eq6_factors():
+    """backward(grad_K="factors") (issue 12: dL/dK formed in row blocks by the trainer):
+    K is None and F @ U.T with the diagonal U.sum(1) is the dense Eq. (6) bit for bit
+    (the same product); F is f(X)^T and U is dL/dX^T of the dense call; the other
+    gradients are unchanged; a bad mode is named."""
+    net, X0, _ = make_case(8, p=13, k=39)
+    fwd = forward(net, X0, **TIGHT)
+    G = np.random.default_rng(2).standard_normal((X0.shape[0], net.n_out))
+    dense = backward(net, fwd, G)
+    fact = backward(net, fwd, G, grad_K="factors")
+    assert fact.K is None and dense.K_factors is None
+    F, U = fact.K_factors
+    assert F.shape == U.shape == (net.p, X0.shape[0]) and F.flags.c_contiguous
+    np.testing.assert_array_equal(F, fwd.F.T)
+    np.testing.assert_array_equal(U, dense.U.T)
+    dK = F @ U.T
+    np.fill_diagonal(dK, U.sum(axis=1))
+    np.testing.assert_array_equal(dK, dense.K)
+    for name in ("W1", "Wm", "U", "V"):
+        np.testing.assert_array_equal(getattr(fact, name), getattr(dense, name), err_msg=name)
+    with pytest.raises(ValueError, match="grad_K"):
+        backward(net, fwd, G, grad_K="sparse")
