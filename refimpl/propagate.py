@@ -551,7 +551,8 @@ class Gradients:
 
     ``K`` is dense (p, p): ``K[j, i] = f(x_j) u_i`` for j != i (every entry,
     pruned ones included: the feedback that lets pruned edges grow back) and
-    ``K[i, i] = sum_b u_i`` (the bias).  ``U = dL/dX`` and ``V = dL/df(X)``
+    ``K[i, i] = sum_b u_i`` (the bias).  With ``backward(..., grad_K="factors")`` ``K`` is None
+    and ``K_factors`` holds its two (p, B) factors instead.  ``U = dL/dX`` and ``V = dL/df(X)``
     are (B, p).  ``status`` is the worst status of the adjoint solves and
     ``failed_modules`` the modules whose adjoint did not converge (with
     ``backward(..., throw=False)``; otherwise a failure raises).

@@ -44,15 +44,22 @@ W1, Wm happens.  Pruning, Tarjan and the schedule stay on the CPU (numba), so
 each step copies the parameters back to the host for them; the regularizer's
 term (from the pruned graph's R) is computed there and uploaded.
 
-Cost per mini-batch besides the solves and the dense dL/dK: one compiled pass over K
-(:meth:`Trainer._update`, ``Trainer.fused_pass``) does the optimizer's step, the
+Cost per mini-batch besides the solves: one compiled pass over K
+(:meth:`Trainer._update`, ``Trainer.fused_pass``) forms dL/dK (Eq. 6) in blocks of
+:data:`GRAD_BLOCK_ROWS` rows from backward's factors (``grad_K="factors"``: a BLAS
+product into a kept, cache-sized block, so the dense p x p dL/dK never goes to memory;
+``Trainer.blocked_grad``) and does the optimizer's step, the
 regularizer's proximal step (R of Eq. 10 as rank one plus the kept edges, never
 formed densely: :func:`refimpl.regularization.nm_repulsion_sparse`) and collects the
 entries above 0.9 of the current gamma, among which the next top-k pruning selects
 (:func:`refimpl.graph.prune_top_k_incremental`, the same graph as ``prune``;
 ``structure="dag"`` takes ``prune(..., eligible=)``).  The result is bit for bit that
 of the separate passes (``Trainer.fused_pass = False``: ``Optimizer.step``,
-``nm_proximal`` / ``l2_proximal``, a pruning scan of its own; tested).
+``nm_proximal`` / ``l2_proximal``, a pruning scan of its own; tested) given the same
+dL/dK; the blocked dL/dK equals backward's dense one up to BLAS's summation order in
+a block (within ``2 B eps (|F| |U|^T)`` per entry; ``Trainer.blocked_grad = False``
+takes the dense one; tested).  With ``reg_step="thm31"`` dL/dK is dense (the
+regularizer's term is added to it).
 
 Everything is seeded (``np.random.default_rng(seed)``): the same config and
 data give the same trajectory, and a run resumed from a checkpoint continues
