@@ -45,7 +45,7 @@ import scipy.sparse as sp
 from .activations import get_activation, get_output
 from .backend import is_reference
 from .equations import level_product
-from .solvers.fixed_point import (fixed_point_adjoint_group, fixed_point_group,
+from .solvers.fixed_point import (fixed_point_group,
                                   solve_fixed_point, solve_fixed_point_adjoint)
 from .solvers.krylov import (KrylovOperator, krylov_adjoint, newton_krylov, scipy_spmv,
                              xp_activation)
@@ -311,10 +311,17 @@ def _stage_newton(op, C, idx, ctx):
 def _stage_fixed_point(op, C, idx, ctx, trial=False, out=None):
     o = ctx.opts
     budget = min(AUTO_FP_ITER_PER_Q * op.q, o.fp_max_iter) if trial else o.fp_max_iter
-    # Dense-block groups: the numba kernel over the modules' edge lists.  A
-    # sparse-stored (Krylov-size) module keeps SciPy's sparse product, which
-    # measured faster there (q = 500, 250 000 edges, B = 256: 1.2 s against 2.1 s).
-    if not op.sparse and ctx.act.name in ACT_CODES:
+    # The numba kernel over the modules' edge lists, for dense-block and
+    # sparse-stored (Krylov-size) groups alike; the NumPy reference
+    # fixed_point_group for activations the kernels do not know.  Against
+    # SciPy's sparse product in the NumPy loop, forward + backward of one
+    # large module took 0.77x (q = 500, 249 000 edges, B = 256), 0.84x
+    # (q = 1000, 10 000 edges, B = 256), 0.88x (q = 3000, 30 000 edges, B = 64)
+    # and 0.94x (training's loss_and_grad, q = 3000, B = 32, where the dense
+    # dL/dK product is a third); one process, interleaved, best of 3-5, one
+    # thread, 2-core Xeon VM.  The kernel's row-wise sweep (issue 12) made the
+    # difference: the older kernel had lost at q = 500 (2.1 s against 1.2 s).
+    if ctx.act.name in ACT_CODES:
         # out: solved in place in XT, FT, DFT; a trial leaves C on the modules it passes on.
         return solve_fixed_point(op.edges, C, activation=ctx.act.name, atol=o.atol,
                                  rtol=o.rtol, max_iter=budget, give_up=trial, mods=idx,
@@ -767,12 +774,9 @@ def _adjoint_fixed_point(rec, part, RHS, D, X, opts, act):
     J^T u = rhs is solved directly: by Krylov for sparse-stored modules, by
     factoring J at x* otherwise."""
     idx, op = part.idx, rec.op
-    if not op.sparse:  # dense-block group: the numba kernel
-        U, ok = solve_fixed_point_adjoint(op.edges, D, RHS, atol=opts.atol, rtol=opts.rtol,
-                                          max_iter=opts.fp_max_iter, mods=idx)
-    else:
-        U, ok = fixed_point_adjoint_group(lambda V: op.A(V, idx), D, RHS, atol=opts.atol,
-                                          rtol=opts.rtol, max_iter=opts.fp_max_iter)
+    # the numba kernel for every group (it needs f'(x), not f; see _stage_fixed_point)
+    U, ok = solve_fixed_point_adjoint(op.edges, D, RHS, atol=opts.atol, rtol=opts.rtol,
+                                      max_iter=opts.fp_max_iter, mods=idx)
     if ok:
         return U, np.zeros(idx.size, np.int8)
     if op.sparse:

@@ -360,15 +360,10 @@ def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy")
         from .xp import forward as generic_forward
 
         fwd = generic_forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode,
-                              backend=backend, **_whole_method(mode))
+                              backend=backend)
     Z = to_numpy(fwd.Z)
     loss, _ = output_loss(Z, y, net.output)
     return loss, float(np.mean(np.argmax(Z, axis=1) != y)), fwd
-
-
-def _whole_method(mode):
-    """The generic path solves mode="whole" by the plain fixed point."""
-    return {"whole_method": "fixed_point"} if mode == "whole" else {}
 
 
 @dataclass
@@ -628,7 +623,7 @@ class Trainer(EpochTrainer):
         yd = xp.asarray(y, device=dev)
         loss, grads, fwd = generic_loss_and_grad(
             self.net, xp.asarray(X, device=dev), yd, graph, backend=bk, atol=c.atol,
-            rtol=c.rtol, solver=c.solver, mode=c.mode, **_whole_method(c.mode))
+            rtol=c.rtol, solver=c.solver, mode=c.mode)
         gK = grads.K
         if c.structure == "dag":
             gK = xp.where(xp.asarray(self._lower, device=dev), 0.0, gK)  # stays 0

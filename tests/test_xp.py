@@ -303,7 +303,8 @@ def test_unsolvable_module_raises_convergence_error(backend):
 
 @pytest.mark.parametrize("options", [dict(reg="nm", optimizer="sgd"),
                                      dict(reg="l2", optimizer="adam"),
-                                     dict(reg="nm", reg_step="thm31", structure="dag", edges=20)])
+                                     dict(reg="nm", reg_step="thm31", structure="dag", edges=20),
+                                     dict(reg="none", mode="whole")])  # the DEQ: Anderson both
 def test_training_epochs_agree(backend, options, tmp_path):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)

@@ -150,7 +150,8 @@ def module_edges(blocks):
 @numba.njit(cache=True, error_model="numpy")
 def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, max_iter,
                        give_up, write_failed, iters, resid, status):
-    """The iteration of :func:`fixed_point_group` (Eq. 3) on dense-block modules.
+    """The iteration of :func:`fixed_point_group` (Eq. 3) on a group of modules
+    given by their edge lists (dense-block or sparse-stored groups alike).
 
     Row k of ``C`` (n_k, q, B) belongs to module ``mods[k]``, whose edges are
     ``ptr[mods[k]]:ptr[mods[k] + 1]`` of (src, dst, w), sorted by target
@@ -352,7 +353,8 @@ def _edges_and_mods(edges, n, mods):
 
 def solve_fixed_point(edges, C, *, activation="tanh", atol=1e-10, rtol=1e-10, max_iter=1000,
                       give_up=False, mods=None, out=None, write_failed=True):
-    """Solve Eq. (3) on a group of dense-block modules with :func:`fixed_point_kernel`.
+    """Solve Eq. (3) on a group of modules with :func:`fixed_point_kernel`
+    (their edge lists: dense-block and sparse-stored groups alike).
 
     The numba counterpart of :func:`fixed_point_group` (the NumPy reference:
     same iterates, stop test, statuses and iteration counts).

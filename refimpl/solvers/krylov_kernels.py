@@ -222,6 +222,20 @@ def gmres_update(V, R, g, kcol, X):
                     X[mi, i, b] += xb[b - b0, i]
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _csr_row(indptr, indices, data, i, X, acc):
+    """``acc[b] = sum_k data[k] X[indices[k], b]`` over row i of a CSR matrix,
+    in SciPy's order (ascending k): one row of the sparse products of Eq. (3)
+    and Eq. (4) for every column b."""
+    for b in range(acc.shape[0]):
+        acc[b] = 0.0
+    for k in range(indptr[i], indptr[i + 1]):
+        j = indices[k]
+        a = data[k]
+        for b in range(acc.shape[0]):
+            acc[b] += a * X[j, b]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def jacobian_product(indptr, indices, data, q, s1, sc, D, V, DV, out):
     """``out = s1 * v - sc * A_SS^T (f'(x) * v)``: the (shifted) Jacobian of
@@ -239,13 +253,7 @@ def jacobian_product(indptr, indices, data, q, s1, sc, D, V, DV, out):
     acc = np.empty(B)
     for i in range(nq):
         mi = i // q
-        for b in range(B):
-            acc[b] = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            a = data[k]
-            for b in range(B):
-                acc[b] += a * DV[j, b]
+        _csr_row(indptr, indices, data, i, DV, acc)
         for b in range(B):
             out[i, b] = s1[mi, b] * V[i, b] - sc * acc[b]
 
@@ -258,12 +266,6 @@ def adjoint_product(indptr, indices, data, D, U, out):
     nq, B = U.shape
     acc = np.empty(B)
     for i in range(nq):
-        for b in range(B):
-            acc[b] = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            a = data[k]
-            for b in range(B):
-                acc[b] += a * U[j, b]
+        _csr_row(indptr, indices, data, i, U, acc)
         for b in range(B):
             out[i, b] = U[i, b] - D[i, b] * acc[b]
