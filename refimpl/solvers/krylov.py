@@ -12,13 +12,27 @@ product for all samples of the batch at once.  The arrays are node-major,
 shape ``(n, q, B)`` (n same-size modules of q nodes, B samples): a
 *column* ``[m, :, b]`` is one module's system for one sample, and every
 reduction (inner products, norms, the stop test) is over axis 1, giving
-``(n, B)`` arrays.  All columns run in lockstep (the Arnoldi coefficients
-are ``(n, B)`` arrays, the Givens rotations are vectorized over them).
+``(n, B)`` arrays.  Each column has its own stop test: a column that is done
+freezes (in GMRES its basis stops growing and its coefficients stay; in the
+Newton loop its iterate and status stay) while the others go on, until every
+column is done or the budget is spent.  What a frozen column still costs
+depends on the path below: the sparse product with J always runs over all
+B columns of every module.
 
-The code is written against an array namespace ``xp`` (array-API calls
-only: ``sum, sqrt, abs, max, where, zeros, isfinite, ...``) and receives the
-sparse product as a function, so it runs unchanged on NumPy/SciPy, on CuPy
-with :mod:`cupyx.scipy.sparse`, and on ``array_api_strict`` (the tests).
+Two paths run the same algorithm.  The array-API code is written against a
+namespace ``xp`` (array-API calls only: ``sum, sqrt, abs, max, where,
+zeros, isfinite, ...``) and receives the sparse product as a function: it
+runs on CuPy with :mod:`cupyx.scipy.sparse`, on ``array_api_strict`` (the
+tests), and on NumPy with ``gmres(..., kernels=False)``; its Arnoldi
+coefficients are ``(n, B)`` arrays, the Givens rotations are vectorized over
+them, and a frozen column's projections are still computed (on a zeroed
+vector).  Float64 NumPy arrays take the GMRES cycle in the numba kernels of
+:mod:`refimpl.solvers.krylov_kernels` instead (one pass over each column's
+basis per step; a frozen column's Arnoldi work is skipped), and when the
+sparse product is a :class:`SparseProduct` of a float64 SciPy CSR matrix,
+J and J^T are applied by its fused kernels (``jacobian_product``,
+``adjoint_product``) rather than by the function given.  The two paths
+agree to rounding (the order of the floating-point sums differs).
 
 Preconditioning: none.  Measured on the benchmark's modules
 (``benchmarks/bench_large.py``): a Neumann-polynomial preconditioner

@@ -1,5 +1,8 @@
 """numba kernels of the GMRES cycle of :func:`refimpl.solvers.krylov.gmres` (NumPy arrays only).
 
+They serve the module solves of DESIGN.md sec. 3 (Newton-Krylov on Eq. (3))
+and sec. 4 (the adjoint Eq. (4), whose solution enters the gradient Eq. (6)).
+
 The array-API code in :mod:`refimpl.solvers.krylov` does the Arnoldi
 projections as batched matrix-vector products over the whole (n, B, k, q)
 basis: every pass reads the basis from memory, and NumPy makes temporaries
@@ -10,11 +13,14 @@ by the projection ``h = V^T w`` and stays in cache for the update
 ``w -= V h``, the second Gram-Schmidt pass when it is needed, the norms and
 the normalization; the Givens rotations of the column's Hessenberg column
 follow in the same call.  A column whose residual estimate is at its
-tolerance stops there (its basis stops growing), so converged samples cost
-nothing in the rest of the cycle.  The arithmetic is that of the array-API
-code (the same classical Gram-Schmidt with the same per-column
-reorthogonalization test, the same rotations); only the order of the
-floating-point sums (and fused multiply-adds) differ.
+tolerance is frozen there: the kernels skip its gather, orthogonalization,
+rotations and scatter for the rest of the cycle (its basis stops growing).
+The product with J, done by the caller between the kernel calls (e.g.
+:func:`jacobian_product`), still runs over all B columns of every module
+at each step; a frozen column's result is not read.  The arithmetic is
+that of the array-API code (the same classical Gram-Schmidt with the same
+per-column reorthogonalization test, the same rotations); only the order of
+the floating-point sums (and fused multiply-adds) differ.
 
 Layout: the basis is column-major, ``V[c, i, :]`` with ``c = m B + b``
 (contiguous per column and vector); the vectors the sparse product reads
@@ -77,6 +83,11 @@ def arnoldi_step(j, W, V, Vn, R, cs, sn, g, tol, active, kcol, reorth):
     """Arnoldi step j of GMRES on every active column (classical Gram-Schmidt,
     a second pass where ``||w_after|| < reorth ||w_before||``, Kahan-Parlett /
     DGKS), then the Givens rotations of the new Hessenberg column.
+
+    One step of restarted GMRES (Saad & Schultz 1986) in the module solves
+    of DESIGN.md sec. 3 (the Newton-Krylov linear systems of Eq. (3)) and
+    sec. 4 (the adjoint systems of Eq. (4), whose solutions the gradient
+    Eq. (6) uses).
 
     ``W`` (n, q, B) is ``J v_j``.  Per active column c: ``h = V[c, :j+1] w``,
     ``w -= V[c, :j+1]^T h`` (twice when needed), ``h_{j+1} = ||w||``; a
@@ -192,7 +203,11 @@ def _cgs_pass(V, c, j, w, h, d, first):
 def gmres_update(V, R, g, kcol, X):
     """End of a GMRES cycle: per column, back substitution ``R y = g`` on its
     ``kcol[c]`` steps (a zero diagonal, from a breakdown, gives ``y_i = 0``),
-    then ``x += V[c, :k]^T y``, added into X (n, q, B) node-major."""
+    then ``x += V[c, :k]^T y``, added into X (n, q, B) node-major.
+
+    The least-squares update of restarted GMRES (Saad & Schultz 1986) in the
+    module solves of DESIGN.md sec. 3 (Newton-Krylov steps on Eq. (3)) and
+    sec. 4 (the adjoint Eq. (4), for the gradient Eq. (6))."""
     n, q, B = X.shape
     m = R.shape[1]
     y = np.empty(m)

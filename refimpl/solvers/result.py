@@ -38,8 +38,9 @@ class SolveStatus(enum.IntEnum):
 _MESSAGES = {
     SolveStatus.CONVERGED: "converged",
     SolveStatus.MAX_ITERATIONS: "reached the maximum number of iterations",
-    SolveStatus.NO_DECREASE: "the residual stopped decreasing (Newton line search or fixed-point iteration): "
-    "the module may have no solution near the start",
+    SolveStatus.NO_DECREASE: "the solver stopped making progress (dense Newton: the line search found "
+    "no decrease or the Jacobian was singular; Newton-Krylov: the pseudo-transient steps kept being "
+    "rejected; fixed point: the step grew): the module may have no solution near the start",
     SolveStatus.NONFINITE: "a non-finite value appeared",
     SolveStatus.NEEDS_DAMPING: "the full Newton step failed; damped Newton continues (internal)",
 }
