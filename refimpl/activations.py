@@ -31,7 +31,8 @@ def _xp(a):
 
 
 def sigmoid(x):
-    r"""Logistic sigmoid, evaluated without overflow.
+    r"""Logistic sigmoid, evaluated without overflow: a hidden activation f of
+    Eq. (3) or the output activation g (DESIGN.md sec. 2).
 
     .. math:: \sigma(x) = 1 / (1 + e^{-x})
     """
@@ -121,7 +122,8 @@ ACTIVATIONS: dict[str, Activation] = {
 
 
 def softmax(Z):
-    r"""Row-wise softmax, shifted by the row maximum for stability.
+    r"""Row-wise softmax, shifted by the row maximum for stability: the output
+    activation g of ``Y = g(Z)`` (Sec. 3.3, DESIGN.md sec. 3) for classification.
 
     .. math:: g(z)_o = e^{z_o} / \sum_{o'} e^{z_{o'}}
     """
@@ -139,7 +141,8 @@ OUTPUTS: dict[str, Callable] = {
 
 
 def get_activation(name: str | Activation) -> Activation:
-    """Return the hidden activation called ``name`` (or ``name`` itself)."""
+    """Return the hidden activation called ``name`` (or ``name`` itself): the
+    f (and f') of Eq. (3) and Eq. (4) (DESIGN.md sec. 2)."""
     if isinstance(name, Activation):
         return name
     try:
@@ -151,7 +154,8 @@ def get_activation(name: str | Activation) -> Activation:
 
 
 def get_output(name: str) -> Callable:
-    """Return the output activation g called ``name``."""
+    """Return the output activation g called ``name``: ``Y = g(Z)`` of the
+    output layer (Sec. 3.3, DESIGN.md sec. 3), its g' in Eq. (4)."""
     try:
         return OUTPUTS[name]
     except (KeyError, TypeError):

@@ -41,6 +41,10 @@ def level_product(ptr, idx, w, src, dst, t0, t1):
     """``dst[t0:t1] += (edge block) @ src``: :func:`gather_rows` or, for a
     dense block (an MLP layer), one BLAS product over the bounding rows.
 
+    With the in-edges and ``src = FT`` it is the upstream sum of Eq. (3) for
+    the rows of a level; with the out-edges and ``src = UT``, the sum of
+    Eq. (4) (DESIGN.md sec. 3 and 4).
+
     The edges of rows t0..t1 reach source rows ``idx`` in [lo, hi); when they
     fill at least :data:`DENSE_MIN_FILL` of that (t1 - t0) x (hi - lo)
     block, it is scattered into a dense matrix and multiplied at BLAS speed.

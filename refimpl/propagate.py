@@ -160,7 +160,8 @@ GENERIC: dict = {}
 
 def check_input(X0, n_in, name="X0"):
     """``X0`` as a float64 (B, n_in) array (a single sample (n_in,) becomes
-    one row); raises ValueError naming the problem."""
+    one row); raises ValueError naming the problem.  X0 is the input of
+    Eq. (3), entering as ``X0 W1^T`` (DESIGN.md sec. 2 and 3)."""
     X0 = np.asarray(X0)
     return as_float_array(X0[None, :] if X0.ndim == 1 else X0, name, (None, n_in))
 

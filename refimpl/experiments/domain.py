@@ -139,7 +139,7 @@ def _check_method(method, runnable=False):
 def load_dataset(name, seed=0, path=None):
     """A :class:`refimpl.datasets.Dataset` by name: a built-in one, or a
     paper data set read from its local copy ``path`` (or its environment
-    variable, see :mod:`refimpl.datasets`).  Cached per process."""
+    variable, see :mod:`refimpl.datasets`; DESIGN.md sec. 11).  Cached per process."""
     if name in BUILTIN_DATASETS + PAPER_DATASETS:
         return _load(name, path, seed=seed)
     raise ValueError(f"dataset: expected one of {BUILTIN_DATASETS + PAPER_DATASETS}, "

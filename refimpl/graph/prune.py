@@ -22,7 +22,9 @@ __all__ = ["PrunedGraph", "prune", "prune_top_k_incremental", "graph_from_mask",
 
 
 def check_square_finite(K, name="K"):
-    """Return ``K`` as a float64 array after checking it is square and finite."""
+    """Return ``K`` as a float64 array after checking it is square and finite:
+    the (p, p) weight matrix of the complete graph that Sec. 3.5 prunes
+    (DESIGN.md sec. 2)."""
     K = np.asarray(K)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"{name}: expected a square (p, p) matrix, got shape {K.shape}")

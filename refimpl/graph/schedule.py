@@ -158,7 +158,8 @@ def _layout(indptr, indices, module, module_ptr):
 
 @dataclass(frozen=True)
 class ModuleGroup:
-    """Same-size modules of one level, solved in one batched call.
+    """Same-size modules of one level, solved in one batched call (Eq. (3)
+    on each module, its adjoint Eq. (4) backward; DESIGN.md sec. 3).
 
     Attributes
     ----------
@@ -200,7 +201,8 @@ class ModuleGroup:
 
 @dataclass(frozen=True)
 class Level:
-    """One topological generation of the condensation.
+    """One topological generation of the condensation: the levels in which
+    Eq. (3) is solved forward and Eq. (4) in reverse (DESIGN.md sec. 3).
 
     Attributes
     ----------

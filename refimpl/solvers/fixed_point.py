@@ -33,7 +33,8 @@ STALL_AFTER = 10
 
 @dataclass
 class FixedPointSolve(GroupSolve):
-    """A :class:`GroupSolve` of the fixed-point kernel, with ``f`` = f(x)
+    """A :class:`GroupSolve` of the fixed-point kernel (Eq. (3) on a group of
+    modules, DESIGN.md sec. 3), with ``f`` = f(x)
     and ``df`` = f'(x) (each (n, q, B)) at the returned iterate ``x``: the
     kernel has them from its last sweep, so the forward need not evaluate
     the activation again on these modules."""
@@ -123,7 +124,9 @@ def fixed_point_adjoint_group(A, DF, RHS, *, atol, rtol, max_iter):
 
 
 def module_edges(blocks):
-    """The nonzero entries of a block stack as per-module edge lists.
+    """The nonzero entries of a block stack as per-module edge lists: the
+    within-module edges ``A_SS`` that the kernels' sweeps of Eq. (3) (and of
+    its adjoint Eq. (4)) read (DESIGN.md sec. 3).
 
     Parameters
     ----------

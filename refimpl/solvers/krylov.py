@@ -111,7 +111,8 @@ PTC_MIN_SHIFT = 1e-4
 
 def xp_activation(xp, name):
     """``fd(x) -> (f(x), f'(x))`` for activation ``name`` written with ``xp``
-    calls only (the activations of ``refimpl.activations``)."""
+    calls only (the activations of ``refimpl.activations``): the f of
+    Eq. (3) and the f' of its Jacobian and of Eq. (4)."""
     if name == "tanh":
         def fd(x):
             t = xp.tanh(x)
@@ -177,7 +178,8 @@ def _fused(op, *arrays):
 @dataclass
 class KrylovOperator:
     """What the adjoint of a Krylov-solved group reuses: the products with
-    A_SS^T (forward) and A_SS (adjoint) and f'(x) at the solution.
+    A_SS^T (forward, Eq. (3)) and A_SS (adjoint, Eq. (4)) and f'(x) at the
+    solution (DESIGN.md sec. 3 and 4).
 
     Attributes
     ----------

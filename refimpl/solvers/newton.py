@@ -29,7 +29,8 @@ ACT_CODES = {"tanh": 0, "sigmoid": 1, "swish": 2, "relu": 3, "identity": 4}
 
 
 def act_scalar(code, x):
-    """f(x) and f'(x) for the activation ``code`` (one scalar): the plain-Python
+    """f(x) and f'(x) for the activation ``code`` (one scalar; the f of
+    Eq. (3), the f' of its Jacobian and of Eq. (4)): the plain-Python
     source that the CPU kernels compile with numba (``_act`` below) and the CUDA
     kernels of :mod:`refimpl.xp.cuda_tiny` compile as a device function."""
     if code == 0:
