@@ -237,12 +237,12 @@ class ModuleOperator:
 
     @cached_property
     def csr(self):
-        """The block-diagonal A_SS as CSR: row ``m q + a``, column ``m q + c``."""
-        g, q = self.group, self.q
-        m, local = np.divmod(g.flat, q * q)
-        a, c = np.divmod(local, q)
-        nq = self.n * q
-        return sp.csr_matrix((self.data[g.edge], (m * q + a, m * q + c)), shape=(nq, nq))
+        """The block-diagonal A_SS as CSR: row ``m q + a``, column ``m q + c``
+        (built from the cached :func:`_edge_structure`)."""
+        ptr, a, c, edge = _edge_structure(self.group)
+        q, nq = self.q, self.n * self.q
+        m = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(ptr))
+        return sp.csr_matrix((self.data[edge], (m * q + a, m * q + c)), shape=(nq, nq))
 
     @cached_property
     def edges(self):

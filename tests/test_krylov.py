@@ -10,6 +10,7 @@ import array_api_compat.numpy as xnp
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.linalg
 
 from refimpl import ConvergenceError, NMNetwork, SolveStatus, backward, forward, loss_and_grad
 from refimpl import propagate
@@ -391,6 +392,10 @@ def test_module_operator_products_of_a_subset_of_modules():
     grp = ModuleGroup(size=q, ids=np.arange(n), start=0, stop=n * q,
                       nodes=np.arange(n * q).reshape(n, q), edge=np.arange(flat.size), flat=flat)
     op = propagate.ModuleOperator(grp, blocks.ravel()[flat], sparse=True)
+    # The CSR (built from the fixed-point kernel's edge lists) is the block diagonal of
+    # the dense blocks, entry for entry, and canonical (sorted, no duplicates).
+    np.testing.assert_array_equal(op.csr.toarray(), scipy.linalg.block_diag(*blocks))
+    assert op.csr.has_canonical_format
     for idx in (np.arange(n), np.array([0, 2]), np.array([3])):
         AT, A = op.products(idx)
         V = rng.standard_normal((idx.size, q, B))
