@@ -222,7 +222,9 @@ def _edge_structure(grp):
 class ModuleOperator:
     """A_SS of the modules of a group: dense (n, q, q) blocks for the dense
     solvers, or one block-diagonal sparse (CSR) matrix of shape (n q, n q)
-    for the Krylov solver; each is built only when a solver asks for it."""
+    for the Krylov solver; each is built only when a solver asks for it.
+    ``AT`` is the within-module product of Eq. (3), ``A`` that of Eq. (4)
+    (DESIGN.md sec. 3 and 4)."""
 
     def __init__(self, grp, data, sparse):
         self.group = grp
@@ -354,7 +356,8 @@ IN_PLACE = ("fixed_point", "fixed_point_trial")
 
 @dataclass(frozen=True)
 class Step:
-    """A block of positions processed together: a level, or one module.
+    """A block of positions processed together: a level, or one module
+    (the level order of Eq. (3)'s solve, DESIGN.md sec. 3).
 
     Positions ``start:singleton_stop`` are singletons (no solve);
     ``groups`` are the :class:`refimpl.graph.ModuleGroup` s of the rest.
@@ -368,8 +371,8 @@ class Step:
 
 @dataclass
 class SolvedPart:
-    """Modules ``idx`` (indices into the group) solved by stage ``method``,
-    with what its adjoint reuses (``kept``)."""
+    """Modules ``idx`` (indices into the group) solved by stage ``method``
+    (Eq. (3)), with what its adjoint (Eq. (4)) reuses (``kept``)."""
 
     method: str
     idx: np.ndarray
@@ -378,7 +381,8 @@ class SolvedPart:
 
 @dataclass
 class GroupRecord:
-    """One batched group solve of the forward, kept for the backward."""
+    """One batched group solve of the forward (Eq. (3)), kept for the
+    backward (Eq. (4))."""
 
     group: object
     op: ModuleOperator
@@ -411,7 +415,8 @@ class GroupRecord:
 
 @dataclass
 class StepRecord:
-    """A :class:`Step` of the forward and the records of its group solves."""
+    """A :class:`Step` of the forward and the records of its group solves
+    (Eq. (3) per module, replayed in reverse for Eq. (4))."""
 
     step: Step
     groups: list = field(default_factory=list)

@@ -368,7 +368,8 @@ def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy")
 
 @dataclass
 class EpochRecord:
-    """One row of the training history."""
+    """One row of the training history: one epoch of Alg. 2 (the history
+    DESIGN.md sec. 6 lists)."""
 
     epoch: int
     loss: float

@@ -9,8 +9,8 @@ import array_api_strict as xs
 import array_api_compat.numpy as xnp
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import scipy.linalg
+import scipy.sparse as sp
 
 from refimpl import ConvergenceError, NMNetwork, SolveStatus, backward, forward, loss_and_grad
 from refimpl import propagate

@@ -77,13 +77,12 @@ def _source(obj):
 
 
 def _public(mod):
-    """Names in ``__all__``, else the non-underscore functions defined in ``mod``."""
-    if hasattr(mod, "__all__"):
-        names = list(mod.__all__)
-    else:
-        names = [n for n, o in vars(mod).items()
-                 if not n.startswith("_") and _callable_kind(o)
-                 and getattr(o, "__module__", None) == mod.__name__]
+    """Names in ``__all__`` and the non-underscore functions and classes defined
+    in ``mod`` (public by name even when ``__all__`` leaves them out)."""
+    names = list(getattr(mod, "__all__", []))
+    names += [n for n, o in vars(mod).items()
+              if not n.startswith("_") and n not in names and _callable_kind(o)
+              and getattr(o, "__module__", None) == mod.__name__]
     out = []
     for n in names:
         obj = getattr(mod, n)
