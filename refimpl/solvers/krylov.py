@@ -23,14 +23,15 @@ Two paths run the same algorithm.  The array-API code is written against a
 namespace ``xp`` (array-API calls only: ``sum, sqrt, abs, max, where,
 zeros, isfinite, ...``) and receives the sparse product as a function: it
 runs on CuPy with :mod:`cupyx.scipy.sparse`, on ``array_api_strict`` (the
-tests), and on NumPy with ``gmres(..., kernels=False)``; its Arnoldi
-coefficients are ``(n, B)`` arrays, the Givens rotations are vectorized over
-them, and a frozen column's projections are still computed (on a zeroed
-vector).  Float64 NumPy arrays take the GMRES cycle in the numba kernels of
+tests), and on NumPy arrays that are not float64 (or with
+``gmres(..., kernels=False)``); its Arnoldi coefficients are ``(n, B)``
+arrays, the Givens rotations are vectorized over them, and a frozen
+column's projections are still computed (on a zeroed vector).  Float64
+NumPy arrays take the GMRES cycle in the numba kernels of
 :mod:`refimpl.solvers.krylov_kernels` instead (one pass over each column's
 basis per step; a frozen column's Arnoldi work is skipped), and when the
 sparse product is a :class:`SparseProduct` of a float64 SciPy CSR matrix,
-J and J^T are applied by its fused kernels (``jacobian_product``,
+J and J^T are applied by the fused kernels (``jacobian_product``,
 ``adjoint_product``) rather than by the function given.  The two paths
 agree to rounding (the order of the floating-point sums differs).
 
