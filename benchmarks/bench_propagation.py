@@ -10,8 +10,9 @@ hidden nodes, B = 256, tanh, tolerance 1e-10:
   the whole-graph iteration converges in ~20 steps, the peers' best case.
 
 Measured in one process, interleaved (each round times every method once),
-best of ``--repeat`` rounds (the NM forward and the floor's sweeps also in
-a tight loop of max(10, 3 x repeat) rounds, best of both), with the
+best of ``--repeat`` rounds (the NM forward, the floor's sweeps, the
+whole-graph forward, (1) and dL/dK also in a tight loop of max(10, 3 x repeat)
+rounds, best of both), with the
 library's default threading (what a user gets; torch with its own default):
 
 1. the whole-graph fixed point + adjoint fixed point on the same sparse graph (DEQ-style, NumPy/SciPy),
@@ -186,8 +187,11 @@ def propagation_rows(p=3000, B=256, n_in=32, n_out=10, tol=1e-10, seed=0, repeat
         t = interleaved(fns, repeat)
         # fwd/(4) once more in a tight loop: more samples close in time (a load burst on the
         # shared machine that covers every round of the slow methods above hits the ~100 ms
-        # forward in every sample but the short sweeps less); best of both loops.
-        t2 = interleaved({"fwd": fns["fwd"], **sweeps}, max(10, 3 * repeat))
+        # forward in every sample but the short sweeps less); best of both loops.  The
+        # whole-graph forward, (1) and dL/dK, which the README compares with them, get the
+        # same number of samples.
+        t2 = interleaved({"fwd": fns["fwd"], "whole_fwd": fns["whole_fwd"], "whole": fns["whole"],
+                          "dK": fns["dK"], **sweeps}, max(10, 3 * repeat))
         for k, v in t2.items():
             t[k] = min(t[k], v)
         t_floor = floor(t.pop("floor_edges"), t.pop("floor_tanh"))

@@ -51,7 +51,7 @@ from .solvers.krylov import (KrylovOperator, krylov_adjoint, newton_krylov, scip
                              xp_activation)
 from .solvers.newton import ACT_CODES, factor_jacobian, solve_adjoint, solve_newton
 from .solvers.result import ConvergenceError, ForwardStatus, GroupSolve, SolveStatus
-from .solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
+from .solvers.whole import WHOLE_METHODS, solve_whole, solve_whole_adjoint
 from .threads import with_threads
 from .validation import as_float_array, check_int
 
@@ -875,11 +875,11 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
 
     if fwd.mode == "whole":
         Ao = graph.A[order][:, order].tocsr()
-        UT_, VT_, _, ok = whole_graph_adjoint(Ao, DFT, VT, atol=opts.atol, rtol=opts.rtol,
-                                              max_iter=opts.fp_max_iter)
-        if not ok:
+        UT_, VT_, st = solve_whole_adjoint(Ao, DFT, VT, atol=opts.atol, rtol=opts.rtol,
+                                           max_iter=opts.fp_max_iter)
+        if st != SolveStatus.CONVERGED:
             for m in range(S.n_modules):
-                fail(m, order, S.p, opts.fp_max_iter, SolveStatus.MAX_ITERATIONS)
+                fail(m, order, S.p, opts.fp_max_iter, st)
         UT, VT = UT_, VT_
     else:
         out_w = data[S.out_edge]

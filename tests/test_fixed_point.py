@@ -172,6 +172,24 @@ def test_adjoint_kernel_matches_numpy_reference(seed, n, q, B, scale, max_iter):
         np.testing.assert_allclose(U1, U0, rtol=1e-12, atol=1e-12 * max(1.0, abs(U0).max()))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_adjoint_overflow_is_a_failure_not_convergence():
+    """u = rhs + f' A u with A = 3 I overflows: the kernel, the NumPy reference
+    and the generic path report failure.  (The stop test passed on inf:
+    inf <= atol + rtol * inf.)"""
+    from refimpl.xp.solvers import fixed_point_adjoint
+    import array_api_compat.numpy as xnp
+
+    blocks = 3.0 * np.eye(3)[None]
+    D, RHS = np.ones((1, 3, 2)), np.ones((1, 3, 2))
+    kw = dict(atol=1e-10, rtol=1e-10, max_iter=5000)
+    U0, ok0 = fixed_point_adjoint_group(lambda V: np.matmul(blocks, V), D, RHS, **kw)
+    U1, ok1 = solve_fixed_point_adjoint(module_edges(blocks), D, RHS, **kw)
+    U2, ok2 = fixed_point_adjoint(xnp, blocks, D, RHS, 1e-10, 1e-10, 5000)
+    assert not ok0 and not ok1 and not ok2
+
+
 def test_adjoint_solves_the_linear_system():
     """Oracle: the converged U solves (I - D A_SS) u = rhs (numpy.linalg)."""
     blocks, RHS = make_group(7, 3, 5, 2, 0.3, 0.8)

@@ -158,6 +158,53 @@ def test_gradients_match_finite_differences(output, activation):
                                        err_msg=f"{eq}: {name}{idx}")
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numpy-generic"])
+def test_whole_mode_adjoint_past_the_contractive_regime(backend):
+    """mode="whole" on a network scaled to 3: Anderson's forward converges
+    where A diag(f') is not a contraction, so the plain adjoint iteration
+    overflows.  Its stop test once passed on inf (inf <= atol + rtol * inf)
+    and returned non-finite gradients with status CONVERGED; now the
+    iteration stops as failed and GMRES on J^T solves Eq. (4).  Oracle: the
+    dense adjoint at the same X (refimpl.testing.dense_adjoint)."""
+    from refimpl.model import NMNetwork, output_loss
+    from refimpl.solvers.whole import whole_graph_adjoint
+    from refimpl.testing import dense_adjoint
+
+    net = NMNetwork.random(4, 30, 3, seed=0, k=120, scale=3.0)
+    rng = np.random.default_rng(0)
+    X0, T = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    g = net.prune()
+    loss, grads, fwd = loss_and_grad(net, X0, T, g, mode="whole", backend=backend, **TIGHT)
+    X = np.asarray(fwd.X)
+    assert fwd.converged
+    _, G = output_loss(np.asarray(fwd.Z), T, net.output)
+    # the case is the one meant: the plain adjoint iteration diverges here
+    A = g.A.toarray()
+    dF = get_activation(net.activation).df(X)
+    _, _, _, ok = whole_graph_adjoint(A, dF.T, (G @ net.Wm).T, atol=1e-12, rtol=1e-12,
+                                      max_iter=1000)
+    assert not ok
+    V, U = dense_adjoint(net, g, X, G)
+    # GMRES to 1e-13 (TIGHT) on J^T, cond(J) ~ 1e2-1e3 here
+    np.testing.assert_allclose(np.asarray(grads.U), U, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(grads.V), V, rtol=1e-8, atol=1e-10)
+    assert np.isfinite(np.asarray(grads.K)).all()
+
+
+def test_whole_graph_adjoint_fails_on_overflow():
+    """The plain whole-graph adjoint iteration on a map of rate 3 overflows:
+    it must report failure (it reported convergence once the tolerance
+    atol + rtol * max|v| became inf)."""
+    from refimpl.solvers.whole import whole_graph_adjoint
+
+    p = 4
+    A = 3.0 * np.eye(p)
+    UT, VT, it, ok = whole_graph_adjoint(A, np.ones((p, 2)), np.ones((p, 2)), atol=1e-10,
+                                         rtol=1e-10, max_iter=5000)
+    assert not ok
+    assert it < 5000  # stops at the overflow, not at max_iter
+
+
 def test_adjoint_dot_product():
     """<G, dZ(dX0)> = <dL/dX0, dX0>: the backward is the adjoint of the
     linearized forward; dZ from the dense whole-graph Jacobian (independent)."""

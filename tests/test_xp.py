@@ -531,6 +531,35 @@ def test_failed_adjoint_names_the_module_or_reports_it(backend, monkeypatch):
     assert all(g.schedule.module_sizes[m] > 1 for m in gr.failed_modules)
 
 
+def test_singular_kept_jacobian_is_a_failed_adjoint(backend, monkeypatch):
+    """A Newton-solved module whose kept J^T solve gives NaN (a singular J at
+    the solution) is a failed adjoint with status NO_DECREASE, as on the
+    numba path; the gradients of the other modules stay finite."""
+    if backend.reference:
+        pytest.skip("the generic path's adjoint failures")
+    from refimpl.xp import backward as generic_backward
+    from refimpl.xp import solvers as gs
+
+    solve = gs.solve_kept_transposed
+
+    def singular_first(xp, kept, RHS):
+        U = solve(xp, kept, RHS)
+        first = xp.reshape(xp.arange(U.shape[0], device=U.device) == 0, (-1, 1, 1))
+        return xp.where(first, xp.nan, U)
+
+    monkeypatch.setattr(gs, "solve_kept_transposed", singular_first)
+    net = NMNetwork.random(3, 10, 2, seed=5, k=30, scale=0.5)
+    g = net.prune()
+    X0 = np.random.default_rng(5).standard_normal((2, 3))
+    f = fwd(backend, net, X0, g, solver="newton")
+    G = backend.asarray(np.ones((2, 2)))
+    with pytest.raises(ConvergenceError, match="neural module"):
+        generic_backward(net, f, G)
+    gr = generic_backward(net, f, G, throw=False)
+    assert gr.status == SolveStatus.NO_DECREASE and gr.failed_modules
+    assert all(g.schedule.module_sizes[m] > 1 for m in gr.failed_modules)
+
+
 def test_cuda_kernels_in_the_simulator():
     """tests/cudasim in a separate process under numba's CUDA simulator (the
     kernels of refimpl/xp/cuda_tiny.py on NumPy arrays, tiny sizes)."""

@@ -112,8 +112,11 @@ def fixed_point_adjoint_group(A, DF, RHS, *, atol, rtol, max_iter):
     for _ in range(max_iter):
         Un = RHS + DF * A(U)  # Eq. (4) restricted to S
         delta = np.abs(Un - U).max() if U.size else 0.0
+        umax = np.abs(Un).max() if U.size else 0.0
         U = Un
-        if delta <= atol + rtol * (np.abs(U).max() if U.size else 0.0):
+        if not (delta < np.inf and umax < np.inf):  # NaN or overflow: failed
+            return U, False
+        if delta <= atol + rtol * umax:
             return U, True
     return U, False
 
@@ -336,7 +339,9 @@ def fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, atol, rtol, max_
                     delta = max(delta, d)
                     umax = max(umax, av)
         u, un = un, u
-        if nan == nan and delta <= atol + rtol * umax:
+        if not nan < np.inf:  # some step or iterate NaN or inf: failed (inf passed
+            break             # the test below once: inf <= atol + rtol * inf)
+        if delta <= atol + rtol * umax:
             ok = True
             break
     if u is not U:  # the last iterate is in the scratch buffer

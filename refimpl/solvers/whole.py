@@ -15,9 +15,11 @@ namespace are used).
 """
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 
 from .anderson import _namespace, anderson_fixed_point
+from .krylov import krylov_adjoint
 from .result import GroupSolve, SolveStatus
 
 #: The whole-graph solvers of ``forward(..., mode="whole", whole_method=...)``.
@@ -27,8 +29,13 @@ ANDERSON_MEMORY = 5
 
 
 def _converged(xp, new, old, atol, rtol):
+    """``(err, converged)`` of a step: ``err = ||new - old||_inf`` and the
+    stop test ``err <= atol + rtol ||new||_inf``, never true for a
+    non-finite ``err`` or iterate (an overflowed iterate made the tolerance
+    inf and ``inf <= inf`` passed)."""
     err = float(xp.max(xp.abs(new - old))) if new.size else 0.0
-    return err, err <= atol + rtol * (float(xp.max(xp.abs(new))) if new.size else 0.0)
+    scale = float(xp.max(xp.abs(new))) if new.size else 0.0
+    return err, bool(np.isfinite(err) and np.isfinite(scale) and err <= atol + rtol * scale)
 
 
 def _copy(xp, a):
@@ -68,14 +75,40 @@ def whole_graph_adjoint(A, DFT, GT, *, atol, rtol, max_iter):
     """
     xp = _namespace(GT)
     VT = _copy(xp, GT)
-    for it in range(1, max_iter + 1):
-        UT = DFT * VT
-        VN = GT + A @ UT  # Eq. (4)
-        _, ok = _converged(xp, VN, VT, atol, rtol)
-        VT = VN
-        if ok:
-            return DFT * VT, VT, it, True
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below
+        for it in range(1, max_iter + 1):
+            UT = DFT * VT
+            VN = GT + A @ UT  # Eq. (4)
+            err, ok = _converged(xp, VN, VT, atol, rtol)
+            VT = VN
+            if ok:
+                return DFT * VT, VT, it, True
+            if not np.isfinite(err):  # diverged: no further step can converge
+                return DFT * VT, VT, it, False
     return DFT * VT, VT, max_iter, False
+
+
+def solve_whole_adjoint(A, DFT, GT, *, atol, rtol, max_iter):
+    """The adjoint Eq. (4) on the whole graph: the plain iteration
+    (:func:`whole_graph_adjoint`) and, where it does not converge, GMRES on
+    ``J^T u = f'(x) * (G Wm)^T`` (:func:`refimpl.solvers.krylov.krylov_adjoint`,
+    the whole graph as one module, then ``v = (G Wm)^T + A u``).
+
+    The iteration converges only where ``A diag(f'(x))`` is a contraction;
+    Anderson's forward can converge where it is not (a network scaled past
+    the contractive regime), and the gradient is then still defined by
+    Eq. (4) whenever J is nonsingular.  Returns ``UT, VT, status``
+    (a :class:`SolveStatus`: CONVERGED, or the GMRES's worst column status).
+    """
+    UT, VT, _, ok = whole_graph_adjoint(A, DFT, GT, atol=atol, rtol=rtol, max_iter=max_iter)
+    if ok:
+        return UT, VT, SolveStatus.CONVERGED
+    xp = array_api_compat.array_namespace(GT)
+    U, status, _ = krylov_adjoint(xp, lambda V: (A @ V[0])[None, ...], DFT[None, ...],
+                                  (DFT * GT)[None, ...], atol=atol, rtol=rtol)
+    worst = int(xp.max(status)) if status.size else 0
+    UT = U[0]
+    return UT, GT + A @ UT, SolveStatus(worst)
 
 
 def solve_whole(AT, CT, f, df, *, method, atol, rtol, max_iter):

@@ -22,7 +22,7 @@ import numpy as np
 from ..activations import get_activation, get_output
 from ..backend import get_backend, to_numpy
 from ..solvers.result import ConvergenceError, ForwardStatus, SolveStatus
-from ..solvers.whole import WHOLE_METHODS, solve_whole, whole_graph_adjoint
+from ..solvers.whole import WHOLE_METHODS, solve_whole, solve_whole_adjoint
 from . import solvers as gs
 from ._plan import get_plan
 
@@ -437,11 +437,11 @@ def backward(net, fwd, G, *, throw=True):
     failures = []
     if fwd.mode == "whole":  # Eq. (4) on the whole graph, the numba path's solver
         A = xp.matrix_transpose(xp.reshape(xp.take(data, plan.whole_idx), (p, p)))
-        UT, VT, _, ok = whole_graph_adjoint(A, DFT, VT, atol=fwd.atol, rtol=fwd.rtol,
-                                            max_iter=20 * fwd.max_iter)
-        if not ok:
+        UT, VT, st = solve_whole_adjoint(A, DFT, VT, atol=fwd.atol, rtol=fwd.rtol,
+                                         max_iter=20 * fwd.max_iter)
+        if st != SolveStatus.CONVERGED:
             failures.append(ConvergenceError(-1, S.order, p, np.nan, 20 * fwd.max_iter,
-                                             SolveStatus.MAX_ITERATIONS, fwd))
+                                             st, fwd))
             if throw:
                 raise failures[-1]
     else:
@@ -478,20 +478,26 @@ def _adjoint_group(fwd, r, UT, VT, net, failures, throw):
     RHS = D * xp.reshape(VT[g.start:g.stop, :], (n, q, B))
     AT = xp.permute_dims(r.blocks, (0, 2, 1))
     U = xp.zeros((n, q, B), dtype=xp.float64, device=bd.device)
+
+    def check(Us, solved, status):
+        """A module of ``solved`` whose U is not finite failed (a singular J
+        gives NaN for its own systems only)."""
+        fin = to_numpy(xp.all(xp.isfinite(Us), axis=(1, 2)))
+        for m in np.flatnonzero(solved & ~fin):
+            failures.append(ConvergenceError(g.ids[m], g.nodes[m], q, np.nan, 0, status, fwd))
+            if throw:
+                raise failures[-1]
+
     if r.newton.any():  # the forward's J at the solution (or its LU), transposed
         mask = xp.asarray(r.newton, device=bd.device)[:, None, None]
-        U = xp.where(mask, gs.solve_kept_transposed(xp, r.kept, RHS), U)
+        Un = gs.solve_kept_transposed(xp, r.kept, RHS)
+        check(Un, r.newton, SolveStatus.NO_DECREASE)  # singular J, as the numba path
+        U = xp.where(mask, Un, U)
     for name, solved in r.other.items():  # a registered stage's own adjoint
         mask = xp.asarray(solved, device=bd.device)[:, None, None]
         Us = gs.STAGES[name][1](xp, AT, xp.where(mask, D, 0.0), xp.where(mask, RHS, 0.0),
                                 fwd.atol, fwd.rtol)
-        fin = to_numpy(xp.all(xp.isfinite(Us), axis=(1, 2)))
-        badm = np.flatnonzero(solved & ~fin)
-        for m in badm:
-            failures.append(ConvergenceError(g.ids[m], g.nodes[m], q, np.nan, 0,
-                                             SolveStatus.MAX_ITERATIONS, fwd))
-            if throw:
-                raise failures[-1]
+        check(Us, solved, SolveStatus.MAX_ITERATIONS)
         U = xp.where(mask, Us, U)
     if r.fixed.any():
         mask = xp.asarray(r.fixed, device=bd.device)[:, None, None]
@@ -500,13 +506,7 @@ def _adjoint_group(fwd, r, UT, VT, net, failures, throw):
                                         20 * fwd.max_iter)
         if not ok:  # J^T solve at the solution instead
             Uf = gs.newton_adjoint(xp, AT, xp.where(mask, D, 0.0), RHS)
-            fin = to_numpy(xp.all(xp.isfinite(Uf), axis=(1, 2)))
-            badm = np.flatnonzero(r.fixed & ~fin)
-            for m in badm:
-                failures.append(ConvergenceError(g.ids[m], g.nodes[m], q, np.nan, 0,
-                                                 SolveStatus.NO_DECREASE, fwd))
-                if throw:
-                    raise failures[-1]
+            check(Uf, r.fixed, SolveStatus.NO_DECREASE)
         U = xp.where(mask, Uf, U)
     UT[g.start:g.stop, :] = xp.reshape(U, (n * q, B))
     # Complete V on the module: V_S = v_ext + A_SS U_S.

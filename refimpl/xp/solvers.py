@@ -374,8 +374,11 @@ def fixed_point_adjoint(xp, blocks, D, RHS, atol, rtol, max_iter):
     for _ in range(max_iter):
         Un = RHS + D * (blocks @ U)  # Eq. (4) restricted to S
         delta = float(xp.max(xp.abs(Un - U))) if U.size else 0.0
+        umax = float(xp.max(xp.abs(Un))) if U.size else 0.0
         U = Un
-        if delta <= atol + rtol * (float(xp.max(xp.abs(U))) if U.size else 0.0):
+        if not (delta < math.inf and umax < math.inf):  # NaN or overflow: failed
+            return U, False
+        if delta <= atol + rtol * umax:
             return U, True
     return U, False
 
