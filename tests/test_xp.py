@@ -509,7 +509,6 @@ def test_failed_adjoint_names_the_module_or_reports_it(backend, monkeypatch):
     failed; with throw=False the gradients carry the status instead."""
     if backend.reference:
         pytest.skip("the generic path's adjoint failures")
-    from refimpl.xp import backward as generic_backward
     from refimpl.xp import solvers as gs
 
     def solve(xp, AT, C, act, atol, rtol, max_iter, active):
@@ -519,15 +518,24 @@ def test_failed_adjoint_names_the_module_or_reports_it(backend, monkeypatch):
         return RHS * xp.nan  # an adjoint solve that fails everywhere
 
     monkeypatch.setitem(gs.STAGES, "broken", (solve, adjoint))
+    _assert_adjoint_fails(backend, "broken", SolveStatus.MAX_ITERATIONS)
+
+
+def _assert_adjoint_fails(backend, solver, status):
+    """The generic backward of a small network solved by ``solver`` raises
+    ConvergenceError naming a module; with throw=False it reports ``status``
+    and the failed modules (all of size > 1)."""
+    from refimpl.xp import backward as generic_backward
+
     net = NMNetwork.random(3, 10, 2, seed=5, k=30, scale=0.5)
     g = net.prune()
     X0 = np.random.default_rng(5).standard_normal((2, 3))
-    f = fwd(backend, net, X0, g, solver="broken")
+    f = fwd(backend, net, X0, g, solver=solver)
     G = backend.asarray(np.ones((2, 2)))
     with pytest.raises(ConvergenceError, match="neural module"):
         generic_backward(net, f, G)
     gr = generic_backward(net, f, G, throw=False)
-    assert gr.status == SolveStatus.MAX_ITERATIONS and gr.failed_modules
+    assert gr.status == status and gr.failed_modules
     assert all(g.schedule.module_sizes[m] > 1 for m in gr.failed_modules)
 
 
@@ -537,7 +545,6 @@ def test_singular_kept_jacobian_is_a_failed_adjoint(backend, monkeypatch):
     numba path; the gradients of the other modules stay finite."""
     if backend.reference:
         pytest.skip("the generic path's adjoint failures")
-    from refimpl.xp import backward as generic_backward
     from refimpl.xp import solvers as gs
 
     solve = gs.solve_kept_transposed
@@ -548,16 +555,7 @@ def test_singular_kept_jacobian_is_a_failed_adjoint(backend, monkeypatch):
         return xp.where(first, xp.nan, U)
 
     monkeypatch.setattr(gs, "solve_kept_transposed", singular_first)
-    net = NMNetwork.random(3, 10, 2, seed=5, k=30, scale=0.5)
-    g = net.prune()
-    X0 = np.random.default_rng(5).standard_normal((2, 3))
-    f = fwd(backend, net, X0, g, solver="newton")
-    G = backend.asarray(np.ones((2, 2)))
-    with pytest.raises(ConvergenceError, match="neural module"):
-        generic_backward(net, f, G)
-    gr = generic_backward(net, f, G, throw=False)
-    assert gr.status == SolveStatus.NO_DECREASE and gr.failed_modules
-    assert all(g.schedule.module_sizes[m] > 1 for m in gr.failed_modules)
+    _assert_adjoint_fails(backend, "newton", SolveStatus.NO_DECREASE)
 
 
 def test_cuda_kernels_in_the_simulator():
