@@ -179,27 +179,32 @@ def output_loss(Z, T, output):
 
 
 @with_threads  # threads=: refimpl.threads.threads_policy
-def loss_and_grad(net, X0, T, graph=None, *, backend="numpy", **forward_options):
+def loss_and_grad(net, X0, T, graph=None, *, backend="numpy", grad_K="dense",
+                  **forward_options):
     """Mean loss of the pruned network and its gradients (Alg. 2 lines 6-10).
 
     Runs :func:`forward` (Eq. 3), the loss of :func:`output_loss` and
     :func:`backward` (Eq. 4-8).  ``backend`` other than ``"numpy"`` (see
     :func:`refimpl.get_backend`) runs :func:`refimpl.xp.loss_and_grad`
     instead: the same three steps on the generic path, results in the
-    caller's namespace and device.
+    caller's namespace and device.  ``grad_K`` as in :func:`backward`
+    (``"factors"``: dL/dK of Eq. (6) as its two (p, B) factors, NumPy path
+    only; the trainer's blocked update forms the product itself).
 
     Returns
     -------
     loss : float
     grads : Gradients
-        ``.K`` (dense), ``.W1``, ``.Wm``.
+        ``.K`` (dense; None with ``grad_K="factors"``), ``.W1``, ``.Wm``.
     fwd : ForwardResult
     """
     if not is_reference(backend):
+        if grad_K != "dense":
+            raise ValueError("grad_K: 'factors' is only available on the NumPy path")
         from .xp import loss_and_grad as generic_loss_and_grad
 
         return generic_loss_and_grad(net, X0, T, graph, backend=backend, **forward_options)
     X0 = check_input(X0, net.n_in)
     fwd = forward(net, X0, graph, **forward_options)
     loss, G = output_loss(fwd.Z, T, net.output)
-    return loss, backward(net, fwd, G), fwd
+    return loss, backward(net, fwd, G, grad_K=grad_K), fwd

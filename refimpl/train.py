@@ -81,7 +81,7 @@ from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import EarlyStopping, EpochTrainer, Hook
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer, _adam_entry, _sgd_entry
-from .propagate import backward, check_input, forward
+from .propagate import forward
 from .regularization import (_proximal_entry, l2_gradient, l2_proximal, nm_proximal,
                              nm_rate_times, nm_repulsion_sparse)
 from .solvers.result import ConvergenceError
@@ -248,15 +248,6 @@ _NONFINITE_ONLY = float(np.finfo(np.float64).max)
 #: Rows of dL/dK formed per BLAS call inside the update pass (``Trainer.blocked_grad``):
 #: 64 x 3000 float64 is 1.5 MB, cache-resident while the pass reads it.
 GRAD_BLOCK_ROWS = 64
-
-
-def _loss_and_grad_factors(net, X0, T, graph, **forward_options):
-    """:func:`refimpl.model.loss_and_grad` with dL/dK returned as its factors
-    (``backward(..., grad_K="factors")``, Eq. 6), for the trainer's blocked update."""
-    X0 = check_input(X0, net.n_in)
-    fwd = forward(net, X0, graph, **forward_options)
-    loss, G = output_loss(fwd.Z, T, net.output)
-    return loss, backward(net, fwd, G, grad_K="factors"), fwd
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -526,10 +517,10 @@ class Trainer(EpochTrainer):
             return self._train_batch_generic(X, y)
         graph = self.prune()
         blocked = self._blocked_grad()
-        lag = _loss_and_grad_factors if blocked else loss_and_grad
         try:
-            loss, grads, fwd = lag(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
-                                   solver=c.solver, mode=c.mode)
+            loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
+                                             solver=c.solver, mode=c.mode,
+                                             grad_K="factors" if blocked else "dense")
         except ConvergenceError as exc:
             self._check_finite(exc)  # a diverged run, said as such (checked on failure only)
             raise

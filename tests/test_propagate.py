@@ -448,3 +448,17 @@ def test_backward_grad_K_factors_are_eq6_factors():
         np.testing.assert_array_equal(getattr(fact, name), getattr(dense, name), err_msg=name)
     with pytest.raises(ValueError, match="grad_K"):
         backward(net, fwd, G, grad_K="sparse")
+
+
+def test_loss_and_grad_passes_grad_K_on():
+    """loss_and_grad(grad_K="factors") returns backward's factors (the trainer's
+    blocked update uses it); the generic path refuses it with a named error."""
+    net, X0, T = make_case(8, p=13, k=39)
+    _, dense, _ = loss_and_grad(net, X0, T, **TIGHT)
+    _, fact, _ = loss_and_grad(net, X0, T, grad_K="factors", **TIGHT)
+    F, U = fact.K_factors
+    dK = F @ U.T
+    np.fill_diagonal(dK, U.sum(axis=1))
+    np.testing.assert_array_equal(dK, dense.K)
+    with pytest.raises(ValueError, match="grad_K"):
+        loss_and_grad(net, X0, T, backend="numpy-generic", grad_K="factors")
