@@ -1,12 +1,12 @@
-"""The numba kernels' scalar activation (``refimpl.solvers.newton.act_scalar``,
-compiled as ``_act``): its written-out exp-based tanh against np.tanh."""
+"""The fixed-point kernel's packed tanh (``refimpl.solvers.fixed_point.tanh_packed``,
+exp written out in arithmetic) against np.tanh, in the kernel's row loop."""
 import numba
 import numpy as np
 import pytest
 
-from refimpl.solvers.newton import _act, act_scalar
+from refimpl.solvers.fixed_point import _act_row, _tanh_packed, tanh_packed
 
-#: act_scalar's stated absolute error bound for tanh (its comment): the
+#: tanh_packed's stated absolute error bound (its docstring): the
 #: division (1 - e) / (1 + e) and the reconstruction of e = exp(-2|x|) each
 #: round once or twice near 1, so a couple of half-ulps of 1 (1.1e-16 each).
 TANH_ATOL = 2.3e-16
@@ -14,9 +14,10 @@ TANH_ATOL = 2.3e-16
 
 @numba.njit(cache=True, error_model="numpy")
 def _tanh_loop(x, f, df):
-    """The kernels' call pattern (inlined _act in a contiguous loop)."""
+    """The kernel's call pattern (_act_row over a contiguous row), and f'."""
+    _act_row(0, x, f)
     for i in range(x.shape[0]):
-        f[i], df[i] = _act(0, x[i])
+        df[i] = 1.0 - f[i] * f[i]
 
 
 def _run(x):
@@ -36,6 +37,7 @@ def test_tanh_dense_grid_within_bound():
                         rng.uniform(-1e-3, 1e-3, 50_000)])
     f, df = _run(x)
     ref = np.tanh(x)
+    np.testing.assert_array_equal(f[:1000], [tanh_packed(v) for v in x[:1000]])
     np.testing.assert_allclose(f, ref, rtol=0, atol=TANH_ATOL)
     # f' = 1 - f^2: |d(1 - t^2)| <= 2 |dt| + rounding of 1 - t^2
     np.testing.assert_allclose(df, 1.0 - ref * ref, rtol=0, atol=2 * TANH_ATOL + 2.3e-16)
@@ -58,7 +60,8 @@ def test_tanh_extremes_inf_nan_subnormal():
 
 @pytest.mark.parametrize("x", [-3.7, -0.2, 0.0, 1e-9, 0.6, 12.5, np.inf, -np.inf])
 def test_python_source_matches_compiled(x):
-    # the plain-Python source (what numba.cuda and the simulator compile)
-    # gives the same bits as the numba CPU compilation
-    f, df = _run(np.array([x]))
-    assert act_scalar(0, x) == (f[0], df[0])
+    # the plain-Python source gives the same bits as its numba compilation
+    # (scalar and in the packed row loop)
+    f, _ = _run(np.array([x] * 8))
+    assert np.all(f == tanh_packed(x))
+    assert _tanh_packed(x) == tanh_packed(x)
