@@ -23,8 +23,9 @@ library's default threading (what a user gets; torch with its own default):
 4. the module-wise floor of the forward: for every module, (fixed-point
    iterations + 1) x (its intra-module edges + its nodes' tanh), plus one
    pass over the cross edges and the singletons, at the speed of numba
-   sweeps whose rows stay in cache (as a module's do) with the kernels'
-   exp-based tanh (times per edge and per tanh measured on this graph); a
+   sweeps whose rows stay in cache (as a module's do) with the fixed-point
+   kernel's own f over a row (``_act_row``: the packed ``tanh_packed``;
+   times per edge and per tanh measured on this graph); a
    module whose fixed point does not converge (then solved by Newton)
    counts one pass, so the floor is a lower bound;
 5. the dense dL/dK product of Eq. (6) alone (``F^T U``, p x p, one BLAS
@@ -50,7 +51,7 @@ from _timing import best_time, fmt_time, machine, markdown_table  # noqa: E402
 
 from refimpl import NMNetwork, forward  # noqa: E402
 from refimpl.graph import graph_from_mask  # noqa: E402
-from refimpl.solvers.newton import _act  # noqa: E402
+from refimpl.solvers.fixed_point import _act_row  # noqa: E402
 from refimpl.threads import threads_policy  # noqa: E402
 from refimpl.workloads import modular_graph, time_fb, weak_modular_graph  # noqa: E402
 
@@ -73,8 +74,7 @@ REGIMES = (
 def _tanh_sweep(X, out, reps):
     for _ in range(reps):
         for i in range(X.shape[0]):
-            for s in range(X.shape[1]):
-                out[i, s] = _act(0, X[i, s])[0]
+            _act_row(0, X[i], out[i])  # the fixed-point kernel's f over a row (packed tanh)
 
 
 @numba.njit
