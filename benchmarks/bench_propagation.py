@@ -70,7 +70,7 @@ REGIMES = (
 
 # No cache=True: `refimpl bench` loads this script by path, and numba's cache records the
 # module by a name that a later process cannot import ('<dynamic>').
-@numba.njit
+@numba.njit(error_model="numpy")  # as the kernel: Python's division checks stop the packing
 def _tanh_sweep(X, out, reps):
     for _ in range(reps):
         for i in range(X.shape[0]):
