@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import array_api_compat
 import numba
 import numpy as np
 
@@ -107,13 +108,16 @@ def fixed_point_adjoint_group(A, DF, RHS, *, atol, rtol, max_iter):
     """Solve the module adjoint ``u = rhs + f'(x) * (A_SS u)`` by iteration,
     i.e. ``J^T u = f'(x) * v_ext`` with ``RHS = f'(x) * v_ext`` (Eq. 4).
 
-    ``A(U)`` is ``A_SS U`` on (n, q, B) arrays.  Returns ``(U, converged)``.
+    ``A(U)`` is ``A_SS U`` on (n, q, B) arrays of any array-API namespace
+    (the generic path's :func:`refimpl.xp.solvers.fixed_point_adjoint` runs
+    this iteration too).  Returns ``(U, converged)``.
     """
-    U = RHS.copy()
+    xp = array_api_compat.array_namespace(RHS)
+    U = xp.asarray(RHS, copy=True)
     for _ in range(max_iter):
         Un = RHS + DF * A(U)  # Eq. (4) restricted to S
-        delta = np.abs(Un - U).max() if U.size else 0.0
-        umax = np.abs(Un).max() if U.size else 0.0
+        delta = float(xp.max(xp.abs(Un - U))) if U.size else 0.0
+        umax = float(xp.max(xp.abs(Un))) if U.size else 0.0
         U = Un
         if not (delta < np.inf and umax < np.inf):  # NaN or overflow: failed
             return U, False

@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..solvers.fixed_point import fixed_point_adjoint_group
+
 #: Status codes (as :class:`refimpl.solvers.SolveStatus`).
 CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE = 0, 1, 2, 3
 
@@ -368,19 +370,11 @@ def fixed_point_group(xp, AT, C, f, atol, rtol, max_iter, give_up=False):
 
 def fixed_point_adjoint(xp, blocks, D, RHS, atol, rtol, max_iter):
     """Solve ``u = f'(x) * (rhs' + A_SS u)`` by iteration, i.e. ``J^T u =
-    f'(x) * v_ext`` with ``RHS = f'(x) * v_ext`` (Eq. 4 on a module), as
-    :func:`refimpl.equations.fixed_point_adjoint_group`.  Returns ``U, ok``."""
-    U = RHS
-    for _ in range(max_iter):
-        Un = RHS + D * (blocks @ U)  # Eq. (4) restricted to S
-        delta = float(xp.max(xp.abs(Un - U))) if U.size else 0.0
-        umax = float(xp.max(xp.abs(Un))) if U.size else 0.0
-        U = Un
-        if not (delta < math.inf and umax < math.inf):  # NaN or overflow: failed
-            return U, False
-        if delta <= atol + rtol * umax:
-            return U, True
-    return U, False
+    f'(x) * v_ext`` with ``RHS = f'(x) * v_ext`` (Eq. 4 on a module):
+    :func:`refimpl.solvers.fixed_point.fixed_point_adjoint_group` with the
+    blocks' products in ``xp``.  Returns ``U, ok``."""
+    return fixed_point_adjoint_group(lambda U: blocks @ U, D, RHS, atol=atol, rtol=rtol,
+                                     max_iter=max_iter)
 
 
 def _register_krylov():
