@@ -21,6 +21,9 @@ from dataclasses import dataclass
 import array_api_compat
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from .newton import _act, _code
 from .result import CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE, GroupSolve, SolveStatus
@@ -219,6 +222,39 @@ def tanh_packed(x):
 
 _tanh_packed = numba.njit(cache=True, inline="always", error_model="numpy")(tanh_packed)
 
+#: The bits of a float64 but its sign: ``_bits(x) & _ABS`` is |x|'s bit pattern.
+_ABS = 0x7FFFFFFFFFFFFFFF
+#: The bit pattern of +inf: ``_bits(x) & _ABS >= _INF`` iff x is inf or NaN.
+_INF = 0x7FF0000000000000
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The IEEE-754 bit pattern of a float64 as an int64 (a bitcast).
+
+    For the kernels' max-reductions: on non-negative doubles (``& _ABS``) the
+    bit patterns are ordered as the values, and every NaN's lies above +inf's,
+    so an integer max over them is the exact float max with NaN propagated,
+    and LLVM packs it into SIMD code (a float max with Python's NaN rules
+    stays a scalar loop)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, b):
+    """The float64 whose IEEE-754 bit pattern is the int64 ``b`` (the inverse of :func:`_bits`)."""
+    if b != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _act_row(code, xr, fr):
@@ -247,9 +283,11 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
     :func:`_act_row` (tanh by :func:`tanh_packed`, in SIMD code).  One
     iteration is one sweep over the target nodes: node c's new value
     ``c_c + sum_a w_ac f(x_a)`` is summed in place (the edges into c are
-    contiguous), then its step ``|x_c^new - x_c|`` (a scalar loop: its
-    max-reductions do not vectorize) and, in a loop of its own that LLVM
-    packs, ``f(x_c^new)`` are taken while the row is in cache (against the
+    contiguous), then its step ``|x_c^new - x_c|`` (max-reductions over the
+    bit patterns, :func:`_bits`: exact, NaN-propagating and packed into SIMD
+    code, against 0.9 ns per value for the former float max) and, in a loop
+    of its own that LLVM packs, ``f(x_c^new)`` are taken while the row is in
+    cache (against the
     former fused loop with the libm-exp tanh: NM forward of
     ``refimpl bench propagation --regime deep`` 72 ms against 95 ms).
     f(x) and f(x^new) live in two buffers, so f at the returned iterate is
@@ -289,9 +327,8 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
             # left out of the sweep and taken only if the module goes on: f
             # at the accepted iterate is not computed at all.
             last = prev < prev2 and prev * (prev / prev2) <= tol_prev
-            R = 0.0
-            scale = 0.0
-            nan = 0.0
+            Rb = 0  # the bits of max |x_new - x| and of max |x| (see _bits)
+            Sb = 0
             e = e0
             for c in range(q):
                 xr = xn[c]
@@ -312,17 +349,15 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
                         xr[s] += wa * fa[s]
                     e += 1
                 xo = x[c]
-                for s in range(B):  # the step
-                    d = abs(xr[s] - xo[s])
-                    nan += d  # NaN iff some step is NaN (the steps are >= 0)
-                    R = max(R, d)
-                    scale = max(scale, abs(xo[s]))
+                for s in range(B):  # the step: integer max over the bits (packed; NaN wins)
+                    Rb = max(Rb, _bits(xr[s] - xo[s]) & _ABS)
+                    Sb = max(Sb, _bits(xo[s]) & _ABS)
                 if not last:  # f at the new iterate, while the row is in cache
                     _act_row(code, xr, fxn[c])
             if e != e1:
                 raise ValueError("edges: a module's edges must be sorted by target node")
-            if nan != nan:
-                R = np.nan
+            R = _from_bits(Rb)  # exactly max |x_new - x|: NaN if some step is NaN
+            scale = _from_bits(Sb)
             tol = atol + rtol * scale
             if R <= tol:
                 st = CONVERGED
@@ -384,9 +419,8 @@ def fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, atol, rtol, max_
     u, un = U, Ua
     ok = False
     for _ in range(max_iter):
-        delta = 0.0
-        umax = 0.0
-        nan = 0.0
+        db = 0  # the bits of max |u_new - u| and of max |u_new| (see _bits)
+        ub = 0
         for k in range(n_k):
             m = mods[k]
             for a in range(q):
@@ -403,15 +437,12 @@ def fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, atol, rtol, max_
                 for s in range(B):
                     v = rr[s] + dr[s] * unr[s]
                     unr[s] = v
-                    d = abs(v - ur[s])
-                    av = abs(v)
-                    nan += d + av  # NaN iff some step or iterate is NaN (both >= 0)
-                    delta = max(delta, d)
-                    umax = max(umax, av)
+                    db = max(db, _bits(v - ur[s]) & _ABS)  # integer max: packed, NaN wins
+                    ub = max(ub, _bits(v) & _ABS)
         u, un = un, u
-        if not nan < np.inf:  # some step or iterate NaN or inf: failed (inf passed
-            break             # the test below once: inf <= atol + rtol * inf)
-        if delta <= atol + rtol * umax:
+        if db >= _INF or ub >= _INF:  # some step or iterate NaN or inf: failed (inf
+            break                     # passed the test below once: inf <= atol + rtol * inf)
+        if _from_bits(db) <= atol + rtol * _from_bits(ub):
             ok = True
             break
     if u is not U:  # the last iterate is in the scratch buffer
