@@ -6,7 +6,9 @@ come in as functions, so a group stored as dense (n, q, q) blocks and a
 large module stored as a sparse matrix are iterated by the same code.
 
 The same iterations also run as numba kernels (:func:`fixed_point_kernel`,
-:func:`fixed_point_adjoint_kernel`): one call per group, looping over each
+:func:`fixed_point_adjoint_kernel`): one call per group (the forward's
+fixed-point groups of a level, of different sizes, in one call:
+:func:`solve_fixed_point_rows`), looping over each
 module's edges (its nonzero block entries) only, tanh by :func:`tanh_packed`
 (row loops that LLVM packs into SIMD code; the Newton kernel's libm-exp
 tanh is scalar); :mod:`refimpl.propagate` uses them for the groups stored
@@ -29,7 +31,8 @@ from .newton import _act, _code
 from .result import CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE, GroupSolve, SolveStatus
 
 __all__ = ["fixed_point_group", "fixed_point_adjoint_group", "module_edges",
-           "solve_fixed_point", "solve_fixed_point_adjoint", "fixed_point_kernel",
+           "solve_fixed_point", "solve_fixed_point_rows", "solve_fixed_point_adjoint",
+           "fixed_point_kernel",
            "fixed_point_adjoint_kernel", "FixedPointSolve"]
 
 #: A module stops (NO_DECREASE) when, after this many iterations, its step grows.
@@ -269,15 +272,20 @@ def _act_row(code, xr, fr):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, max_iter,
-                       give_up, write_failed, iters, resid, status):
-    """The iteration of :func:`fixed_point_group` (Eq. 3) on a group of modules
-    given by their edge lists (dense-block or sparse-stored groups alike).
+def fixed_point_kernel(ptr, src, dst, w, mods, rows, sizes, max_iter, C, X, F, DF, code, atol,
+                       rtol, give_up, write_failed, iters, resid, status):
+    """The iteration of :func:`fixed_point_group` (Eq. 3) on modules given by
+    their edge lists (dense-block or sparse-stored groups alike), each at its
+    own rows of node-major (rows, B) arrays: the modules of one group, or
+    those of several groups of different sizes (one call per level, see
+    :func:`solve_fixed_point_rows`).
 
-    Row k of ``C`` (n_k, q, B) belongs to module ``mods[k]``, whose edges are
-    ``ptr[mods[k]]:ptr[mods[k] + 1]`` of (src, dst, w), sorted by target
-    (:func:`module_edges`; zero block entries are never touched; unsorted
-    edges raise ValueError).  Each module iterates ``x <- c + A_SS^T f(x)``
+    Module k has ``sizes[k]`` nodes at rows ``rows[k] .. rows[k] + sizes[k] - 1``
+    of ``C`` (the constant term c, (n_rows, B)), its edges are
+    ``ptr[mods[k]]:ptr[mods[k] + 1]`` of (src, dst, w) with local node
+    indices, sorted by target (:func:`module_edges`; zero block entries are
+    never touched; unsorted edges raise ValueError), and it may take
+    ``max_iter[k]`` steps.  Each module iterates ``x <- c + A_SS^T f(x)``
     from x = c with the same stop test, statuses, stall rule and rate-based
     give-up as :func:`fixed_point_group`, f evaluated row by row by
     :func:`_act_row` (tanh by :func:`tanh_packed`, in SIMD code).  One
@@ -287,33 +295,37 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
     bit patterns, :func:`_bits`: exact, NaN-propagating and packed into SIMD
     code, against 0.9 ns per value for the former float max) and, in a loop
     of its own that LLVM packs, ``f(x_c^new)`` are taken while the row is in
-    cache (against the
-    former fused loop with the libm-exp tanh: NM forward of
-    ``refimpl bench propagation --regime deep`` 72 ms against 95 ms).
+    cache (against the former fused loop with the libm-exp tanh: NM forward
+    of ``refimpl bench propagation --regime deep`` 72 ms against 95 ms).
     f(x) and f(x^new) live in two buffers, so f at the returned iterate is
     never recomputed; on a step that the last two steps' rate predicts to
     be the last, f(x^new) is left out of the sweep (and taken in a pass of
     its own if the module goes on after all), so a module that stops after
     ``it`` steps usually evaluates f ``it + 1`` times (at x_0 .. x_it), the
     least the iteration needs.
-    Outputs (preallocated): X, F = f(X), DF = f'(X) (n_k, q, B), iters
-    (n_k,) int32, resid (n_k,), status (n_k,) int8.  X may be C itself
-    (module k's rows of C are read only while module k iterates); with
-    ``write_failed=False`` the rows of X, F, DF of a module that does not
-    converge are left as they are (C's values stay there for the next
-    solver when X is C).
+    Outputs (preallocated): X, F = f(X), DF = f'(X) at the modules' rows
+    (other rows are not touched), iters (n_k,) int32, resid (n_k,), status
+    (n_k,) int8.  X may be C itself (module k's rows of C are read only
+    while module k iterates); with ``write_failed=False`` the rows of X, F,
+    DF of a module that does not converge are left as they are (C's values
+    stay there for the next solver when X is C).
     """
-    n_k, q, B = C.shape
-    x = np.empty((q, B))
-    fx = np.empty((q, B))
-    xn = np.empty((q, B))
-    fxn = np.empty((q, B))
+    n_k = mods.shape[0]
+    B = C.shape[1]
+    q_max = 0
+    for k in range(n_k):
+        q_max = max(q_max, sizes[k])
+    x = np.empty((q_max, B))  # rows 0 .. q - 1 hold module k's iterate
+    fx = np.empty((q_max, B))
+    xn = np.empty((q_max, B))
+    fxn = np.empty((q_max, B))
     for k in range(n_k):
         m = mods[k]
+        r0, q = rows[k], sizes[k]
         e0, e1 = ptr[m], ptr[m + 1]
         for a in range(q):
             for s in range(B):
-                x[a, s] = C[k, a, s]
+                x[a, s] = C[r0 + a, s]
             _act_row(code, x[a], fx[a])
         st = MAX_ITERATIONS
         prev = np.inf
@@ -321,7 +333,7 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
         tol_prev = 0.0
         R = np.inf
         it = 0
-        for it in range(max_iter + 1):
+        for it in range(max_iter[k] + 1):
             # Is this step predicted to be the last (the last two steps' rate
             # brings it within the tolerance)?  Then f at the new iterate is
             # left out of the sweep and taken only if the module goes on: f
@@ -332,7 +344,7 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
             e = e0
             for c in range(q):
                 xr = xn[c]
-                cr = C[k, c]
+                cr = C[r0 + c]
                 if e < e1 and dst[e] == c:  # Eq. (3): x_c = c_c + sum_a w_ac f(x_a)
                     wa = w[e]
                     fa = fx[src[e]]
@@ -379,7 +391,7 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
                 else:
                     num = np.log(tol / R)
                 den = np.log(rate)
-                if den != 0.0 and it + num / den > max_iter:
+                if den != 0.0 and it + num / den > max_iter[k]:
                     stalled = True
             if stalled:
                 st = NO_DECREASE
@@ -394,12 +406,12 @@ def fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, code, atol, rtol, ma
             continue
         for a in range(q):
             for s in range(B):
-                X[k, a, s] = x[a, s]
-                F[k, a, s] = fx[a, s]
+                X[r0 + a, s] = x[a, s]
+                F[r0 + a, s] = fx[a, s]
                 if code == 0:  # tanh' = 1 - tanh^2
-                    DF[k, a, s] = 1.0 - fx[a, s] * fx[a, s]
+                    DF[r0 + a, s] = 1.0 - fx[a, s] * fx[a, s]
                 else:
-                    DF[k, a, s] = _act(code, x[a, s])[1]
+                    DF[r0 + a, s] = _act(code, x[a, s])[1]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -512,9 +524,82 @@ def solve_fixed_point(edges, C, *, activation="tanh", atol=1e-10, rtol=1e-10, ma
     iters = np.zeros(n, dtype=np.int32)
     resid = np.zeros(n)
     status = np.zeros(n, dtype=np.int8)
-    fixed_point_kernel(ptr, src, dst, w, mods, C, X, F, DF, _code(activation), float(atol),
-                       float(rtol), int(max_iter), bool(give_up), bool(write_failed), iters,
-                       resid, status)
+    q, B = C.shape[1:]
+    rows = np.arange(n, dtype=np.int64) * q  # module k at rows k q .. k q + q - 1
+    sizes = np.full(n, q, dtype=np.int64)
+    fixed_point_kernel(ptr, src, dst, w, mods, rows, sizes, np.full(n, int(max_iter)),
+                       C.reshape(n * q, B), X.reshape(n * q, B), F.reshape(n * q, B),
+                       DF.reshape(n * q, B), _code(activation), float(atol), float(rtol),
+                       bool(give_up), bool(write_failed), iters, resid, status)
+    return FixedPointSolve(X, status, iters, resid, f=F, df=DF)
+
+
+def solve_fixed_point_rows(edges, C, rows, sizes, *, activation="tanh", atol=1e-10, rtol=1e-10,
+                           max_iter=1000, give_up=False, mods=None, out=None, write_failed=True):
+    """Solve Eq. (3) on modules of any sizes, each at its own rows of
+    node-major (n_rows, B) arrays, in one :func:`fixed_point_kernel` call:
+    :func:`solve_fixed_point` for the modules of several groups at once (the
+    forward's fixed-point groups of a level, :func:`refimpl.propagate.forward`).
+
+    Parameters
+    ----------
+    edges : tuple
+        ``(ptr, src, dst, w)`` as in :func:`solve_fixed_point` (local node
+        indices within each module, sorted by target).
+    C : (n_rows, B) array
+        The constant term c; module k's is rows ``rows[k] .. rows[k] + sizes[k] - 1``.
+    rows, sizes : (n_k,) int arrays
+        Each module's first row and its number of nodes (the modules' rows
+        must not overlap: each is solved in place independently).
+    max_iter : int or (n_k,) int array
+        Steps allowed, for all modules or per module.
+    activation, atol, rtol, give_up, mods, write_failed
+        As in :func:`solve_fixed_point`.
+    out : tuple of three (n_rows, B) arrays, optional
+        For x, f(x), f'(x) (default: new arrays, zero outside the modules'
+        rows); the first may be C itself.  Only the modules' rows are written.
+
+    Returns
+    -------
+    FixedPointSolve
+        x, f, f' as the (n_rows, B) ``out`` arrays; status, iterations,
+        residual per module.
+    """
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    if C.ndim != 2:
+        raise ValueError(f"C: expected shape (n_rows, B), got {C.shape}")
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    n = rows.shape[0]
+    if rows.shape != (n,) or sizes.shape != (n,):
+        raise ValueError(f"rows, sizes: expected equal (n_k,) shapes, got {rows.shape}, "
+                         f"{sizes.shape}")
+    if n and (rows.min() < 0 or sizes.min() < 1 or (rows + sizes).max() > C.shape[0]):
+        raise ValueError(f"rows, sizes: the modules' rows must lie in [0, {C.shape[0]})")
+    if np.ndim(max_iter) == 0:
+        budget = np.full(n, int(max_iter), dtype=np.int64)
+    else:
+        budget = np.ascontiguousarray(max_iter, dtype=np.int64)
+    if budget.shape != (n,):
+        raise ValueError(f"max_iter: expected an int or shape ({n},), got {budget.shape}")
+    if n and budget.min() < 0:
+        raise ValueError(f"max_iter: must be >= 0, got {max_iter}")
+    ptr, src, dst, w, mods = _edges_and_mods(edges, n, mods)
+    if out is None:
+        X, F, DF = np.zeros_like(C), np.zeros_like(C), np.zeros_like(C)
+    else:
+        X, F, DF = out
+        for name, a in zip(("X", "F", "DF"), out):
+            if (not isinstance(a, np.ndarray) or a.shape != C.shape or a.dtype != np.float64
+                    or not a.flags.c_contiguous):
+                raise ValueError(f"out: {name} must be a C-contiguous float64 array of shape "
+                                 f"{C.shape}")
+    iters = np.zeros(n, dtype=np.int32)
+    resid = np.zeros(n)
+    status = np.zeros(n, dtype=np.int8)
+    fixed_point_kernel(ptr, src, dst, w, mods, rows, sizes, budget, C, X, F, DF,
+                       _code(activation), float(atol), float(rtol), bool(give_up),
+                       bool(write_failed), iters, resid, status)
     return FixedPointSolve(X, status, iters, resid, f=F, df=DF)
 
 
