@@ -112,7 +112,16 @@ class EpochTrainer(EarlyStoppingAttributes):
 
 
 class Hook:
-    """Explicit hook points of :func:`run_epochs` (no-ops here; Alg. 2's loop, DESIGN.md sec. 6)."""
+    """Explicit hook points of :func:`run_epochs` (no-ops here; Alg. 2's loop, DESIGN.md sec. 6).
+
+    ``keeps_params = True`` in a subclass promises that its ``before_batch`` and
+    ``after_batch`` never change the learner's parameters (they only look, or raise to
+    stop): the learner may then carry work done on the parameters across the hook
+    (:class:`refimpl.train.Trainer` reuses its update pass's scan of K for the next
+    pruning, Alg. 2 line 5).  A hook that overrides either method without that promise
+    (or an object that is not a Hook) is taken to change them."""
+
+    keeps_params = False
 
     def before_batch(self, learner):
         """Before every mini-batch (may raise to stop at once)."""

@@ -9,7 +9,7 @@ import pytest
 from refimpl import NMNetwork, loss_and_grad, prune
 from refimpl.regularization import nm_repulsion, nm_update
 from refimpl.testing import toy_classification
-from refimpl.train import CheckpointError, Trainer, TrainConfig, predict, predict_proba
+from refimpl.train import PARAMS, CheckpointError, Trainer, TrainConfig, predict, predict_proba
 
 
 def toy_data(seed=0, n=120, n_in=5, n_classes=3):
@@ -125,6 +125,33 @@ def test_early_stopping_restores_best():
     tr.restore_best()
     err = np.mean(predict(tr.net, X[90:], tr.gamma) != y[90:])
     assert err == pytest.approx(hist[best_epoch - 1]["val_error"])
+
+
+def test_best_snapshot_reuses_its_arrays_only_when_nobody_holds_them():
+    """A better epoch's snapshot is copied into the previous best's arrays (no fresh
+    p x p allocation per better epoch), and equals the parameters of that epoch; a
+    snapshot the caller still holds (the dict, or one of its arrays) is never written."""
+    X, y = toy_data(9)
+    cfg = TrainConfig(**{**SMALL, "epochs": 1, "patience": None, "lr": 0.3}, seed=9)
+    tr = Trainer(cfg, 5, 3)
+    bests = []
+    for epoch in range(12):
+        tr.fit(X[:90], y[:90], X[90:], y[90:], epochs=1)
+        if tr.best_epoch == tr.epoch:  # a better epoch: its snapshot is the parameters now
+            for k in PARAMS:
+                np.testing.assert_array_equal(tr.best[k], getattr(tr.net, k), err_msg=k)
+            bests.append(tr.best["K"].ctypes.data)
+    assert len(bests) >= 3, "the run needs a few better epochs"
+    assert len(set(bests[1:])) == 1, "later snapshots are written into the same array"
+
+    held_dict, held_K = tr.best, tr.best["K"]
+    frozen = {k: held_dict[k].copy() for k in PARAMS}
+    tr.stopping.best_score = np.inf  # the next epoch is "better"
+    tr.fit(X[:90], y[:90], X[90:], y[90:], epochs=1)
+    assert tr.best is not held_dict and tr.best["K"] is not held_K
+    for k in PARAMS:
+        np.testing.assert_array_equal(held_dict[k], frozen[k], err_msg=k)
+    np.testing.assert_array_equal(tr.best["K"], tr.net.K)
 
 
 def test_corrupt_or_foreign_checkpoints(tmp_path):
@@ -334,6 +361,64 @@ def test_fused_pass_candidates_are_dropped_when_a_hook_may_change_K(monkeypatch)
     ref.fit(X[:90], y[:90], hooks=[Nudge()])
     np.testing.assert_array_equal(tr.net.K, ref.net.K)
     assert tr.prune().mask()[0, 1]
+
+
+def test_hooks_that_keep_the_parameters_keep_the_pruning_scan(monkeypatch):
+    """Hooks promising ``keeps_params`` (Table 1's TimeBudget, the CLI's stop hook) leave
+    the update pass's candidates in use for the next pruning (before, any per-batch hook
+    sent every prune of ``refimpl train`` back to a full scan of K), with the same run,
+    bit for bit, as without hooks; a hook object that is not a Hook and has per-batch
+    methods is still taken to change K."""
+    import math
+
+    from refimpl.experiments.cell import TimeBudget
+    from refimpl.loop import Hook
+
+    class Look(Hook):
+        keeps_params = True
+        seen = 0
+
+        def after_batch(self, learner, result):
+            Look.seen += 1
+
+    class Duck:  # not a Hook: no promise
+        def before_batch(self, learner):
+            pass
+
+        def after_batch(self, learner, result):
+            pass
+
+        def after_epoch(self, learner, record):
+            return False
+
+    X, y = toy_data(5)
+    cfg = TrainConfig(**SMALL, seed=6)
+    runs = []
+    for hooks in ([], [TimeBudget(math.inf), Look()], [Duck()]):
+        used = _spy_candidates(monkeypatch)
+        tr = Trainer(cfg, 5, 3)
+        tr.fit(X[:90], y[:90], X[90:], y[90:], hooks=hooks)
+        runs.append((tr, list(used)))
+    (ref, used_ref), (hooked, used_hooked), (duck, used_duck) = runs
+    assert Look.seen > 0
+    assert sum(used_ref) > 0 and used_hooked == used_ref
+    assert used_duck and not any(used_duck)
+    for tr in (hooked, duck):
+        for k, v in params(ref).items():
+            np.testing.assert_array_equal(getattr(tr.net, k), v, err_msg=k)
+        assert strip_time(tr.history) == strip_time(ref.history)
+
+
+def test_cli_training_keeps_the_pruning_scan(monkeypatch, tmp_path):
+    """``refimpl train`` (its stop hook runs before every batch) prunes from the update
+    pass's candidates after the first batch of each epoch, as ``Trainer.fit`` does."""
+    from refimpl.cli import main
+
+    used = _spy_candidates(monkeypatch)
+    rc = main(["train", "--dataset", "iris", "--nodes", "12", "--epochs", "2",
+               "--out", str(tmp_path / "run"), "--quiet"])
+    assert rc in (0, None)
+    assert sum(used) >= len(used) // 2, used
 
 
 def test_fused_pass_reports_divergence_at_once():

@@ -222,16 +222,14 @@ def run(args) -> int:
             raise KeyboardInterrupt
         stop.append(signal.Signals(signum).name)
 
-    class StopHook:
+    from ..loop import Hook
+
+    class StopHook(Hook):
+        keeps_params = True  # it only raises: the trainer keeps its pruning scan
+
         def before_batch(self, learner):
             if stop:
                 raise _StopRequested
-
-        def after_batch(self, learner, result):
-            pass
-
-        def after_epoch(self, learner, record):
-            return False
 
     t0 = time.perf_counter()
 

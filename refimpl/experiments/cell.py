@@ -33,6 +33,8 @@ class TimeBudget(Hook):
     rate by ``lr_scale`` ("scaling learningRate") and stops training past the deadline.
     """
 
+    keeps_params = True  # before_batch only raises: the trainer keeps its pruning scan
+
     def __init__(self, deadline, lr_scale=1.0):
         self.deadline = deadline
         self.lr_scale = lr_scale
