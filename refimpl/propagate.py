@@ -558,12 +558,12 @@ class _Batch:
         key = (o.fp_max_iter, trial)  # the budgets, per (max_iter, trial)
         budget = self.budgets.get(key)
         if budget is None:
-            budget = self.budgets[key] = np.full(self.sizes.shape, _fp_budget(self.sizes, o, trial),
-                                                 dtype=np.int64)
+            budget = np.zeros_like(self.sizes) + _fp_budget(self.sizes, o, trial)
+            self.budgets[key] = budget
         return solve_fixed_point_rows((self.ptr, self.src, self.dst, w), XT, self.rows,
                                       self.sizes, activation=ctx.act.name, atol=o.atol,
-                                      rtol=o.rtol, max_iter=budget,
-                                      give_up=trial, out=(XT, FT, DFT), write_failed=not trial)
+                                      rtol=o.rtol, max_iter=budget, give_up=trial,
+                                      out=(XT, FT, DFT), write_failed=not trial)
 
 
 def _batches(groups, ctx):
@@ -832,8 +832,10 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         # The fixed-point groups of the step in one kernel call per stage name
         # (the modules are independent); then each group in order, the per-group
         # path only where the fixed point did not converge.
+        # (Not in "sequential" mode: its one-module groups are built afresh at every
+        # forward, Schedule.module_group, so their batches would be too.)
         batched = []
-        for bt in _batches(step.groups, ctx):
+        for bt in _batches(step.groups, ctx) if mode == "levels" else ():
             sol = bt.solve(data, XT, FT, DFT, ctx)
             mod_it[bt.ids] = sol.iterations
             mod_res[bt.ids] = sol.residual
