@@ -4,7 +4,9 @@ Forward (Alg. 1 lines 9-24): the steps of the schedule (its levels, or one
 module at a time) are walked in order; in each step the upstream term of
 Eq. (3) is gathered from earlier steps, the singleton nodes (on no cycle) are
 evaluated directly, and the modules are solved together, one batched solve
-per group of same-size modules, by the solver that :data:`STRATEGIES` picks.
+per group of same-size modules, by the solver that :data:`STRATEGIES` picks
+(the groups whose strategy starts with the fixed point: one kernel call for
+all of them, :class:`_Batch`).
 Backward (Alg. 1 lines 25-38): the adjoint Eq. (4) is walked in reverse step
 order, each module with the adjoint of the solver that solved it (the kept LU
 factors, the kept Krylov operator, or the adjoint fixed point), then the
@@ -45,8 +47,8 @@ import scipy.sparse as sp
 from .activations import get_activation, get_output
 from .backend import is_reference
 from .equations import level_product
-from .solvers.fixed_point import (fixed_point_group,
-                                  solve_fixed_point, solve_fixed_point_adjoint)
+from .solvers.fixed_point import (FixedPointSolve, fixed_point_group, solve_fixed_point,
+                                  solve_fixed_point_adjoint, solve_fixed_point_rows)
 from .solvers.krylov import (KrylovOperator, krylov_adjoint, newton_krylov, scipy_spmv,
                              xp_activation)
 from .solvers.newton import ACT_CODES, factor_jacobian, solve_adjoint, solve_newton
@@ -62,8 +64,8 @@ MODES = ("levels", "sequential", "whole")
 
 #: solver="auto": modules of up to this many nodes go straight to Newton
 #: (a q x q LU per sample is cheap and Newton is robust); larger ones first
-#: try the fixed-point iteration (one kernel call per group, see
-#: :func:`refimpl.solvers.fixed_point.solve_fixed_point`).
+#: try the fixed-point iteration (one kernel call per level for all such
+#: groups, see :func:`refimpl.solvers.fixed_point.solve_fixed_point_rows`).
 #: Re-measured with the threading policy (:mod:`refimpl.threads`) and the
 #: fixed-point kernel in place: forward + backward, interleaved A/B in one
 #: process, best of 3, p = 3000, B = 256, tol 1e-10, the three regimes of
@@ -311,9 +313,14 @@ def _stage_newton(op, C, idx, ctx):
                         max_iter=o.max_iter)
 
 
+def _fp_budget(q, opts, trial):
+    """Fixed-point steps allowed to a module of q nodes (q may be an array)."""
+    return np.minimum(AUTO_FP_ITER_PER_Q * q, opts.fp_max_iter) if trial else opts.fp_max_iter
+
+
 def _stage_fixed_point(op, C, idx, ctx, trial=False, out=None):
     o = ctx.opts
-    budget = min(AUTO_FP_ITER_PER_Q * op.q, o.fp_max_iter) if trial else o.fp_max_iter
+    budget = int(_fp_budget(op.q, o, trial))
     # The numba kernel over the modules' edge lists, for dense-block and
     # sparse-stored (Krylov-size) groups alike; the NumPy reference
     # fixed_point_group for activations the kernels do not know.  Against
@@ -426,12 +433,14 @@ class StepRecord:
     stop = property(lambda self: self.step.stop)
 
 
-def _solve_group(grp, data, XT, FT, DFT, ctx):
+def _solve_group(grp, data, XT, FT, DFT, ctx, first=None):
     """Solve Eq. (3) for one group in place in ``XT[grp.start:grp.stop]``
     through the stages of its strategy, and fill ``FT``, ``DFT`` there with
     f(x), f'(x) (from the fixed-point kernel where it solved the module, by
     the activation otherwise); returns ``(GroupRecord, status, iterations,
-    residual)`` with (n_mod,) arrays."""
+    residual)`` with (n_mod,) arrays.  ``first``: ``(status, iterations,
+    residual)`` of the first stage (an in-place fixed point), already run on
+    the whole group by the level's batch (:class:`_Batch`)."""
     q, n = grp.size, grp.n_modules
     stages = STRATEGIES[ctx.opts.solver](q)
     op = ModuleOperator(grp, data, sparse="krylov" in stages)
@@ -451,7 +460,10 @@ def _solve_group(grp, data, XT, FT, DFT, ctx):
             kw = {"out": (view, fview, dfview)} if name in IN_PLACE else {}
         else:
             C, kw = np.ascontiguousarray(view[left]), {}
-        sol = STAGES[name](op, C, left, ctx, **kw)
+        if k == 0 and first is not None:
+            sol = FixedPointSolve(view, *first, f=fview, df=dfview)
+        else:
+            sol = STAGES[name](op, C, left, ctx, **kw)
         it[left] += sol.iterations
         res[left], st[left] = sol.residual, sol.status
         last = k == len(stages) - 1
@@ -478,6 +490,95 @@ def _solve_group(grp, data, XT, FT, DFT, ctx):
         fview[rest] = act.f(view[rest])
         dfview[rest] = act.derivative(view[rest], fview[rest])
     return GroupRecord(grp, op, parts), st, it, res
+
+
+#: (stage name, ids of the groups) -> (weak references to the groups, their _Batch);
+#: an entry leaves with its first group.
+_BATCHES: dict = {}
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The groups of a step whose first stage is the same in-place fixed point
+    (``name``), solved by one :func:`solve_fixed_point_rows` call (Eq. (3) on
+    every module of them, modules of different sizes alike): the per-group
+    Python of :func:`_solve_group` is left to the groups where the fixed
+    point does not converge.  Module k of the batch (group ``grp``'s modules
+    are ``mod_ptr[j]:mod_ptr[j + 1]``, ``j = at[id(grp)]``; the batch holds
+    no reference to the groups) is module ``ids[k]``, at rows
+    ``rows[k] ..`` of the node-major arrays, ``sizes[k]`` nodes, with edges
+    ``ptr[k]:ptr[k + 1]`` of (src, dst), weights ``A.data[edge]``."""
+
+    name: str
+    at: dict  # id(group) -> j
+    mod_ptr: np.ndarray
+    ids: np.ndarray
+    rows: np.ndarray
+    sizes: np.ndarray
+    ptr: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    edge: np.ndarray
+    budgets: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name, groups):
+        """The batch of ``groups`` (cached per group tuple: it depends on the schedule only)."""
+        key = (name, tuple(id(g) for g in groups))
+        hit = _BATCHES.get(key)
+        if hit is not None and all(r() is g for r, g in zip(hit[0], groups)):
+            return hit[1]
+        structs = [_edge_structure(g) for g in groups]
+        n = np.array([g.n_modules for g in groups], dtype=np.int64)
+        mod_ptr = np.zeros(len(groups) + 1, dtype=np.int64)
+        np.cumsum(n, out=mod_ptr[1:])
+        ptr = np.zeros(int(mod_ptr[-1]) + 1, dtype=np.int64)
+        for j, (p, *_) in enumerate(structs):
+            ptr[mod_ptr[j] + 1:mod_ptr[j + 1] + 1] = p[1:] + ptr[mod_ptr[j]]
+        cat = lambda i: np.ascontiguousarray(np.concatenate([st[i] for st in structs]),
+                                             dtype=np.int64)
+        batch = cls(
+            name, {id(g): j for j, g in enumerate(groups)}, mod_ptr,
+            np.concatenate([g.ids for g in groups]).astype(np.int64),
+            np.concatenate([g.start + g.size * np.arange(g.n_modules) for g in groups]
+                           ).astype(np.int64),
+            np.repeat([g.size for g in groups], n).astype(np.int64),
+            ptr, cat(1), cat(2), cat(3))
+        refs = [weakref.ref(g) for g in groups]
+        refs[0] = weakref.ref(groups[0], lambda _, key=key, d=_BATCHES: d.pop(key, None))
+        _BATCHES[key] = (refs, batch)
+        return batch
+
+    def solve(self, data, XT, FT, DFT, ctx):
+        """Eq. (3) on all the batch's modules, in place in XT, FT, DFT (a
+        trial leaves C on the modules it does not finish, as
+        :func:`_stage_fixed_point`)."""
+        o, trial = ctx.opts, self.name == "fixed_point_trial"
+        w = np.ascontiguousarray(data[self.edge], dtype=np.float64)
+        key = (o.fp_max_iter, trial)  # the budgets, per (max_iter, trial)
+        budget = self.budgets.get(key)
+        if budget is None:
+            budget = np.zeros_like(self.sizes) + _fp_budget(self.sizes, o, trial)
+            self.budgets[key] = budget
+        return solve_fixed_point_rows((self.ptr, self.src, self.dst, w), XT, self.rows,
+                                      self.sizes, activation=ctx.act.name, atol=o.atol,
+                                      rtol=o.rtol, max_iter=budget, give_up=trial,
+                                      out=(XT, FT, DFT), write_failed=not trial)
+
+
+def _batches(groups, ctx):
+    """The step's :class:`_Batch` es: its groups whose strategy starts with an
+    in-place fixed point on dense-stored modules (those of a Krylov strategy
+    are stored sparse and keep the per-group path), one batch per stage name."""
+    if ctx.act.name not in ACT_CODES:
+        return ()
+    by = {}
+    strategy = STRATEGIES[ctx.opts.solver]
+    for grp in groups:
+        stages = strategy(grp.size)
+        if stages[0] in IN_PLACE and "krylov" not in stages:
+            by.setdefault(stages[0], []).append(grp)
+    return tuple(_Batch.of(name, gs) for name, gs in by.items())
 
 
 # ----------------------------------------------------------------------------
@@ -628,7 +729,8 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         Module solver (:data:`STRATEGIES`).  "newton": damped Newton with
         continuation on dense q x q Jacobians (keeps the LU the backward
         reuses).  "fixed_point": iterate ``x <- c + A_SS^T f(x)``, one numba
-        kernel call per group over the modules' edges (sparse products for
+        kernel call per level (per group for sparse-stored modules) over the
+        modules' edges (sparse products for
         sparse-stored modules; converges for contractive modules only; the
         adjoint iterates likewise).  "krylov": matrix-free Newton-Krylov
         (:func:`refimpl.solvers.krylov.newton_krylov`: GMRES on
@@ -727,8 +829,30 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
         if b > a:  # singletons: no solve
             FT[a:b] = act.f(XT[a:b])
             DFT[a:b] = act.derivative(XT[a:b], FT[a:b])
+        # The fixed-point groups of the step in one kernel call per stage name
+        # (the modules are independent); then each group in order, the per-group
+        # path only where the fixed point did not converge.
+        # (Not in "sequential" mode: its one-module groups are built afresh at every
+        # forward, Schedule.module_group, so their batches would be too.)
+        batched = []
+        for bt in _batches(step.groups, ctx) if mode == "levels" else ():
+            sol = bt.solve(data, XT, FT, DFT, ctx)
+            mod_it[bt.ids] = sol.iterations
+            mod_res[bt.ids] = sol.residual
+            batched.append((bt, sol))
         for grp in step.groups:
-            rec, st, it, rr = _solve_group(grp, data, XT, FT, DFT, ctx)
+            name, first = None, None
+            for bt, sol in batched:
+                j = bt.at.get(id(grp))
+                if j is not None:
+                    a, b = bt.mod_ptr[j], bt.mod_ptr[j + 1]
+                    name, first = bt.name, (sol.status[a:b], sol.iterations[a:b],
+                                            sol.residual[a:b])
+            if first is not None and not first[0].any():  # all converged: solved in place
+                record.groups.append(GroupRecord(grp, ModuleOperator(grp, data, sparse=False),
+                                                 [SolvedPart(name, np.arange(grp.n_modules))]))
+                continue
+            rec, st, it, rr = _solve_group(grp, data, XT, FT, DFT, ctx, first)
             mod_it[grp.ids] = it
             mod_res[grp.ids] = rr
             record.groups.append(rec)

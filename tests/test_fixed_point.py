@@ -219,3 +219,49 @@ def test_bad_input_is_named():
         solve_fixed_point(edges, C, out=(C, np.zeros_like(C), np.zeros((2, 3, 1))))
     with pytest.raises(ValueError, match="DF, RHS"):
         solve_fixed_point_adjoint(edges, np.zeros((2, 3, 2)), np.zeros((2, 3, 1)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_nonfinite_values_stop_the_module_as_nonfinite(bad):
+    """A NaN or inf in c makes the step NaN or inf: the kernel's integer max over
+    the steps' bit patterns must carry it (NONFINITE at step 0, like the
+    reference), and the other modules of the group are solved as usual."""
+    blocks, C = make_group(4, 3, 6, 5, 0.2, 0.7)
+    C[1, 2, 3] = bad
+    kw = dict(atol=1e-10, rtol=1e-10, max_iter=400)
+    ref = reference(blocks, C, "tanh", **kw)
+    got = solve_fixed_point(module_edges(blocks), C, **kw)
+    want = [SolveStatus.CONVERGED, SolveStatus.NONFINITE, SolveStatus.CONVERGED]
+    assert list(ref.status) == want
+    np.testing.assert_array_equal(got.status, ref.status)
+    np.testing.assert_array_equal(got.iterations, ref.iterations)
+    assert got.iterations[1] == 0 and not np.isfinite(got.residual[1])
+    D = np.ones_like(C)
+    RHS = C.copy()
+    _, ok = solve_fixed_point_adjoint(module_edges(blocks), D, RHS, **kw)
+    assert not ok
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), q=st.integers(1, 9), B=st.integers(1, 40),
+       exponent=st.integers(-300, 300), zeros=st.booleans())
+def test_step_residual_is_the_exact_max(seed, q, B, exponent, zeros):
+    """``resid`` after one step (max_iter=0) is exactly ``max |x_1 - x_0|`` over
+    the module (bit for bit, any magnitude, signed zeros included): a ring of
+    single edges, identity f, so x_1 = c + w c[a] is the same double on both
+    sides."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(q)
+    blocks = np.zeros((2, q, q))
+    blocks[:, perm, np.arange(q)] = 0.5  # one edge perm[c] -> c into every node c
+    C = rng.standard_normal((2, q, B)) * 10.0 ** exponent
+    if zeros:
+        C[0] = -0.0
+    got = solve_fixed_point(module_edges(blocks), C, activation="identity", max_iter=0,
+                            atol=0.0, rtol=0.0)  # tolerance 0: converged iff the step is 0
+    X1 = C + 0.5 * C[:, perm]
+    want = np.abs(X1 - C).reshape(2, -1).max(axis=1)
+    np.testing.assert_array_equal(got.residual, want)
+    np.testing.assert_array_equal(got.status, np.where(want == 0, SolveStatus.CONVERGED,
+                                                       SolveStatus.MAX_ITERATIONS))
