@@ -1,5 +1,6 @@
-"""The fixed-point kernel's packed tanh (``refimpl.solvers.fixed_point.tanh_packed``,
-exp written out in arithmetic) against np.tanh, in the kernel's row loop."""
+"""The packed tanh (``refimpl.activations.tanh_packed``, exp written out in arithmetic)
+against np.tanh, in the fixed-point kernel's row loop and as the hidden activation's
+tanh of large float64 arrays."""
 import numba
 import numpy as np
 import pytest
@@ -65,3 +66,51 @@ def test_python_source_matches_compiled(x):
     f, _ = _run(np.array([x] * 8))
     assert np.all(f == tanh_packed(x))
     assert _tanh_packed(x) == tanh_packed(x)
+
+
+def test_hidden_tanh_takes_the_packed_kernel_where_numpy_has_no_simd_tanh(monkeypatch):
+    """The hidden activation f = tanh (Eq. 3) of float64 NumPy arrays of at least
+    PACKED_TANH_MIN_SIZE values runs tanh_packed in one compiled loop where NumPy's tanh
+    is not vectorized (no AVX-512); the values stay within the kernel's bound of
+    np.tanh, the shape (also of a non-contiguous view) is kept, and small arrays, other
+    dtypes and other namespaces keep their namespace's tanh."""
+    import array_api_strict as xps
+
+    import refimpl.activations as acts
+
+    f = acts.get_activation("tanh")
+    x = np.random.default_rng(3).standard_normal((40, 60)) * 4
+    calls = []
+    real = acts.tanh_float64
+    monkeypatch.setattr(acts, "tanh_float64", lambda a: calls.append(a.shape) or real(a))
+    for packed in (True, False):
+        monkeypatch.setattr(acts, "_PACKED_TANH", packed)
+        calls.clear()
+        view = x[:, ::2]  # non-contiguous, 1200 values
+        for a in (x, view):
+            got = f.f(a)
+            assert got.shape == a.shape
+            np.testing.assert_allclose(got, np.tanh(a), rtol=0, atol=TANH_ATOL)
+            np.testing.assert_allclose(f.df(a), 1 - np.tanh(a) ** 2, rtol=0,
+                                       atol=3 * TANH_ATOL)
+        assert len(calls) == (4 if packed else 0)  # f and f' of x and of the view
+        calls.clear()
+        small = x[0, :acts.PACKED_TANH_MIN_SIZE - 1]
+        np.testing.assert_array_equal(f.f(small), np.tanh(small))
+        np.testing.assert_array_equal(f.f(x.astype(np.float32)), np.tanh(x.astype(np.float32)))
+        xs = xps.asarray(x)
+        assert isinstance(f.f(xs), type(xs))
+        assert calls == []
+
+
+def test_packed_tanh_choice_follows_numpys_cpu_dispatch(monkeypatch):
+    """packed_tanh_is_faster: NumPy's float64 tanh is SVML-vectorized with AVX512_SKX
+    only; the choice reads NumPy's dispatch table, so a machine always computes the
+    same bits (no timing decides)."""
+    import refimpl.activations as acts
+
+    umath = np._core._multiarray_umath
+    for skx, expected in ((True, False), (False, True)):
+        monkeypatch.setattr(umath, "__cpu_features__",
+                            {**umath.__cpu_features__, "AVX512_SKX": skx})
+        assert acts.packed_tanh_is_faster() is expected

@@ -27,6 +27,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+from ..activations import _tanh_packed, tanh_packed  # noqa: F401 (re-exported)
 from .newton import _act, _code
 from .result import CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE, GroupSolve, SolveStatus
 
@@ -164,66 +165,6 @@ def module_edges(blocks):
     return ptr, a.astype(np.int64), c.astype(np.int64), blocks[m, a, c]
 
 
-def tanh_packed(x):
-    """tanh(x) in arithmetic only (the f of Eq. 3 for ``tanh``), for loops
-    that LLVM packs into SIMD code: ``math.exp`` is a scalar libm call, so
-    :func:`refimpl.solvers.newton._act`'s tanh keeps a loop scalar.
-
-    tanh = (1 - e) / (1 + e), e = exp(y), y = -2|x| clamped at -40 (tanh is
-    +-1 there in double precision); Cody-Waite reduction y = k ln2 + r,
-    |r| <= ln2/2, k = round(y / ln2) by the 1.5 * 2^52 shift; exp(r) by its
-    Taylor series to r^13 (remainder < 4e-18); 2^k (k in [-58, 0]) as the
-    exact product of the factors 2^-32 .. 2^-1 that the bits of -k select.
-    NaN passes every step (its comparisons are false).  Absolute error
-    against np.tanh <= 2.3e-16 (tests/test_activation_kernel.py).  About
-    45 flops: in a packed loop 2.3 ns per value (against 4.2 ns for the
-    libm exp form, 1.2 ns for np.tanh), in a scalar loop ~11 ns, so it is
-    used only in the contiguous row loops of :func:`_act_row`.
-    """
-    y = -2.0 * abs(x)
-    if y < -40.0:
-        y = -40.0
-    kf = (y * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0
-    r = (y - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    n = -kf
-    if n >= 32.0:
-        p *= 2.3283064365386963e-10
-        n -= 32.0
-    if n >= 16.0:
-        p *= 1.52587890625e-05
-        n -= 16.0
-    if n >= 8.0:
-        p *= 0.00390625
-        n -= 8.0
-    if n >= 4.0:
-        p *= 0.0625
-        n -= 4.0
-    if n >= 2.0:
-        p *= 0.25
-        n -= 2.0
-    if n >= 1.0:
-        p *= 0.5
-    t = (1.0 - p) / (1.0 + p)
-    if x < 0:
-        t = -t
-    return t
-
-
-_tanh_packed = numba.njit(cache=True, inline="always", error_model="numpy")(tanh_packed)
 
 #: The bits of a float64 but its sign: ``_bits(x) & _ABS`` is |x|'s bit pattern.
 _ABS = 0x7FFFFFFFFFFFFFFF
