@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import math
+
 import numba
 import numpy as np
 
@@ -53,8 +55,12 @@ def tanh_packed(x):
     |r| <= ln2/2, k = round(y / ln2) by the 1.5 * 2^52 shift; exp(r) by its
     Taylor series to r^13 (remainder < 4e-18); 2^k (k in [-58, 0]) as the
     exact product of the factors 2^-32 .. 2^-1 that the bits of -k select.
-    NaN passes every step (its comparisons are false).  Absolute error
-    against np.tanh <= 2.3e-16 (tests/test_activation_kernel.py).  About
+    For k = 0 (|x| < ~0.173) it is -em1 / (2 + em1) with em1 = e - 1 from
+    the series without its leading 1, so small |x| keep their relative
+    accuracy (1 - e would cancel: 2.2e-5 relative error at x = 1e-12); the
+    sign is x's (copysign: -0.0 stays -0.0).  NaN passes every step (its
+    comparisons are false).  Absolute error against np.tanh <= 2.3e-16,
+    relative error for |x| < 0.173 <= 4 ulp (tests/test_activation_kernel.py).  About
     45 flops: in a packed loop 2.3 ns per value (against 4.2 ns for the
     libm exp form, 1.2 ns for np.tanh), in a scalar loop ~11 ns, so it is
     used only in contiguous loops: the fixed-point kernel's rows
@@ -78,7 +84,8 @@ def tanh_packed(x):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     p = p * r + 1.0
-    p = p * r + 1.0
+    em1 = p * r  # exp(r) - 1, without the cancellation of exp(r) - 1 near r = 0
+    p = em1 + 1.0
     n = -kf
     if n >= 32.0:
         p *= 2.3283064365386963e-10
@@ -97,16 +104,17 @@ def tanh_packed(x):
         n -= 2.0
     if n >= 1.0:
         p *= 0.5
-    t = (1.0 - p) / (1.0 + p)
-    if x < 0:
-        t = -t
-    return t
+    if kf == 0.0:  # |x| < ~0.173: (1 - e) / (1 + e) with 1 - e = -em1, exactly
+        t = -em1 / (2.0 + em1)
+    else:
+        t = (1.0 - p) / (1.0 + p)
+    return math.copysign(t, x)  # tanh is odd (-0.0 stays -0.0)
 
 
 _tanh_packed = numba.njit(cache=True, inline="always", error_model="numpy")(tanh_packed)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _tanh_flat(x, out):
     for i in range(x.shape[0]):  # one loop over contiguous values: LLVM packs it
         out[i] = _tanh_packed(x[i])
@@ -120,12 +128,14 @@ PACKED_TANH_MIN_SIZE = 256
 def packed_tanh_is_faster():
     """Whether :func:`tanh_float64` (the packed :func:`tanh_packed` in one numba loop)
     beats ``np.tanh`` on this CPU, for the f of Eq. (3).  Decided from NumPy's CPU
-    dispatch, not by timing, so that a machine always computes the same bits: NumPy's
-    float64 tanh is vectorized (SVML) only with AVX-512 (``AVX512_SKX``); elsewhere it
-    calls libm per value.  Measured per value on large arrays: 2-core AMD EPYC VM
-    (AVX2) np.tanh 16.9 ns, the kernel ~7 ns; Intel Xeon VM (AVX-512) np.tanh 1.2 ns,
-    the kernel 2.3 ns."""
-    umath = getattr(getattr(np, "_core", None), "_multiarray_umath", None)
+    dispatch, not by timing, so that on a machine the same array always gives the same
+    bits (which tanh an array gets depends on the CPU and on its size, never on a
+    clock): NumPy's float64 tanh is vectorized (SVML, in its Linux x86-64 wheels) only
+    with AVX-512 (``AVX512_SKX``); elsewhere it calls libm per value.  Measured per
+    value on large arrays: 2-core AMD EPYC VM (AVX2) np.tanh 16.9 ns, the kernel ~7 ns;
+    Intel Xeon VM (AVX-512) np.tanh 1.2 ns, the kernel 2.3 ns."""
+    core = getattr(np, "_core", None) or getattr(np, "core", None)  # NumPy 2 / 1
+    umath = getattr(core, "_multiarray_umath", None)
     return not getattr(umath, "__cpu_features__", {}).get("AVX512_SKX", False)
 
 
@@ -136,9 +146,11 @@ def tanh_float64(x):
     """tanh of a NumPy float64 array by :func:`tanh_packed` (the f of Eq. 3; absolute
     error <= 2.3e-16 against np.tanh, tests/test_activation_kernel.py) in one compiled
     loop; the result has x's shape."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    _tanh_flat(x.reshape(-1), out.reshape(-1))
+    x = np.asarray(x, dtype=np.float64)
+    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    x = np.asarray(x, order=order)  # (a copy only when x is neither C- nor F-contiguous)
+    out = np.empty_like(x, order=order)
+    _tanh_flat(x.reshape(-1, order=order), out.reshape(-1, order=order))  # views
     return out
 
 

@@ -118,8 +118,10 @@ class Hook:
     ``after_batch`` never change the learner's parameters (they only look, or raise to
     stop): the learner may then carry work done on the parameters across the hook
     (:class:`refimpl.train.Trainer` reuses its update pass's scan of K for the next
-    pruning, Alg. 2 line 5).  A hook that overrides either method without that promise
-    (or an object that is not a Hook) is taken to change them."""
+    pruning, Alg. 2 line 5).  The promise covers the methods of the class that declares
+    it and of its bases: a subclass that overrides either method again must declare it
+    again, and methods set on an instance are never covered.  Any other per-batch
+    method is taken to change the parameters."""
 
     keeps_params = False
 

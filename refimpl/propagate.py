@@ -555,7 +555,7 @@ class _Batch:
         :func:`_stage_fixed_point`)."""
         o, trial = ctx.opts, self.name == "fixed_point_trial"
         w = np.ascontiguousarray(data[self.edge], dtype=np.float64)
-        key = (o.fp_max_iter, trial)  # the budgets, per (max_iter, trial)
+        key = (o.fp_max_iter, trial, AUTO_FP_ITER_PER_Q)  # the budgets (the constant may be tuned)
         budget = self.budgets.get(key)
         if budget is None:
             budget = np.zeros_like(self.sizes) + _fp_budget(self.sizes, o, trial)

@@ -68,7 +68,6 @@ it bit for bit.  Progress is reported through callbacks; nothing prints.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 
@@ -345,31 +344,27 @@ def _update_blocked(K, factors, lower, buf, args, tail):
     return count
 
 
-def _copy_into(old, a):
-    """A copy of ``a`` for the best-epoch snapshot, written into ``old`` (the previous
-    best's array) when nothing else refers to it or to its snapshot: a fresh p x p array costs its page
-    faults at every better epoch (72 MB at p = 3000: 50-300 ms on the 2-core VMs,
-    against ~9 ms for copying into touched memory).  An array that the caller may
-    still hold (another reference, or a view of it) is never overwritten."""
-    # refs: the snapshot dict's entry, ``old`` here and getrefcount's argument
-    if (isinstance(old, np.ndarray) and old.shape == a.shape and old.dtype == a.dtype
-            and old.flags.writeable and old.flags.c_contiguous and old.base is None
-            and sys.getrefcount(old) <= 3 and not np.shares_memory(old, a)):
-        np.copyto(old, a)
-        return old
-    return a.copy()
-
-
 def _keeps_params(hook):
-    """Whether ``hook``'s per-batch methods leave the parameters alone (the promise
-    :attr:`refimpl.loop.Hook.keeps_params`, or no per-batch method of its own), so that
-    the update pass's candidate scan still describes K at the next pruning (Alg. 2
-    line 5)."""
-    if getattr(hook, "keeps_params", False) is True:
-        return True
-    kind = type(hook)
-    return (getattr(kind, "before_batch", None) is Hook.before_batch
-            and getattr(kind, "after_batch", None) is Hook.after_batch)
+    """Whether ``hook``'s per-batch methods leave the parameters alone, so that the
+    update pass's candidate scan still describes K at the next pruning (Alg. 2 line 5):
+    each of ``before_batch`` / ``after_batch`` is :class:`refimpl.loop.Hook`'s no-op,
+    absent, or overridden in a class at or below one that declares
+    ``keeps_params = True`` (a subclass that overrides them again must promise again;
+    methods set on the instance never count as kept)."""
+    mro = type(hook).__mro__
+    for name in ("before_batch", "after_batch"):
+        if name in getattr(hook, "__dict__", {}):
+            return False
+        promised = None  # the nearest declaration at or below the defining class
+        for klass in mro:
+            own = vars(klass)
+            if promised is None and "keeps_params" in own:
+                promised = own["keeps_params"] is True
+            if name in own:
+                if klass is not Hook and not promised:
+                    return False
+                break
+    return True
 
 
 def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy"):
@@ -520,6 +515,7 @@ class Trainer(EpochTrainer):
             self.opt.to(bk.xp, dev)
         # the update pass's candidates serve the next prune unless a hook runs in between
         # (before_batch / after_batch may change K; the epoch's end clears them)
+        hooks = list(hooks)  # (an iterator would be used up here)
         self._scan_ok = all(_keeps_params(h) for h in hooks)
         self._candidates = None
         try:
@@ -704,12 +700,9 @@ class Trainer(EpochTrainer):
             seconds=time.perf_counter() - t0)
         self.history.append(dataclasses.asdict(rec))
 
-        def snapshot():  # the parameters of a new best epoch (early stopping)
-            old = self.stopping.best
-            # refs to the previous snapshot: stopping.best, ``old`` and getrefcount's argument
-            old = old if isinstance(old, dict) and sys.getrefcount(old) <= 3 else {}
-            return {**{name: _copy_into(old.get(name), getattr(self.net, name))
-                       for name in PARAMS}, "gamma": np.array(self.gamma)}
+        def snapshot():
+            return {**{name: getattr(self.net, name).copy() for name in PARAMS},
+                    "gamma": np.array(self.gamma)}
 
         return rec, (val_loss if c.monitor == "val_loss" else val_err), snapshot
 

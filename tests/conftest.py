@@ -2,8 +2,37 @@
 
 Select with ``HYPOTHESIS_PROFILE=ci`` (``.ci/run`` does) or pytest's
 ``--hypothesis-profile``.  ``CI=true`` in the environment also selects ``ci``.
+
+numba's on-disk cache (``cache=True``) decides that a compiled kernel is stale
+from the file that defines it only, while kernels inline functions of other files
+(``refimpl.activations.tanh_packed`` into the fixed-point kernels, ``newton._act``):
+after an edit there, the cache would serve the old code and the tests could pass on
+it.  So the tests keep numba's cache in ``.numba_cache/<hash of refimpl's sources>``
+(unless ``NUMBA_CACHE_DIR`` is set): any edit to the package starts a fresh cache.
 """
+import hashlib
 import os
+import shutil
+from pathlib import Path
+
+
+def _numba_cache_dir():
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted((root / "refimpl").rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    base = root / ".numba_cache"
+    here = base / digest.hexdigest()[:16]
+    if base.is_dir():  # caches of earlier sources: never read again
+        for old in base.iterdir():
+            if old != here:
+                shutil.rmtree(old, ignore_errors=True)
+    return str(here)
+
+
+if "NUMBA_CACHE_DIR" not in os.environ:  # before anything imports numba
+    os.environ["NUMBA_CACHE_DIR"] = _numba_cache_dir()
 
 from hypothesis import HealthCheck, settings
 

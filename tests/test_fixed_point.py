@@ -156,6 +156,32 @@ def test_unsorted_edges_are_refused():
         solve_fixed_point((ptr, src[o], dst[o], w[o]), np.zeros((1, 3, 2)))
 
 
+def test_edges_outside_their_module_and_overlapping_rows_are_refused():
+    """The kernels index the node rows with the edges' local indices without numba's
+    bounds checks: an edge whose source or target is not a node of its module (local
+    index >= q, or < 0) is a ValueError before any iteration, forward and adjoint; the
+    rows wrapper also refuses modules whose rows overlap."""
+    from refimpl.solvers.fixed_point import solve_fixed_point_rows
+
+    ptr, src, dst, w = module_edges(0.3 * np.ones((1, 3, 3)))
+    out_src = src.copy()
+    out_src[0] = 1000
+    out_dst = dst.copy()
+    out_dst[-1] = 3  # still sorted by target, but node 3 of a 3-node module
+    for edges in ((ptr, out_src, dst, w), (ptr, src, out_dst, w), (ptr, src - 1, dst, w)):
+        with pytest.raises(ValueError, match="leaves its nodes"):
+            solve_fixed_point(edges, np.zeros((1, 3, 2)))
+        with pytest.raises(ValueError, match="leaves its nodes"):
+            solve_fixed_point_rows(edges, np.zeros((3, 2)), [0], [3])
+        with pytest.raises(ValueError, match="leaves its nodes"):
+            solve_fixed_point_adjoint(edges, np.ones((1, 3, 2)), np.ones((1, 3, 2)))
+    edges2 = module_edges(0.3 * np.ones((2, 3, 3)))
+    with pytest.raises(ValueError, match="overlap"):
+        solve_fixed_point_rows(edges2, np.zeros((5, 2)), [0, 2], [3, 3])
+    got = solve_fixed_point_rows(edges2, np.zeros((6, 2)), [3, 0], [3, 3])  # disjoint
+    assert (got.status == SolveStatus.CONVERGED).all()
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), q=st.integers(1, 9),
        B=st.integers(1, 5), scale=st.sampled_from([0.05, 0.3, 1.5]),

@@ -158,3 +158,17 @@ def test_batches_are_cached_and_leave_with_their_groups():
     del g
     gc.collect()
     assert len(propagate._BATCHES) < n
+
+
+def test_cached_batch_budgets_follow_the_fixed_point_budget_constant(monkeypatch):
+    """A cached level batch takes its trial budgets from the current
+    AUTO_FP_ITER_PER_Q (the constant may be tuned between forwards): after changing it,
+    a forward on the cached batches equals one on fresh graphs."""
+    net, g, X0, _ = make_net(200, 4, 5, 0.35)
+    forward(net, X0, g)  # batches cached with the default budget
+    monkeypatch.setattr(propagate, "AUTO_FP_ITER_PER_Q", 1)
+    cached = forward(net, X0, g, throw=False)
+    _, fresh_g, _, _ = make_net(200, 4, 5, 0.35)
+    fresh = forward(net, X0, fresh_g, throw=False)
+    np.testing.assert_array_equal(cached.module_iterations, fresh.module_iterations)
+    np.testing.assert_array_equal(cached.XT, fresh.XT)

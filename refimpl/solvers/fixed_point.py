@@ -264,6 +264,9 @@ def fixed_point_kernel(ptr, src, dst, w, mods, rows, sizes, max_iter, C, X, F, D
         m = mods[k]
         r0, q = rows[k], sizes[k]
         e0, e1 = ptr[m], ptr[m + 1]
+        for e in range(e0, e1):  # (numba does not check indices: an edge outside reads anywhere)
+            if src[e] < 0 or src[e] >= q or dst[e] < 0 or dst[e] >= q:
+                raise ValueError("edges: a module's edge leaves its nodes (local index >= size)")
         for a in range(q):
             for s in range(B):
                 x[a, s] = C[r0 + a, s]
@@ -364,6 +367,10 @@ def fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, atol, rtol, max_
     Returns True when converged within ``max_iter`` steps.
     """
     n_k, q, B = RHS.shape
+    for k in range(n_k):  # (numba does not check indices: an edge outside reads anywhere)
+        for e in range(ptr[mods[k]], ptr[mods[k] + 1]):
+            if src[e] < 0 or src[e] >= q or dst[e] < 0 or dst[e] >= q:
+                raise ValueError("edges: a module's edge leaves its nodes (local index >= size)")
     Ua = np.empty_like(RHS)  # the iterates alternate between U and Ua (no copies)
     for k in range(n_k):
         for a in range(q):
@@ -413,6 +420,19 @@ def _edges_and_mods(edges, n, mods):
     return ptr, src, dst, w, mods
 
 
+def _outputs(out, C, new):
+    """The x, f(x), f'(x) arrays of a fixed-point solve (Eq. 3): ``out`` checked to be
+    three C-contiguous float64 arrays shaped like C, or three ``new(C)``."""
+    if out is None:
+        return new(C), new(C), new(C)
+    for name, a in zip(("X", "F", "DF"), out):
+        if (not isinstance(a, np.ndarray) or a.shape != C.shape or a.dtype != np.float64
+                or not a.flags.c_contiguous):
+            raise ValueError(f"out: {name} must be a C-contiguous float64 array of shape "
+                             f"{C.shape}")
+    return tuple(out)
+
+
 def solve_fixed_point(edges, C, *, activation="tanh", atol=1e-10, rtol=1e-10, max_iter=1000,
                       give_up=False, mods=None, out=None, write_failed=True):
     """Solve Eq. (3) on a group of modules with :func:`fixed_point_kernel`
@@ -453,15 +473,7 @@ def solve_fixed_point(edges, C, *, activation="tanh", atol=1e-10, rtol=1e-10, ma
         raise ValueError(f"max_iter: must be >= 0, got {max_iter}")
     ptr, src, dst, w, mods = _edges_and_mods(edges, C.shape[0], mods)
     n = C.shape[0]
-    if out is None:
-        X, F, DF = np.empty_like(C), np.empty_like(C), np.empty_like(C)
-    else:
-        X, F, DF = out
-        for name, a in zip(("X", "F", "DF"), out):
-            if (not isinstance(a, np.ndarray) or a.shape != C.shape or a.dtype != np.float64
-                    or not a.flags.c_contiguous):
-                raise ValueError(f"out: {name} must be a C-contiguous float64 array of shape "
-                                 f"{C.shape}")
+    X, F, DF = _outputs(out, C, np.empty_like)
     iters = np.zeros(n, dtype=np.int32)
     resid = np.zeros(n)
     status = np.zeros(n, dtype=np.int8)
@@ -517,6 +529,9 @@ def solve_fixed_point_rows(edges, C, rows, sizes, *, activation="tanh", atol=1e-
                          f"{sizes.shape}")
     if n and (rows.min() < 0 or sizes.min() < 1 or (rows + sizes).max() > C.shape[0]):
         raise ValueError(f"rows, sizes: the modules' rows must lie in [0, {C.shape[0]})")
+    by_row = np.argsort(rows, kind="stable")
+    if n > 1 and np.any(rows[by_row][1:] < (rows + sizes)[by_row][:-1]):
+        raise ValueError("rows, sizes: the modules' rows overlap")
     if np.ndim(max_iter) == 0:
         budget = np.full(n, int(max_iter), dtype=np.int64)
     else:
@@ -526,15 +541,7 @@ def solve_fixed_point_rows(edges, C, rows, sizes, *, activation="tanh", atol=1e-
     if n and budget.min() < 0:
         raise ValueError(f"max_iter: must be >= 0, got {max_iter}")
     ptr, src, dst, w, mods = _edges_and_mods(edges, n, mods)
-    if out is None:
-        X, F, DF = np.zeros_like(C), np.zeros_like(C), np.zeros_like(C)
-    else:
-        X, F, DF = out
-        for name, a in zip(("X", "F", "DF"), out):
-            if (not isinstance(a, np.ndarray) or a.shape != C.shape or a.dtype != np.float64
-                    or not a.flags.c_contiguous):
-                raise ValueError(f"out: {name} must be a C-contiguous float64 array of shape "
-                                 f"{C.shape}")
+    X, F, DF = _outputs(out, C, np.zeros_like)
     iters = np.zeros(n, dtype=np.int32)
     resid = np.zeros(n)
     status = np.zeros(n, dtype=np.int8)
