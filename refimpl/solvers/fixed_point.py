@@ -27,7 +27,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from ..activations import _tanh_packed, tanh_packed  # noqa: F401 (re-exported)
+from ..activations import _tanh_flat, _tanh_packed, tanh_packed  # noqa: F401 (re-exported)
 from .newton import _act, _code
 from .result import CONVERGED, MAX_ITERATIONS, NO_DECREASE, NONFINITE, GroupSolve, SolveStatus
 
@@ -205,11 +205,19 @@ def _act_row(code, xr, fr):
     """fr[s] = f(xr[s]) over a contiguous row (Eq. 3's f); tanh by
     :func:`tanh_packed` in a loop of its own, which LLVM packs."""
     if code == 0:
-        for s in range(xr.shape[0]):
-            fr[s] = _tanh_packed(xr[s])
+        _tanh_flat(xr, fr)
     else:
         for s in range(xr.shape[0]):
             fr[s] = _act(code, xr[s])[0]
+
+
+@numba.njit(cache=True, inline="always")
+def _check_local(src, dst, e0, e1, q):
+    """Refuse a module whose edges ``e0:e1`` leave its q nodes (the kernels index
+    its rows with the local indices, and numba does not check indices)."""
+    for e in range(e0, e1):
+        if src[e] < 0 or src[e] >= q or dst[e] < 0 or dst[e] >= q:
+            raise ValueError("edges: a module's edge leaves its nodes (local index >= size)")
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -264,9 +272,7 @@ def fixed_point_kernel(ptr, src, dst, w, mods, rows, sizes, max_iter, C, X, F, D
         m = mods[k]
         r0, q = rows[k], sizes[k]
         e0, e1 = ptr[m], ptr[m + 1]
-        for e in range(e0, e1):  # (numba does not check indices: an edge outside reads anywhere)
-            if src[e] < 0 or src[e] >= q or dst[e] < 0 or dst[e] >= q:
-                raise ValueError("edges: a module's edge leaves its nodes (local index >= size)")
+        _check_local(src, dst, e0, e1, q)
         for a in range(q):
             for s in range(B):
                 x[a, s] = C[r0 + a, s]
@@ -367,10 +373,8 @@ def fixed_point_adjoint_kernel(ptr, src, dst, w, mods, DF, RHS, atol, rtol, max_
     Returns True when converged within ``max_iter`` steps.
     """
     n_k, q, B = RHS.shape
-    for k in range(n_k):  # (numba does not check indices: an edge outside reads anywhere)
-        for e in range(ptr[mods[k]], ptr[mods[k] + 1]):
-            if src[e] < 0 or src[e] >= q or dst[e] < 0 or dst[e] >= q:
-                raise ValueError("edges: a module's edge leaves its nodes (local index >= size)")
+    for k in range(n_k):
+        _check_local(src, dst, ptr[mods[k]], ptr[mods[k] + 1], q)
     Ua = np.empty_like(RHS)  # the iterates alternate between U and Ua (no copies)
     for k in range(n_k):
         for a in range(q):
@@ -471,20 +475,14 @@ def solve_fixed_point(edges, C, *, activation="tanh", atol=1e-10, rtol=1e-10, ma
         raise ValueError(f"C: expected shape (n, q, B), got {C.shape}")
     if int(max_iter) < 0:
         raise ValueError(f"max_iter: must be >= 0, got {max_iter}")
-    ptr, src, dst, w, mods = _edges_and_mods(edges, C.shape[0], mods)
-    n = C.shape[0]
+    n, q, B = C.shape
     X, F, DF = _outputs(out, C, np.empty_like)
-    iters = np.zeros(n, dtype=np.int32)
-    resid = np.zeros(n)
-    status = np.zeros(n, dtype=np.int8)
-    q, B = C.shape[1:]
-    rows = np.arange(n, dtype=np.int64) * q  # module k at rows k q .. k q + q - 1
-    sizes = np.full(n, q, dtype=np.int64)
-    fixed_point_kernel(ptr, src, dst, w, mods, rows, sizes, np.full(n, int(max_iter)),
-                       C.reshape(n * q, B), X.reshape(n * q, B), F.reshape(n * q, B),
-                       DF.reshape(n * q, B), _code(activation), float(atol), float(rtol),
-                       bool(give_up), bool(write_failed), iters, resid, status)
-    return FixedPointSolve(X, status, iters, resid, f=F, df=DF)
+    flat = lambda a: a.reshape(n * q, B)  # noqa: E731 (views: module k at rows k q ..)
+    sol = solve_fixed_point_rows(edges, flat(C), np.arange(n) * q, np.full(n, q),
+                                 activation=activation, atol=atol, rtol=rtol,
+                                 max_iter=int(max_iter), give_up=give_up, mods=mods,
+                                 out=(flat(X), flat(F), flat(DF)), write_failed=write_failed)
+    return FixedPointSolve(X, sol.status, sol.iterations, sol.residual, f=F, df=DF)
 
 
 def solve_fixed_point_rows(edges, C, rows, sizes, *, activation="tanh", atol=1e-10, rtol=1e-10,
