@@ -61,10 +61,12 @@ class EarlyStopping:
         if score is None:
             return False
         if score < self.best_score:
-            self.best_score = score
-            self.best_epoch = epoch
+            # the old snapshot is let go before the new one is taken, so that a learner
+            # may write the new one into its memory when nobody else holds it
+            # (refimpl.train.Trainer._snapshot); if taking it fails, there is none
+            self.best = None
             self.best = snapshot()
-            self.stale = 0
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
             return False
         self.stale += 1
         return self.patience is not None and self.stale >= self.patience

@@ -69,6 +69,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numba
@@ -380,6 +382,43 @@ def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy")
     return loss, float(np.mean(np.argmax(Z, axis=1) != y)), fwd
 
 
+class BestParams(Mapping):
+    """The parameters of the best epoch so far (:attr:`Trainer.best`: Alg. 2 with early
+    stopping on a validation split, DESIGN.md sec. 6): ``K``, ``W1``, ``Wm`` and
+    ``gamma`` (a 0-d array), read-only from outside.
+
+    Reading an entry gives a **copy**; the snapshot's own arrays never leave it, so
+    once nobody holds a snapshot, the trainer writes a later best epoch into its
+    memory instead of new arrays (:meth:`Trainer._snapshot`): a fresh p x p array
+    would cost its page faults at every better epoch (the README's training section
+    has the measurement).  A snapshot that is still held (kept by the caller, say) is
+    never overwritten: its values stay those of its epoch."""
+
+    __slots__ = ("_arrays", "__weakref__")
+
+    def __init__(self, arrays):
+        self._arrays = dict(arrays)
+
+    def __getitem__(self, name):
+        return self._arrays[name].copy()
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __repr__(self):
+        shapes = ", ".join(f"{k}: {v.shape}" for k, v in self._arrays.items())
+        return f"BestParams({shapes})"
+
+
+def _arrays_of(best):
+    """The arrays of a snapshot without copying them (a :class:`BestParams`, or the
+    plain dict a caller may have set as ``best``)."""
+    return best._arrays if isinstance(best, BestParams) else dict(best)
+
+
 @dataclass
 class EpochRecord:
     """One row of the training history: one epoch of Alg. 2 (the history
@@ -451,6 +490,14 @@ class Trainer(EpochTrainer):
         self.blocked_grad = True
         self._gbuf = None  # the kept (GRAD_BLOCK_ROWS, p) block of dL/dK
         self._scratch = None
+        #: (weak reference to the last BestParams taken, its arrays): :meth:`_snapshot`
+        #: reuses them once nobody holds that snapshot
+        self._last_snapshot = (None, None)
+
+    def __getstate__(self):
+        # a weak reference does not pickle: a copy (pickle, deepcopy, sklearn's clone of
+        # a fitted estimator) starts without snapshot memory to reuse
+        return {**self.__dict__, "_last_snapshot": (None, None)}
 
     # ------------------------------------------------------------ pruning
     def prune(self):
@@ -700,18 +747,41 @@ class Trainer(EpochTrainer):
             seconds=time.perf_counter() - t0)
         self.history.append(dataclasses.asdict(rec))
 
-        def snapshot():
-            return {**{name: getattr(self.net, name).copy() for name in PARAMS},
-                    "gamma": np.array(self.gamma)}
+        return rec, (val_loss if c.monitor == "val_loss" else val_err), self._snapshot
 
-        return rec, (val_loss if c.monitor == "val_loss" else val_err), snapshot
+    def _snapshot(self):
+        """The parameters and gamma now, as a :class:`BestParams` (the best epoch's
+        snapshot, taken when :class:`refimpl.loop.EarlyStopping` finds a better one,
+        after letting the old one go).  The values are written into the arrays of the
+        previous snapshot when nobody holds it any more (its weak reference is dead: it
+        is unreachable, and its arrays never left it), else into new arrays."""
+        values = {name: getattr(self.net, name) for name in PARAMS}
+        values["gamma"] = np.array(self.gamma)
+        ref, free = self._last_snapshot
+        if (free is not None and ref() is None
+                and all(free[k].shape == v.shape and free[k].dtype == v.dtype
+                        for k, v in values.items())):
+            for k, v in values.items():
+                np.copyto(free[k], v)
+            arrays = free
+        else:
+            arrays = {k: np.array(v, copy=True) for k, v in values.items()}
+        return self._keep_snapshot(arrays)
+
+    def _keep_snapshot(self, arrays):
+        """A :class:`BestParams` of ``arrays`` (which it now owns), remembered so that
+        the next :meth:`_snapshot` may reuse them once the snapshot is gone."""
+        snap = BestParams(arrays)
+        self._last_snapshot = (weakref.ref(snap), snap._arrays)
+        return snap
 
     def restore_best(self):
         """Put back the parameters of the best validation epoch (early stopping)."""
         if self.best is not None:
+            arrays = _arrays_of(self.best)
             for name in PARAMS:
-                setattr(self.net, name, self.best[name].copy())
-            self.gamma = float(self.best["gamma"])
+                setattr(self.net, name, np.array(arrays[name], copy=True))
+            self.gamma = float(arrays["gamma"])
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path, extra=None):
@@ -734,7 +804,7 @@ class Trainer(EpochTrainer):
         arrays = {name: getattr(self.net, name) for name in PARAMS}
         arrays.update({f"opt_{k}": v for k, v in self.opt.state.items()})
         if self.best is not None:
-            arrays.update({f"best_{k}": v for k, v in self.best.items()})
+            arrays.update({f"best_{k}": v for k, v in _arrays_of(self.best).items()})
         if self._prev_mask is not None:
             arrays["prev_mask"] = self._prev_mask
         return save_checkpoint(path, arrays, meta, FORMAT)
@@ -765,7 +835,8 @@ class Trainer(EpochTrainer):
             self.best_epoch = int(meta["best_epoch"])
             self.gamma = np.nan if meta["gamma"] is None else float(meta["gamma"])
             if meta["has_best"]:
-                self.best = {k: data[f"best_{k}"] for k in (*PARAMS, "gamma")}
+                self.best = self._keep_snapshot({k: np.array(data[f"best_{k}"], copy=True)
+                                                 for k in (*PARAMS, "gamma")})
             if meta["has_prev_mask"]:
                 self._prev_mask = data["prev_mask"].astype(bool)
         except KeyError as exc:

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from refimpl import NMNetwork, loss_and_grad, prune
+from refimpl.loop import EarlyStopping
 from refimpl.regularization import nm_repulsion, nm_update
 from refimpl.testing import toy_classification
-from refimpl.train import CheckpointError, Trainer, TrainConfig, predict, predict_proba
+from refimpl.train import (BestParams, CheckpointError, Trainer, TrainConfig, predict,
+                           predict_proba)
 
 
 def toy_data(seed=0, n=120, n_in=5, n_classes=3):
@@ -125,6 +127,87 @@ def test_early_stopping_restores_best():
     tr.restore_best()
     err = np.mean(predict(tr.net, X[90:], tr.gamma) != y[90:])
     assert err == pytest.approx(hist[best_epoch - 1]["val_error"])
+
+
+def _epoch_params(tr):
+    return {**params(tr), "gamma": np.array(tr.gamma)}
+
+
+def test_best_snapshot_is_the_best_epochs_parameters_and_reads_as_copies():
+    X, y = toy_data(9)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 12, "lr": 0.3}, seed=9), 5, 3)
+    seen = []
+    tr.fit(X[:90], y[:90], X[90:], y[90:], callback=lambda t, rec: seen.append(
+        _epoch_params(t)))
+    assert isinstance(tr.best, BestParams) and set(tr.best) == {"K", "W1", "Wm", "gamma"}
+    for k, v in seen[tr.best_epoch - 1].items():  # bit for bit the best epoch's values
+        np.testing.assert_array_equal(tr.best[k], v, err_msg=k)
+    K = tr.best["K"]
+    K[...] = 7.0  # an entry read is the caller's copy
+    np.testing.assert_array_equal(tr.best["K"], seen[tr.best_epoch - 1]["K"])
+    tr.restore_best()
+    tr.net.K[0, 0] += 1.0  # training on from the restored values leaves the snapshot alone
+    np.testing.assert_array_equal(tr.best["K"], seen[tr.best_epoch - 1]["K"])
+
+
+def _improve(tr, epoch, held):
+    """One better epoch through EarlyStopping (the loop's call): new parameters, a lower
+    score; ``held`` keeps the new snapshot (as a caller may) or not."""
+    rng = np.random.default_rng(epoch)
+    for name in ("K", "W1", "Wm"):
+        getattr(tr.net, name)[...] = rng.standard_normal(getattr(tr.net, name).shape)
+    tr.gamma = float(epoch)
+    tr.stopping.update(epoch, -float(epoch), tr._snapshot)
+    if held is not None:
+        held.append((tr.best, _epoch_params(tr)))
+
+
+def test_best_snapshot_reuses_memory_only_when_nobody_holds_it():
+    tr = Trainer(TrainConfig(**SMALL, seed=0), 5, 3)
+    _improve(tr, 1, None)
+    first = tr.best._arrays["K"]  # the test's handle on the memory (not on the snapshot)
+    _improve(tr, 2, None)  # nobody holds snapshot 1 once it is let go: 2 is written into it
+    assert tr.best._arrays["K"] is first
+    np.testing.assert_array_equal(tr.best["K"], tr.net.K)
+    held = []
+    for epoch in range(3, 8):  # a caller keeps every snapshot: none is ever overwritten
+        _improve(tr, epoch, held)
+    for snap, values in held:
+        for k, v in values.items():
+            np.testing.assert_array_equal(snap[k], v, err_msg=k)
+    arrays = [snap._arrays["K"] for snap, _ in held]
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[:i])
+    del held, snap
+    _improve(tr, 8, None)  # the last held one, let go, is reused again
+    assert tr.best._arrays["K"] is arrays[-1]
+
+
+def test_a_failed_snapshot_leaves_no_stale_best():
+    stop = EarlyStopping()
+    stop.update(1, 1.0, lambda: "params of 1")
+
+    def fails():
+        raise MemoryError("no room")
+
+    with pytest.raises(MemoryError):
+        stop.update(2, 0.5, fails)
+    assert stop.best is None and stop.best_score == 1.0 and stop.best_epoch == 1
+    stop.update(3, 0.7, lambda: "params of 3")  # better than the last recorded score
+    assert stop.best == "params of 3" and stop.best_epoch == 3
+
+
+def test_best_snapshot_survives_save_and_load(tmp_path):
+    X, y = toy_data(9)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 3, "lr": 0.3}, seed=9), 5, 3)
+    tr.fit(X[:90], y[:90], X[90:], y[90:])
+    back = Trainer.load(tr.save(tmp_path / "ck.npz"))
+    assert isinstance(back.best, BestParams)
+    for k in tr.best:
+        np.testing.assert_array_equal(back.best[k], tr.best[k], err_msg=k)
+    back.best = {k: tr.best[k] for k in tr.best}  # a plain dict set by a caller works too
+    back.restore_best()
+    np.testing.assert_array_equal(back.net.K, tr.best["K"])
+    assert back.gamma == float(tr.best["gamma"])
 
 
 def test_corrupt_or_foreign_checkpoints(tmp_path):
@@ -544,3 +627,19 @@ def test_optimizer_deferred_none_gradient():
     assert set(out) == {"K"} and opt.state["m_K"].shape == (3, 3)
     with pytest.raises(ValueError, match="grads\\['K'\\]"):
         Optimizer("sgd", 0.1, fused=False).step({"K": K}, {"K": None}, defer=("K",))
+
+
+def test_a_trainer_with_a_best_snapshot_pickles_and_copies():
+    import copy
+    import pickle
+
+    X, y = toy_data(9)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 3, "lr": 0.3}, seed=9), 5, 3)
+    tr.fit(X[:90], y[:90], X[90:], y[90:])
+    for other in (pickle.loads(pickle.dumps(tr)), copy.deepcopy(tr)):
+        assert isinstance(other.best, BestParams)
+        for k in tr.best:
+            np.testing.assert_array_equal(other.best[k], tr.best[k], err_msg=k)
+        assert not np.shares_memory(other.best._arrays["K"], tr.best._arrays["K"])
+        other.fit(X[:90], y[:90], X[90:], y[90:], epochs=2)  # trains on, its own memory
+        assert tr.epoch == 3 and other.epoch == 5
