@@ -369,6 +369,23 @@ def _keeps_params(hook):
     return True
 
 
+def _kept_flat(graph):
+    """The kept edges of ``graph`` as sorted flat (row-major) indices into K."""
+    A = graph.A
+    rows = np.repeat(np.arange(graph.p, dtype=np.int64), np.diff(A.indptr))
+    return rows * graph.p + A.indices  # sorted: CSR rows in order, columns ascending
+
+
+def _count_new(keep, prev):
+    """How many of the sorted indices ``keep`` are not in the sorted ``prev``: the
+    edges regrown since the last epoch (pruned then, kept now; dynamic pruning's
+    feedback, Sec. 3.2), in O(k log k) instead of two dense p x p masks."""
+    if prev.size == 0:
+        return int(keep.size)
+    at = np.minimum(np.searchsorted(prev, keep), prev.size - 1)
+    return int(np.count_nonzero(prev[at] != keep))
+
+
 def _error(net, graph, X, y, atol, rtol, solver, mode="levels", backend="numpy"):
     if is_reference(backend):
         fwd = forward(net, X, graph, atol=atol, rtol=rtol, solver=solver, mode=mode)
@@ -472,7 +489,7 @@ class Trainer(EpochTrainer):
         self.history: list[dict] = []
         self.stopping = EarlyStopping(config.patience)
         self.gamma = np.nan
-        self._prev_mask = None
+        self._prev_keep = None  # the flat indices of the kept edges at the last epoch's end
         self._gamma_hint = np.nan  # the last top-k gamma: prune_top_k_incremental's start
         self.extra: dict = {}
         #: One compiled pass over K per mini-batch for the update, the proximal step and
@@ -711,10 +728,10 @@ class Trainer(EpochTrainer):
                 f"epoch {self.epoch + 1}: the training loss became {loss} (not finite); "
                 "try a lower learning rate (--lr) or standardized inputs")
 
-    def _check_finite(self, cause=None):
-        """Raise :class:`TrainingDivergedError` naming the epoch when a parameter is
-        NaN or infinite (``cause``: the error that revealed it)."""
-        for name in PARAMS:
+    def _check_finite(self, cause=None, names=PARAMS):
+        """Raise :class:`TrainingDivergedError` naming the epoch when a parameter of
+        ``names`` is NaN or infinite (``cause``: the error that revealed it)."""
+        for name in names:
             if not np.isfinite(getattr(self.net, name)).all():
                 raise TrainingDivergedError(
                     f"epoch {self.epoch + 1}: the parameters {name} became non-finite; "
@@ -723,14 +740,16 @@ class Trainer(EpochTrainer):
     def end_epoch(self, t0):
         """Close an epoch: gamma (Alg. 2 line 13), the record, the validation score."""
         c = self.config
-        self._check_finite()
+        # the last fused pass looked at every entry of K (and raised on NaN or inf), and
+        # no hook ran after it that may change K (_candidates is only kept then)
+        self._check_finite(names=("W1", "Wm") if self._candidates is not None else PARAMS)
         self.epoch += 1
         graph = self.prune()
         self._candidates = None  # after_epoch hooks may change K
         self.gamma = graph.gamma  # Alg. 2 line 13
-        mask = graph.mask()
-        regrown = 0 if self._prev_mask is None else int(np.sum(mask & ~self._prev_mask))
-        self._prev_mask = mask
+        keep = _kept_flat(graph)
+        regrown = 0 if self._prev_keep is None else _count_new(keep, self._prev_keep)
+        self._prev_keep = keep
         sizes = graph.schedule.module_sizes
         val_loss = val_err = None
         X_val, y_val = self._val
@@ -799,14 +818,16 @@ class Trainer(EpochTrainer):
             "rng": self.rng.bit_generator.state,
             "opt_t": self.opt.t,
             "has_best": self.best is not None,
-            "has_prev_mask": self._prev_mask is not None,
+            "has_prev_mask": self._prev_keep is not None,
         }
         arrays = {name: getattr(self.net, name) for name in PARAMS}
         arrays.update({f"opt_{k}": v for k, v in self.opt.state.items()})
         if self.best is not None:
             arrays.update({f"best_{k}": v for k, v in _arrays_of(self.best).items()})
-        if self._prev_mask is not None:
-            arrays["prev_mask"] = self._prev_mask
+        if self._prev_keep is not None:  # (the file keeps the dense mask it always had)
+            prev_mask = np.zeros(self.net.K.size, dtype=bool)
+            prev_mask[self._prev_keep] = True
+            arrays["prev_mask"] = prev_mask.reshape(self.net.K.shape)
         return save_checkpoint(path, arrays, meta, FORMAT)
 
     @classmethod
@@ -838,7 +859,7 @@ class Trainer(EpochTrainer):
                 self.best = self._keep_snapshot({k: np.array(data[f"best_{k}"], copy=True)
                                                  for k in (*PARAMS, "gamma")})
             if meta["has_prev_mask"]:
-                self._prev_mask = data["prev_mask"].astype(bool)
+                self._prev_keep = np.flatnonzero(data["prev_mask"].astype(bool).ravel())
         except KeyError as exc:
             raise CheckpointError(f"{path}: checkpoint is missing {exc}") from exc
         return self

@@ -246,6 +246,7 @@ def test_incremental_top_k_takes_a_given_first_scan():
             np.testing.assert_array_equal(vals[:count], K.ravel()[idx[:count]])
         g = prune_top_k_incremental(K, k, gamma_prev, candidates=(idx, vals, count))
         assert (g.A != ref.A).nnz == 0 and np.array_equal(g.A.indices, ref.A.indices)
+        np.testing.assert_array_equal(g.A.data, ref.A.data)  # the candidates' values
         assert g.gamma == ref.gamma and np.array_equal(g.labels, ref.labels)
     for bad in ((np.empty(10, dtype=np.int64), vals, 0), (idx, vals, idx.size + 1),
                 (idx.astype(np.int32), vals, 0), (idx, vals[:10], 0), (idx, 0)):

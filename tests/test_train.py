@@ -354,9 +354,9 @@ def _spy_candidates(monkeypatch):
     mod = sys.modules["refimpl.graph.prune"]
     real, used = mod._select_top_k_incremental, []
 
-    def spy(K, k, gamma_prev, first=None):
+    def spy(K, k, gamma_prev, first=None, **kwargs):
         used.append(first is not None)
-        return real(K, k, gamma_prev, first)
+        return real(K, k, gamma_prev, first, **kwargs)
 
     monkeypatch.setattr(mod, "_select_top_k_incremental", spy)
     return used
@@ -518,6 +518,46 @@ def test_cli_training_keeps_the_pruning_scan(monkeypatch, tmp_path):
                "--out", str(tmp_path / "run"), "--quiet"])
     assert rc in (0, None)
     assert sum(used) >= len(used) // 2, used
+
+
+def test_regrown_counts_the_edges_kept_now_and_pruned_at_the_last_epoch_end():
+    """The record's ``regrown``, from sorted flat indices, against dense masks of
+    ``prune(K, k)`` taken independently after each epoch."""
+    X, y = toy_data(2)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 6, "lr": 0.5}, seed=2), 5, 3)
+    masks = []
+    tr.fit(X, y, callback=lambda t, rec: masks.append(prune(t.net.K, k=t.config.k).mask()))
+    expect = [0] + [int(np.sum(b & ~a)) for a, b in zip(masks, masks[1:])]
+    assert [h["regrown"] for h in tr.history] == expect and sum(expect) > 0
+
+
+@pytest.mark.parametrize("prev, keep", [([], [3, 9]), ([3, 9], []), ([1, 5, 9], [0, 5, 10]),
+                                        ([2, 4], [2, 4]), ([7], [1, 2, 3, 8])])
+def test_count_new(prev, keep):
+    from refimpl.train import _count_new
+
+    prev, keep = np.array(prev, dtype=np.int64), np.array(keep, dtype=np.int64)
+    assert _count_new(keep, prev) == np.setdiff1d(keep, prev).size
+
+
+def test_a_hook_that_breaks_K_after_the_last_batch_is_caught_at_the_epoch_end():
+    """The epoch's end skips K's finiteness scan only when the last fused pass made it
+    and no hook that may change K ran after it."""
+    from refimpl.loop import Hook
+    from refimpl.train import TrainingDivergedError
+
+    class Breaks(Hook):  # after the epoch's last batch (90 samples, B = 16: 6 batches)
+        seen = 0
+
+        def after_batch(self, learner, loss):
+            self.seen += 1
+            if self.seen == 6:
+                learner.net.K[0, 1] = np.nan
+
+    X, y = toy_data(6)
+    tr = Trainer(TrainConfig(**SMALL, reg="nm", seed=1), 5, 3)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1: the parameters K"):
+        tr.fit(X[:90], y[:90], hooks=[Breaks()])
 
 
 def test_fused_pass_reports_divergence_at_once():

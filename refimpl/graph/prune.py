@@ -111,14 +111,17 @@ def graph_from_mask(K, mask, gamma=float("nan")):
     return _build(K, np.flatnonzero(mask.ravel()), gamma)
 
 
-def _build(K, keep, gamma):
-    """PrunedGraph of the entries ``keep`` (sorted flat indices) of K."""
+def _build(K, keep, gamma, values=None):
+    """PrunedGraph of the entries ``keep`` (sorted flat indices) of K; ``values``:
+    ``K.ravel()[keep]`` when the caller has them (the candidates' values: no gather of
+    scattered entries from the p x p array)."""
     p = K.shape[0]
     rows, cols = np.divmod(keep, p)
     counts = np.bincount(rows, minlength=p)
     indptr = np.zeros(p + 1, dtype=np.int32 if keep.size < 2**31 else np.int64)
     np.cumsum(counts, out=indptr[1:])
-    A = sp.csr_matrix((K.ravel()[keep], cols.astype(indptr.dtype), indptr), shape=(p, p))
+    data = K.ravel()[keep] if values is None else values
+    A = sp.csr_matrix((data, cols.astype(indptr.dtype), indptr), shape=(p, p))
     # keep is sorted row-major, so A is canonical by construction.
     A.has_canonical_format = True
     n_comp, scc_labels = strongly_connected_components(A.indptr, A.indices, check=False)
@@ -385,7 +388,7 @@ def _select_by_histogram(K, k):
     return cand[mask], gamma
 
 
-def _select_top_k_incremental(K, k, gamma_prev, first=None):
+def _select_top_k_incremental(K, k, gamma_prev, first=None, with_values=False):
     """:func:`top_k_mask` of ``|K|`` (diagonal excluded, as in :func:`prune`) scanning only the
     entries above ``t = fraction * gamma_prev``.
 
@@ -402,7 +405,9 @@ def _select_top_k_incremental(K, k, gamma_prev, first=None):
     ``k = 0``: the full selection).  ``first``: ``(idx, vals, count)``, the first scan's result
     when it was done elsewhere (the trainer's fused update pass: the
     :func:`_collect_row` scan of this K at :func:`candidate_threshold`, into a
-    buffer of :func:`candidate_capacity`).  Returns ``(keep, gamma, fallback)``.
+    buffer of :func:`candidate_capacity`).  Returns ``(keep, gamma, fallback)``, and
+    with ``with_values`` the kept entries' values too (``K.ravel()[keep]``, or None
+    from the fallbacks).
     """
     fraction, lower, higher = INCREMENTAL_FRACTIONS
     for attempt in range(2):
@@ -421,16 +426,19 @@ def _select_top_k_incremental(K, k, gamma_prev, first=None):
             cand = idx[:count]
             # cand is in increasing flat order: top_k_mask's tie rule is prune's
             mask, gamma = top_k_mask(np.abs(vals[:count]), k)  # Alg. 2 line 13
+            if with_values:
+                return cand[mask], gamma, False, vals[:count][mask]
             return cand[mask], gamma, False
         fraction = higher if count == -1 else lower
     if k > 0:
         keep, gamma = _select_by_histogram(K, k)
-        return keep, gamma, True
-    K = check_square_finite(K)  # the scan above may have stopped early
-    absK = np.abs(K)
-    np.fill_diagonal(absK, -1.0)
-    mask, gamma = top_k_mask(absK.ravel(), k)
-    return np.flatnonzero(mask), gamma, True
+    else:
+        K = check_square_finite(K)  # the scan above may have stopped early
+        absK = np.abs(K)
+        np.fill_diagonal(absK, -1.0)
+        mask, gamma = top_k_mask(absK.ravel(), k)
+        keep = np.flatnonzero(mask)
+    return (keep, gamma, True, None) if with_values else (keep, gamma, True)
 
 
 def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
@@ -483,5 +491,6 @@ def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
             raise ValueError(f"candidates: expected (idx, vals, count) with idx int64 and "
                              f"vals float64 arrays of size {n} and -2 <= count <= {n}")
         candidates = (idx, vals, int(count))
-    keep, gamma, _ = _select_top_k_incremental(K, k, gamma_prev, candidates)
-    return _build(K, keep, gamma)
+    keep, gamma, _, values = _select_top_k_incremental(K, k, gamma_prev, candidates,
+                                                       with_values=True)
+    return _build(K, keep, gamma, values)

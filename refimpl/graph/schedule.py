@@ -366,11 +366,14 @@ class Schedule:
         """The levels as :class:`Level` objects (built on first access)."""
         out = []
         sizes = self.module_sizes
+        mod_ptr = self.level_module_ptr.tolist()
+        node_ptr = self.level_ptr.tolist()
+        # singletons per level: sizes ascend within a level, so they come first
+        singles = np.bincount(self.module_level[sizes == 1], minlength=self.n_levels).tolist()
         for lev in range(self.n_levels):
-            m0, m1 = int(self.level_module_ptr[lev]), int(self.level_module_ptr[lev + 1])
-            start, stop = int(self.module_ptr[m0]), int(self.module_ptr[m1])
-            lev_sizes = sizes[m0:m1]
-            n_single = int(np.searchsorted(lev_sizes, 2))  # sizes ascend in a level
+            m0, m1 = mod_ptr[lev], mod_ptr[lev + 1]
+            start, stop = node_ptr[lev], node_ptr[lev + 1]
+            n_single = singles[lev]
             groups = []
             g0 = m0 + n_single
             while g0 < m1:
