@@ -63,9 +63,13 @@ class EarlyStopping:
         if score < self.best_score:
             # the old snapshot is let go before the new one is taken, so that a learner
             # may write the new one into its memory when nobody else holds it
-            # (refimpl.train.Trainer._snapshot); if taking it fails, there is none
+            # (refimpl.train.Trainer._snapshot); if taking it fails, there is no best
             self.best = None
-            self.best = snapshot()
+            try:
+                self.best = snapshot()
+            except BaseException:
+                self.best_score, self.best_epoch = np.inf, 0
+                raise
             self.best_score, self.best_epoch, self.stale = score, epoch, 0
             return False
         self.stale += 1

@@ -408,7 +408,8 @@ class BestParams(Mapping):
     once nobody holds a snapshot, the trainer writes a later best epoch into its
     memory instead of new arrays (:meth:`Trainer._snapshot`): a fresh p x p array
     would cost its page faults at every better epoch (the README's training section
-    has the measurement).  A snapshot that is still held (kept by the caller, say) is
+    has the measurement).  The trainer keeps the last snapshot's arrays for that reuse
+    until a :meth:`Trainer.fit` ends with no snapshot holding them.  A snapshot that is still held (kept by the caller, say) is
     never overwritten: its values stay those of its epoch."""
 
     __slots__ = ("_arrays", "__weakref__")
@@ -425,9 +426,24 @@ class BestParams(Mapping):
     def __len__(self):
         return len(self._arrays)
 
+    def __contains__(self, name):  # (Mapping's would copy the entry)
+        return name in self._arrays
+
+    def __copy__(self):  # read-only: a shallow copy is the snapshot itself, whose
+        return self      # reference keeps its arrays from being reused
+
     def __repr__(self):
         shapes = ", ".join(f"{k}: {v.shape}" for k, v in self._arrays.items())
         return f"BestParams({shapes})"
+
+
+def _own_float64(a):
+    """``a`` as a float64 array the caller may write into and keep: ``a`` itself when it
+    already is one (C-contiguous, writeable, owning its memory), else a copy."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.flags.c_contiguous and a.flags.writeable and a.flags.owndata:
+        return a
+    return np.array(a, dtype=np.float64, order="C", copy=True)
 
 
 def _arrays_of(best):
@@ -516,6 +532,12 @@ class Trainer(EpochTrainer):
         # a fitted estimator) starts without snapshot memory to reuse
         return {**self.__dict__, "_last_snapshot": (None, None)}
 
+    def __setstate__(self, state):
+        if "_prev_mask" in state:  # pickled by an earlier version: the dense mask
+            mask = state.pop("_prev_mask")
+            state["_prev_keep"] = None if mask is None else np.flatnonzero(mask.ravel())
+        self.__dict__.update({"_last_snapshot": (None, None), **state})
+
     # ------------------------------------------------------------ pruning
     def prune(self):
         """The pruned graph at the current K (Alg. 2 line 5).  With
@@ -587,6 +609,8 @@ class Trainer(EpochTrainer):
                                hooks=hooks)
         finally:
             self._scan_ok, self._candidates = False, None
+            if self._last_snapshot[0] is not None and self._last_snapshot[0]() is None:
+                self._last_snapshot = (None, None)  # no snapshot holds them: let them go
             if self._device is not None:  # the host copy is current after every step
                 self.opt.to(np, None)
                 self._device = None
@@ -742,7 +766,8 @@ class Trainer(EpochTrainer):
         c = self.config
         # the last fused pass looked at every entry of K (and raised on NaN or inf), and
         # no hook ran after it that may change K (_candidates is only kept then)
-        self._check_finite(names=("W1", "Wm") if self._candidates is not None else PARAMS)
+        scanned = self._candidates is not None and self._candidates[0] is self.net.K
+        self._check_finite(names=("W1", "Wm") if scanned else PARAMS)
         self.epoch += 1
         graph = self.prune()
         self._candidates = None  # after_epoch hooks may change K
@@ -856,7 +881,7 @@ class Trainer(EpochTrainer):
             self.best_epoch = int(meta["best_epoch"])
             self.gamma = np.nan if meta["gamma"] is None else float(meta["gamma"])
             if meta["has_best"]:
-                self.best = self._keep_snapshot({k: np.array(data[f"best_{k}"], copy=True)
+                self.best = self._keep_snapshot({k: _own_float64(data[f"best_{k}"])
                                                  for k in (*PARAMS, "gamma")})
             if meta["has_prev_mask"]:
                 self._prev_keep = np.flatnonzero(data["prev_mask"].astype(bool).ravel())

@@ -180,6 +180,14 @@ def test_best_snapshot_reuses_memory_only_when_nobody_holds_it():
     del held, snap
     _improve(tr, 8, None)  # the last held one, let go, is reused again
     assert tr.best._arrays["K"] is arrays[-1]
+    import copy
+
+    kept, values = copy.copy(tr.best), _epoch_params(tr)  # a shallow copy is a holder too
+    assert kept is tr.best and "K" in kept
+    _improve(tr, 9, None)
+    for k, v in values.items():
+        np.testing.assert_array_equal(kept[k], v, err_msg=k)
+    assert not np.shares_memory(tr.best._arrays["K"], kept._arrays["K"])
 
 
 def test_a_failed_snapshot_leaves_no_stale_best():
@@ -191,9 +199,9 @@ def test_a_failed_snapshot_leaves_no_stale_best():
 
     with pytest.raises(MemoryError):
         stop.update(2, 0.5, fails)
-    assert stop.best is None and stop.best_score == 1.0 and stop.best_epoch == 1
-    stop.update(3, 0.7, lambda: "params of 3")  # better than the last recorded score
-    assert stop.best == "params of 3" and stop.best_epoch == 3
+    assert stop.best is None and stop.best_score == np.inf and stop.best_epoch == 0
+    stop.update(3, 1.5, lambda: "params of 3")  # the next scored epoch is the best
+    assert stop.best == "params of 3" and stop.best_epoch == 3 and stop.best_score == 1.5
 
 
 def test_best_snapshot_survives_save_and_load(tmp_path):
@@ -669,6 +677,24 @@ def test_optimizer_deferred_none_gradient():
         Optimizer("sgd", 0.1, fused=False).step({"K": K}, {"K": None}, defer=("K",))
 
 
+def test_a_trainer_pickled_before_the_sparse_regrown_count_still_trains():
+    X, y = toy_data(9)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 3, "lr": 0.3}, seed=9), 5, 3)
+    tr.fit(X[:90], y[:90], X[90:], y[90:], epochs=2)
+    state = tr.__getstate__()
+    keep = state.pop("_prev_keep")
+    mask = np.zeros(tr.net.K.size, dtype=bool)
+    mask[keep] = True
+    state["_prev_mask"] = mask.reshape(tr.net.K.shape)  # the attribute it used to have
+    del state["_last_snapshot"]
+    old = Trainer.__new__(Trainer)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old._prev_keep, keep)
+    old.fit(X[:90], y[:90], X[90:], y[90:])
+    tr.fit(X[:90], y[:90], X[90:], y[90:])
+    assert strip_time(old.history) == strip_time(tr.history)
+
+
 def test_a_trainer_with_a_best_snapshot_pickles_and_copies():
     import copy
     import pickle
@@ -681,5 +707,18 @@ def test_a_trainer_with_a_best_snapshot_pickles_and_copies():
         for k in tr.best:
             np.testing.assert_array_equal(other.best[k], tr.best[k], err_msg=k)
         assert not np.shares_memory(other.best._arrays["K"], tr.best._arrays["K"])
+        before = {k: tr.best[k] for k in tr.best}
         other.fit(X[:90], y[:90], X[90:], y[90:], epochs=2)  # trains on, its own memory
         assert tr.epoch == 3 and other.epoch == 5
+        for k, v in before.items():
+            np.testing.assert_array_equal(tr.best[k], v, err_msg=k)
+
+
+def test_snapshot_memory_is_let_go_when_no_snapshot_holds_it_at_the_end_of_fit():
+    X, y = toy_data(9)
+    tr = Trainer(TrainConfig(**{**SMALL, "epochs": 2, "lr": 0.3}, seed=9), 5, 3)
+    tr.fit(X[:90], y[:90], X[90:], y[90:], epochs=1)
+    assert tr._last_snapshot[1] is not None  # kept for reuse while the best holds them
+    tr.fit(X[:90], y[:90], X[90:], y[90:], epochs=1,
+           callback=lambda t, rec: setattr(t, "best", None))  # the caller drops the best
+    assert tr.best is None and tr._last_snapshot == (None, None)
