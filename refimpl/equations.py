@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .activations import _tanh_packed
+
 
 @numba.njit(cache=True, nogil=True)
 def gather_rows(ptr, idx, w, src, dst, t0, t1):
@@ -50,15 +52,71 @@ def level_product(ptr, idx, w, src, dst, t0, t1):
     block, it is scattered into a dense matrix and multiplied at BLAS speed.
     Same sums, up to the order of the floating-point additions.
     """
+    block = dense_block(ptr, idx, t0, t1)
+    if block is not None:
+        lo, hi = block
+        k0, k1 = ptr[t0], ptr[t1]
+        seg = idx[k0:k1]
+        W = np.zeros((t1 - t0, hi - lo))
+        rows = np.repeat(np.arange(t1 - t0), np.diff(ptr[t0:t1 + 1]))
+        W[rows, seg - lo] = w[k0:k1]  # pairs are unique in a canonical graph
+        dst[t0:t1] += W @ src[lo:hi]
+        return
+    gather_rows(ptr, idx, w, src, dst, t0, t1)
+
+
+def dense_block(ptr, idx, t0, t1):
+    """``(lo, hi)``, the source rows of a dense edge block of rows t0..t1 whose sum
+    of Eq. (3) or (4) :func:`level_product` forms by BLAS (at least :data:`DENSE_MIN_EDGES`
+    edges filling :data:`DENSE_MIN_FILL` of the bounding block), else None."""
     k0, k1 = ptr[t0], ptr[t1]
     n_edges = k1 - k0
     if n_edges >= DENSE_MIN_EDGES:
         seg = idx[k0:k1]
         lo, hi = int(seg.min()), int(seg.max()) + 1
         if n_edges >= DENSE_MIN_FILL * (hi - lo) * (t1 - t0):
-            W = np.zeros((t1 - t0, hi - lo))
-            rows = np.repeat(np.arange(t1 - t0), np.diff(ptr[t0:t1 + 1]))
-            W[rows, seg - lo] = w[k0:k1]  # pairs are unique in a canonical graph
-            dst[t0:t1] += W @ src[lo:hi]
-            return
-    gather_rows(ptr, idx, w, src, dst, t0, t1)
+            return lo, hi
+    return None
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def tanh_rows(XT, FT, DFT, t0, t1):
+    """``FT = tanh(XT)`` and ``DFT = 1 - FT^2`` on rows t0..t1 (f and f' of Eq. 3 and 4
+    for tanh) with :func:`refimpl.activations.tanh_packed`, the values of
+    ``activations.tanh_float64`` and of the activation's ``1 - t * t``."""
+    B = XT.shape[1]
+    for t in range(t0, t1):
+        x, f, d = XT[t], FT[t], DFT[t]
+        for s in range(B):
+            v = _tanh_packed(x[s])
+            f[s] = v
+            d[s] = 1.0 - v * v
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def singleton_steps_forward(ptr, idx, w, XT, FT, DFT, bounds):
+    """Eq. (3) for a run of steps whose modules are all singletons (no solve), in
+    order: for each ``(t0, t1)`` row of ``bounds``, the upstream sum
+    :func:`gather_rows` into ``XT[t0:t1]``, then f and f' (tanh, :func:`tanh_rows`).
+    One call instead of a few NumPy calls per step; the same values as
+    :func:`level_product` (gather path) and :func:`tanh_rows` step by step."""
+    for r in range(bounds.shape[0]):
+        t0, t1 = bounds[r, 0], bounds[r, 1]
+        gather_rows(ptr, idx, w, FT, XT, t0, t1)
+        tanh_rows(XT, FT, DFT, t0, t1)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def singleton_steps_adjoint(ptr, idx, w, UT, VT, DFT, bounds):
+    """Eq. (4) for a run of singleton steps, in reverse order of ``bounds``: the
+    downstream sum :func:`gather_rows` into ``VT[t0:t1]`` (out-edges, ``src = UT``),
+    then ``u = f'(x) v``; bit for bit :func:`level_product` (gather path) and
+    ``UT[t0:t1] = DFT[t0:t1] * VT[t0:t1]`` step by step."""
+    B = UT.shape[1]
+    for r in range(bounds.shape[0] - 1, -1, -1):
+        t0, t1 = bounds[r, 0], bounds[r, 1]
+        gather_rows(ptr, idx, w, UT, VT, t0, t1)
+        for t in range(t0, t1):
+            u, d, v = UT[t], DFT[t], VT[t]
+            for s in range(B):
+                u[s] = d[s] * v[s]

@@ -6,7 +6,10 @@ Eq. (3) is gathered from earlier steps, the singleton nodes (on no cycle) are
 evaluated directly, and the modules are solved together, one batched solve
 per group of same-size modules, by the solver that :data:`STRATEGIES` picks
 (the groups whose strategy starts with the fixed point: one kernel call for
-all of them, :class:`_Batch`).
+all of them, :class:`_Batch`).  A run of consecutive steps with singletons only
+is one kernel call (:func:`refimpl.equations.singleton_steps_forward` for tanh
+where the packed tanh is the faster one, :func:`_fused_tanh`; the adjoint's
+:func:`refimpl.equations.singleton_steps_adjoint` always).
 Backward (Alg. 1 lines 25-38): the adjoint Eq. (4) is walked in reverse step
 order, each module with the adjoint of the solver that solved it (the kept LU
 factors, the kept Krylov operator, or the adjoint fixed point), then the
@@ -44,9 +47,11 @@ import array_api_compat.numpy as xnp
 import numpy as np
 import scipy.sparse as sp
 
+from . import activations
 from .activations import get_activation, get_output
 from .backend import is_reference
-from .equations import level_product
+from .equations import (dense_block, level_product, singleton_steps_adjoint,
+                        singleton_steps_forward, tanh_rows)
 from .solvers.fixed_point import (FixedPointSolve, fixed_point_group, solve_fixed_point,
                                   solve_fixed_point_adjoint, solve_fixed_point_rows)
 from .solvers.krylov import (KrylovOperator, krylov_adjoint, newton_krylov, scipy_spmv,
@@ -691,6 +696,38 @@ class Gradients:
 # ----------------------------------------------------------------------------
 
 
+def _fused_tanh(act, XT):
+    """Whether the singletons' f and f' (Eq. 3, 4) go through the compiled
+    :func:`refimpl.equations.tanh_rows`, in runs of singleton steps with their
+    upstream sums (:func:`refimpl.equations.singleton_steps_forward`): for tanh on
+    float64 wherever the packed tanh is the faster one
+    (:func:`refimpl.activations.packed_tanh_is_faster`), then at every size, in every
+    mode, so that "levels" and "sequential" give the same bits; elsewhere NumPy's tanh
+    by the activation, as before."""
+    return (act.name == "tanh" and activations._PACKED_TANH and XT.dtype == np.float64
+            and XT.flags.c_contiguous)
+
+
+def _singleton_runs(steps, ptr, idx):
+    """``{k: (end, bounds)}``: the runs of consecutive steps ``k .. end - 1`` without
+    module groups whose edge blocks take the gather path of
+    :func:`refimpl.equations.level_product` (:func:`refimpl.equations.dense_block` is
+    None), with ``bounds`` their (start, stop) rows as an int64 (n, 2) array."""
+    runs, k, n = {}, 0, len(steps)
+    while k < n:
+        end = k
+        while (end < n and not steps[end].groups
+               and dense_block(ptr, idx, steps[end].start, steps[end].stop) is None):
+            end += 1
+        if end > k:
+            runs[k] = (end, np.array([(st.start, st.stop) for st in steps[k:end]],
+                                     dtype=np.int64).reshape(-1, 2))
+            k = end
+        else:
+            k += 1
+    return runs
+
+
 def _steps(S, mode):
     """The schedule's steps: its levels, or (``"sequential"``) one module at a time."""
     if mode == "levels":
@@ -822,11 +859,24 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
 
     ctx = _Context(opts, act)
     in_w = data[S.in_edge]
-    for step in _steps(S, mode):
+    fused = _fused_tanh(act, XT)
+    steps = _steps(S, mode)
+    runs = _singleton_runs(steps, S.in_ptr, S.in_src) if fused else {}
+    skip = 0
+    for k, step in enumerate(steps):
+        if k < skip:
+            continue
+        if k in runs:  # singleton steps from k on: Eq. (3) and f, f' in one kernel call
+            skip, bounds = runs[k]
+            singleton_steps_forward(S.in_ptr, S.in_src, in_w, XT, FT, DFT, bounds)
+            res.steps.extend(StepRecord(st) for st in steps[k:skip])
+            continue
         level_product(S.in_ptr, S.in_src, in_w, FT, XT, step.start, step.stop)  # Eq. (3)
         record = StepRecord(step)
         a, b = step.start, step.singleton_stop
-        if b > a:  # singletons: no solve
+        if b > a and fused:  # singletons: no solve
+            tanh_rows(XT, FT, DFT, a, b)
+        elif b > a:
             FT[a:b] = act.f(XT[a:b])
             DFT[a:b] = act.derivative(XT[a:b], FT[a:b])
         # The fixed-point groups of the step in one kernel call per stage name
@@ -1007,7 +1057,18 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
         UT, VT = UT_, VT_
     else:
         out_w = data[S.out_edge]
-        for rs in reversed(fwd.steps):
+        recs = fwd.steps
+        runs = {end - 1: (k, bounds) for k, (end, bounds)
+                in _singleton_runs(recs, S.out_ptr, S.out_dst).items()}
+        skip = len(recs)
+        for k in range(len(recs) - 1, -1, -1):
+            if k >= skip:
+                continue
+            rs = recs[k]
+            if k in runs:  # singleton steps down to runs[k][0]: Eq. (4) in one kernel call
+                skip, bounds = runs[k]
+                singleton_steps_adjoint(S.out_ptr, S.out_dst, out_w, UT, VT, DFT, bounds)
+                continue
             level_product(S.out_ptr, S.out_dst, out_w, UT, VT, rs.start, rs.stop)  # Eq. (4)
             a, b = rs.start, rs.singleton_stop
             UT[a:b] = DFT[a:b] * VT[a:b]
