@@ -9,7 +9,8 @@ per group of same-size modules, by the solver that :data:`STRATEGIES` picks
 all of them, :class:`_Batch`).  A run of consecutive steps with singletons only
 is one kernel call (:func:`refimpl.equations.singleton_steps_forward` for tanh
 where the packed tanh is the faster one, :func:`_fused_tanh`; the adjoint's
-:func:`refimpl.equations.singleton_steps_adjoint` always).
+:func:`refimpl.equations.singleton_steps_adjoint` always), except steps whose
+edge block :func:`refimpl.equations.level_product` multiplies by BLAS.
 Backward (Alg. 1 lines 25-38): the adjoint Eq. (4) is walked in reverse step
 order, each module with the adjoint of the solver that solved it (the kept LU
 factors, the kept Krylov operator, or the adjoint fixed point), then the
@@ -48,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import activations
-from .activations import get_activation, get_output
+from .activations import ACTIVATIONS, get_activation, get_output
 from .backend import is_reference
 from .equations import (dense_block, level_product, singleton_steps_adjoint,
                         singleton_steps_forward, tanh_rows)
@@ -702,10 +703,12 @@ def _fused_tanh(act, XT):
     upstream sums (:func:`refimpl.equations.singleton_steps_forward`): for tanh on
     float64 wherever the packed tanh is the faster one
     (:func:`refimpl.activations.packed_tanh_is_faster`), then at every size, in every
-    mode, so that "levels" and "sequential" give the same bits; elsewhere NumPy's tanh
-    by the activation, as before."""
-    return (act.name == "tanh" and activations._PACKED_TANH and XT.dtype == np.float64
-            and XT.flags.c_contiguous)
+    mode, so that the singletons' f and f' are the same bits in "levels" and
+    "sequential" (the solved modules' f is the activation's, which picks its tanh by
+    the group's size); elsewhere NumPy's tanh by the activation, as before.  Only the
+    library's own tanh activation (not a user's Activation of that name)."""
+    return (act is ACTIVATIONS["tanh"] and activations._PACKED_TANH
+            and XT.dtype == np.float64 and XT.flags.c_contiguous)
 
 
 def _singleton_runs(steps, ptr, idx):
@@ -1088,9 +1091,9 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
                                 np.ascontiguousarray(X[i]))
                     U, st = ADJOINTS[part.method](rec, part, *args, opts, act)
                     Uv[i] = U
-                    for k in np.flatnonzero(st != SolveStatus.CONVERGED):
-                        m = i[k]
-                        fail(rec.ids[m], rec.group.nodes[m], q, 0, st[k])
+                    for j in np.flatnonzero(st != SolveStatus.CONVERGED):
+                        m = i[j]
+                        fail(rec.ids[m], rec.group.nodes[m], q, 0, st[j])
                 # Complete V on the module: V_S = v_ext + A_SS U_S.
                 VT[g0:g1] += rec.op.A(Uv).reshape(n * q, B)
     # Back to node order (rows = nodes).
