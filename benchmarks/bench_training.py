@@ -40,8 +40,8 @@ default).  Default threading as a user
 gets it (:mod:`refimpl.threads`: one thread for numba and BLAS).  ``--repeat n``
 runs every setting n times, interleaved, and reports the fastest epoch (with
 its floor), and the least and largest epoch/floor ratio over the runs (each run's
-epoch against the floor measured inside it).  ``--passes`` times the per-batch passes over the p x p arrays
-alone (the floor argument of issue 12).
+epoch against the floor measured inside it).  ``--passes`` times the per-batch
+passes over the p x p arrays alone (the floor argument of issue 12).
 
 Run ``python benchmarks/bench_training.py`` or ``refimpl bench training``;
 ``--quick`` runs a tiny size for the tests.

@@ -409,8 +409,9 @@ class BestParams(Mapping):
     memory instead of new arrays (:meth:`Trainer._snapshot`): a fresh p x p array
     would cost its page faults at every better epoch (the README's training section
     has the measurement).  The trainer keeps the last snapshot's arrays for that reuse
-    until a :meth:`Trainer.fit` ends with no snapshot holding them.  A snapshot that is still held (kept by the caller, say) is
-    never overwritten: its values stay those of its epoch."""
+    until a :meth:`Trainer.fit` ends with no snapshot holding them.  A snapshot that is
+    still held (kept by the caller, say) is never overwritten: its values stay those of
+    its epoch."""
 
     __slots__ = ("_arrays", "__weakref__")
 
