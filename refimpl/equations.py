@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .activations import _tanh_packed
+from .activations import _tanh_flat
 
 
 @numba.njit(cache=True, nogil=True)
@@ -82,15 +82,14 @@ def dense_block(ptr, idx, t0, t1):
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def tanh_rows(XT, FT, DFT, t0, t1):
     """``FT = tanh(XT)`` and ``DFT = 1 - FT^2`` on rows t0..t1 (f and f' of Eq. 3 and 4
-    for tanh) with :func:`refimpl.activations.tanh_packed`, the values of
+    for tanh) with :func:`refimpl.activations.tanh_packed` (its flat loop), the values of
     ``activations.tanh_float64`` and of the activation's ``1 - t * t``."""
     B = XT.shape[1]
     for t in range(t0, t1):
-        x, f, d = XT[t], FT[t], DFT[t]
+        f, d = FT[t], DFT[t]
+        _tanh_flat(XT[t], f)
         for s in range(B):
-            v = _tanh_packed(x[s])
-            f[s] = v
-            d[s] = 1.0 - v * v
+            d[s] = 1.0 - f[s] * f[s]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -711,24 +711,27 @@ def _fused_tanh(act, XT):
             and XT.dtype == np.float64 and XT.flags.c_contiguous)
 
 
-def _singleton_runs(steps, ptr, idx):
-    """``{k: (end, bounds)}``: the runs of consecutive steps ``k .. end - 1`` without
-    module groups whose edge blocks take the gather path of
+def _segments(steps, ptr, idx, runs=True):
+    """The steps in order as ``(k0, k1, bounds)``: a run of consecutive steps
+    ``k0 .. k1 - 1`` without module groups whose edge blocks take the gather path of
     :func:`refimpl.equations.level_product` (:func:`refimpl.equations.dense_block` is
-    None), with ``bounds`` their (start, stop) rows as an int64 (n, 2) array."""
-    runs, k, n = {}, 0, len(steps)
+    None), ``bounds`` their (start, stop) rows as an int64 (n, 2) array; or one step
+    ``k0`` (``k1 = k0 + 1``) to walk on its own, ``bounds`` None (every step so with
+    ``runs`` False)."""
+    out, k, n = [], 0, len(steps)
     while k < n:
         end = k
-        while (end < n and not steps[end].groups
+        while (runs and end < n and not steps[end].groups
                and dense_block(ptr, idx, steps[end].start, steps[end].stop) is None):
             end += 1
         if end > k:
-            runs[k] = (end, np.array([(st.start, st.stop) for st in steps[k:end]],
-                                     dtype=np.int64).reshape(-1, 2))
+            out.append((k, end, np.array([(st.start, st.stop) for st in steps[k:end]],
+                                         dtype=np.int64).reshape(-1, 2)))
             k = end
         else:
+            out.append((k, k + 1, None))
             k += 1
-    return runs
+    return out
 
 
 def _steps(S, mode):
@@ -864,16 +867,12 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     in_w = data[S.in_edge]
     fused = _fused_tanh(act, XT)
     steps = _steps(S, mode)
-    runs = _singleton_runs(steps, S.in_ptr, S.in_src) if fused else {}
-    skip = 0
-    for k, step in enumerate(steps):
-        if k < skip:
-            continue
-        if k in runs:  # singleton steps from k on: Eq. (3) and f, f' in one kernel call
-            skip, bounds = runs[k]
+    for k0, k1, bounds in _segments(steps, S.in_ptr, S.in_src, runs=fused):
+        if bounds is not None:  # singleton steps: Eq. (3) and f, f' in one kernel call
             singleton_steps_forward(S.in_ptr, S.in_src, in_w, XT, FT, DFT, bounds)
-            res.steps.extend(StepRecord(st) for st in steps[k:skip])
+            res.steps.extend(StepRecord(st) for st in steps[k0:k1])
             continue
+        step = steps[k0]
         level_product(S.in_ptr, S.in_src, in_w, FT, XT, step.start, step.stop)  # Eq. (3)
         record = StepRecord(step)
         a, b = step.start, step.singleton_stop
@@ -1061,17 +1060,11 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
     else:
         out_w = data[S.out_edge]
         recs = fwd.steps
-        runs = {end - 1: (k, bounds) for k, (end, bounds)
-                in _singleton_runs(recs, S.out_ptr, S.out_dst).items()}
-        skip = len(recs)
-        for k in range(len(recs) - 1, -1, -1):
-            if k >= skip:
-                continue
-            rs = recs[k]
-            if k in runs:  # singleton steps down to runs[k][0]: Eq. (4) in one kernel call
-                skip, bounds = runs[k]
+        for k0, _, bounds in reversed(_segments(recs, S.out_ptr, S.out_dst)):
+            if bounds is not None:  # singleton steps: Eq. (4) in one kernel call
                 singleton_steps_adjoint(S.out_ptr, S.out_dst, out_w, UT, VT, DFT, bounds)
                 continue
+            rs = recs[k0]
             level_product(S.out_ptr, S.out_dst, out_w, UT, VT, rs.start, rs.stop)  # Eq. (4)
             a, b = rs.start, rs.singleton_stop
             UT[a:b] = DFT[a:b] * VT[a:b]

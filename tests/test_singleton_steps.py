@@ -84,8 +84,10 @@ def test_runs_leave_dense_levels_and_module_levels_to_the_step_path():
     dense = [k for k, st in enumerate(steps)
              if dense_block(S.in_ptr, S.in_src, st.start, st.stop) is not None]
     assert dense, "the case must have a dense level"
-    runs = propagate._singleton_runs(steps, S.in_ptr, S.in_src)
-    covered = {k for start, (end, _) in runs.items() for k in range(start, end)}
+    segments = propagate._segments(steps, S.in_ptr, S.in_src)
+    assert [k for k0, k1, _ in segments for k in range(k0, k1)] == list(range(len(steps)))
+    covered = {k for k0, k1, bounds in segments if bounds is not None
+               for k in range(k0, k1)}
     assert covered and not covered & set(dense)
     assert not any(steps[k].groups for k in covered)
     assert covered | set(dense) | {k for k, st in enumerate(steps) if st.groups} \
@@ -110,7 +112,9 @@ def test_fused_and_step_by_step_passes_agree(monkeypatch, mode):
     fused = loss_and_grad(net, X0, y, g, mode=mode)
     assert {"singleton_steps_forward", "singleton_steps_adjoint"} <= set(calls)
     monkeypatch.setattr(propagate, "_fused_tanh", lambda act, XT: False)
-    monkeypatch.setattr(propagate, "_singleton_runs", lambda *a: {})  # no runs at all
+    segments = propagate._segments
+    monkeypatch.setattr(propagate, "_segments",  # no runs at all
+                        lambda steps, ptr, idx, runs=True: segments(steps, ptr, idx, False))
     calls.clear()
     plain = loss_and_grad(net, X0, y, g, mode=mode)
     assert not calls
