@@ -203,6 +203,30 @@ def test_top_k_mask_rows_and_ties():
     assert not top_k_mask(V, 0)[0].any() and np.all(top_k_mask(V, 0)[1] == np.inf)
 
 
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**16), data=st.data())
+def test_candidate_top_k_is_top_k_mask(n, seed, data):
+    """The incremental top-k's selection among its candidates (a partition, then one
+    branch-free compaction) keeps what ``top_k_mask`` keeps, in order, values included:
+    ties at gamma (the smallest indices first), zeros of both signs, k = n."""
+    from refimpl.graph.prune import _top_k_of, top_k_mask
+
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["normal", "ties", "zeros"]))
+    if kind == "normal":
+        vals = rng.standard_normal(n)
+    elif kind == "ties":
+        vals = rng.integers(-3, 4, n) * 0.25
+    else:
+        vals = rng.integers(0, 2, n) * np.where(rng.random(n) < 0.5, -0.0, 0.0)
+    idx = np.sort(rng.choice(10 * n + 10, n, replace=False)).astype(np.int64)
+    k = data.draw(st.integers(1, n))
+    mask, gamma_ref = top_k_mask(np.abs(vals), k)
+    keep, gamma, kept_vals = _top_k_of(idx, vals, k)
+    assert gamma == gamma_ref and keep.size == k
+    np.testing.assert_array_equal(keep, idx[mask])
+    np.testing.assert_array_equal(kept_vals.view(np.int64), vals[mask].view(np.int64))
+
+
 @given(p=st.integers(2, 9), seed=st.integers(0, 2**16), data=st.data())
 def test_histogram_selection_is_the_full_selection(p, seed, data):
     """The exact fallback of the incremental top-k (a histogram of the magnitudes' top
