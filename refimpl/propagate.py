@@ -57,7 +57,8 @@ from .solvers.fixed_point import (FixedPointSolve, fixed_point_group, solve_fixe
                                   solve_fixed_point_adjoint, solve_fixed_point_rows)
 from .solvers.krylov import (KrylovOperator, krylov_adjoint, newton_krylov, scipy_spmv,
                              xp_activation)
-from .solvers.newton import ACT_CODES, factor_jacobian, solve_adjoint, solve_newton
+from .solvers.newton import (ACT_CODES, _newton_in_place, factor_jacobian, solve_adjoint,
+                             solve_newton)
 from .solvers.result import ConvergenceError, ForwardStatus, GroupSolve, SolveStatus
 from .solvers.whole import WHOLE_METHODS, solve_whole, solve_whole_adjoint
 from .threads import with_threads
@@ -453,6 +454,16 @@ def _solve_group(grp, data, XT, FT, DFT, ctx, first=None):
     B = XT.shape[1]
     g0, g1 = grp.start, grp.stop
     view = XT[g0:g1].reshape(n, q, B)
+    act = ctx.act
+    if stages == ("newton",) and first is None and act.name in ACT_CODES:
+        # Newton alone (auto's small modules): the loop below in a few calls, solved in place
+        o = ctx.opts
+        sol = _newton_in_place(op.blocks, view.copy(), view, ACT_CODES[act.name], o.atol,
+                               o.rtol, o.max_iter)
+        FT[g0:g1] = act.f(XT[g0:g1])
+        DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
+        record = GroupRecord(grp, op, [SolvedPart("newton", np.arange(n), sol.kept)])
+        return record, sol.status, sol.iterations, sol.residual
     fview, dfview = FT[g0:g1].reshape(n, q, B), DFT[g0:g1].reshape(n, q, B)
     valued = np.zeros(n, bool)  # f, f' already filled by the solver
     it = np.zeros(n, dtype=np.int32)
@@ -487,7 +498,6 @@ def _solve_group(grp, data, XT, FT, DFT, ctx, first=None):
         left = left[~keep]
         if left.size == 0:
             break
-    act = ctx.act
     if not valued.any():
         FT[g0:g1] = act.f(XT[g0:g1])
         DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
@@ -1083,8 +1093,11 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
                         args = (np.ascontiguousarray(RHS[i]), np.ascontiguousarray(D[i]),
                                 np.ascontiguousarray(X[i]))
                     U, st = ADJOINTS[part.method](rec, part, *args, opts, act)
-                    Uv[i] = U
-                    for j in np.flatnonzero(st != SolveStatus.CONVERGED):
+                    if i.size == n:
+                        Uv[...] = U
+                    else:
+                        Uv[i] = U
+                    for j in np.flatnonzero(st) if st.any() else ():  # CONVERGED is 0
                         m = i[j]
                         fail(rec.ids[m], rec.group.nodes[m], q, 0, st[j])
                 # Complete V on the module: V_S = v_ext + A_SS U_S.

@@ -462,3 +462,53 @@ def test_loss_and_grad_passes_grad_K_on():
     np.testing.assert_array_equal(dK, dense.K)
     with pytest.raises(ValueError, match="grad_K"):
         loss_and_grad(net, X0, T, backend="numpy-generic", grad_K="factors")
+
+
+def test_newton_only_groups_are_solve_newton_in_place():
+    """A group Newton solves alone (solver="auto", q <= AUTO_NEWTON_MAX_Q) goes through the
+    forward's short path (one kernel call into XT): the same bits as ``solve_newton`` on the
+    group's blocks and constant term, f and f' those of the activation at x, the LU kept for
+    the adjoint, and the gradients those of the generic stage loop (solver="newton" takes the
+    same short path, so the loop is forced by a strategy of two Newton stages)."""
+    from refimpl import propagate as P
+    from refimpl.solvers.newton import solve_newton
+
+    net, X0, y = make_case(4, p=12, scale=0.9, B=6)
+    mask = np.zeros((12, 12), bool)
+    for a, b in ((0, 1), (2, 3), (4, 5), (6, 7), (7, 8)):  # three 2-cycles, a 3-cycle
+        mask[a, b] = mask[b, a] = True
+    mask[[0, 2, 4, 5, 8, 8, 9], [6, 7, 8, 9, 10, 11, 11]] = True  # and edges between
+    g = graph_from_mask(net.K, mask)
+    groups = [(grp.size, grp.n_modules) for L in g.schedule.levels for grp in L.modules]
+    assert groups == [(2, 3), (3, 1)]
+    fwd = forward(net, X0, g, atol=1e-12, rtol=1e-12)
+    act = get_activation(net.activation)
+    # C of each group: XT before its solve, i.e. x - A_SS^T f(x) at the solution
+    for rec in (r for step in fwd.steps for r in step.groups):
+        grp, n, q = rec.group, rec.group.n_modules, rec.size
+        X = fwd.XT[grp.start:grp.stop].reshape(n, q, -1)
+        F = fwd.FT[grp.start:grp.stop].reshape(n, q, -1)
+        C = X - np.matmul(rec.op.blocks.transpose(0, 2, 1), F)
+        sol = solve_newton(rec.op.blocks, C, activation="tanh", atol=1e-12, rtol=1e-12)
+        # C recomputed from the solution (rounding); both stop at ||r|| <= 1e-12 (1 + |x|),
+        # which J^-1 of these small modules magnifies by well under 100
+        np.testing.assert_allclose(sol.x, X, rtol=0, atol=1e-10)
+        assert [p.method for p in rec.parts] == ["newton"]
+        np.testing.assert_array_equal(rec.parts[0].idx, np.arange(n))
+        np.testing.assert_array_equal(F, act.f(X))
+        np.testing.assert_array_equal(fwd.DFT[grp.start:grp.stop].reshape(n, q, -1),
+                                      act.derivative(X, F))
+    # the generic loop (two Newton stages; the second never runs) gives the same bits
+    saved = P.STRATEGIES["auto"]
+    P.STRATEGIES["auto"] = lambda q: ("newton", "newton") if q <= P.AUTO_NEWTON_MAX_Q else saved(q)
+    try:
+        ref = forward(net, X0, g, atol=1e-12, rtol=1e-12)
+        loss_r, grads_r, _ = loss_and_grad(net, X0, y, g, atol=1e-12, rtol=1e-12)
+    finally:
+        P.STRATEGIES["auto"] = saved
+    loss, grads, _ = loss_and_grad(net, X0, y, g, atol=1e-12, rtol=1e-12)
+    for name in ("XT", "FT", "DFT", "module_iterations", "module_residual"):
+        np.testing.assert_array_equal(getattr(fwd, name), getattr(ref, name), err_msg=name)
+    assert loss == loss_r
+    for name in ("K", "W1", "Wm", "U", "V"):
+        np.testing.assert_array_equal(getattr(grads, name), getattr(grads_r, name), err_msg=name)

@@ -3,6 +3,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from refimpl import Schedule, strongly_connected_components
 from strategies import csr_from_edges, digraphs, modular_digraphs
@@ -153,3 +154,18 @@ def test_bad_input():
     # Labels that are not in reverse topological order are refused.
     with pytest.raises(ValueError, match="scc_labels"):
         Schedule.from_csr(A, n_components=3, scc_labels=np.array([0, 1, 2], dtype=np.int32))
+
+
+@given(n=st.integers(1, 80), seed=st.integers(0, 2**16), data=st.data())
+def test_module_order_is_lexsort(n, seed, data):
+    """The schedule's module order (level, then size, then smallest node) by counting
+    sorts is NumPy's lexsort of the three keys."""
+    from refimpl.graph.schedule import _module_order
+
+    rng = np.random.default_rng(seed)
+    n_comp = data.draw(st.integers(1, n))
+    min_node = rng.choice(n, n_comp, replace=False).astype(np.int32)
+    size = rng.integers(1, n + 1, n_comp).astype(np.int32)
+    level = rng.integers(0, data.draw(st.integers(1, 6)), n_comp).astype(np.int32)
+    np.testing.assert_array_equal(_module_order(size, min_node, level, n),
+                                  np.lexsort((min_node, size, level)))

@@ -78,6 +78,42 @@ def _condense(indptr, indices, labels, n_comp):
 
 
 @numba.njit(cache=True, nogil=True)
+def _module_order(size, min_node, level, n):
+    """The components sorted by level, then size, then smallest node (the schedule's
+    module order; ``np.lexsort((min_node, size, level))``) by three counting passes, O(n):
+    smallest nodes are distinct node ids below ``n``, sizes at most ``n``."""
+    n_comp = size.shape[0]
+    by_node = np.full(n, -1, dtype=np.int64)
+    for c in range(n_comp):
+        by_node[min_node[c]] = c
+    order = np.empty(n_comp, dtype=np.int64)
+    k = 0
+    for v in range(n):  # by smallest node
+        if by_node[v] >= 0:
+            order[k] = by_node[v]
+            k += 1
+    for key_is_level in (False, True):  # stable counting sorts: size, then level
+        n_keys = n + 1
+        if key_is_level:
+            n_keys = 1
+            for c in range(n_comp):
+                n_keys = max(n_keys, level[c] + 1)
+        start = np.zeros(n_keys + 1, dtype=np.int64)
+        for c in range(n_comp):
+            start[(level[c] if key_is_level else size[c]) + 1] += 1
+        for i in range(n_keys):
+            start[i + 1] += start[i]
+        out = np.empty(n_comp, dtype=np.int64)
+        for i in range(n_comp):
+            c = order[i]
+            key = level[c] if key_is_level else size[c]
+            out[start[key]] = c
+            start[key] += 1
+        order = out
+    return order
+
+
+@numba.njit(cache=True, nogil=True)
 def _layout(indptr, indices, module, module_ptr):
     """Positions, external in/out edges and within-module edges.
 
@@ -316,7 +352,7 @@ class Schedule:
         if not ok:
             raise ValueError("scc_labels: not in reverse topological order (use Tarjan's labels)")
         # Module order: level, then size (singletons first), then smallest node.
-        perm = np.lexsort((min_node, size, level))
+        perm = _module_order(size, min_node, level, p)
         rank = np.empty(n_comp, dtype=np.int32)
         rank[perm] = np.arange(n_comp, dtype=np.int32)
         labels = rank[scc_labels]

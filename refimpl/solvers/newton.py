@@ -575,14 +575,22 @@ def solve_newton(blocks, C, X=None, *, activation="tanh", atol=1e-10, rtol=1e-10
             raise ValueError(f"{name}: must be finite and >= 0, got {val}")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter: must be >= 1, got {max_iter}")
+    return _newton_in_place(blocks, C, X, code, float(atol), float(rtol), int(max_iter))
+
+
+def _newton_in_place(blocks, C, X, code, atol, rtol, max_iter):
+    """:func:`solve_newton` without its checks, the solution written into ``X``: the
+    forward's path for a group Newton solves alone (its arguments come from a checked
+    :class:`refimpl.propagate.SolveOptions` and the group's own arrays).  ``blocks``
+    (n, q, q), ``C`` and ``X`` (n, q, B) C-contiguous float64, C and X distinct; ``code``
+    from :data:`ACT_CODES`.  Returns the :class:`GroupSolve` of Eq. (3) with ``x = X``."""
     n, q, B = C.shape
     LU = np.empty((n, q, q, B))
     perm = np.empty((n, q, B), dtype=np.int32)
     iters = np.empty((n, B), dtype=np.int32)
     resid = np.empty((n, B))
     status = np.empty((n, B), dtype=np.int8)
-    newton_group(blocks, C, X, code, float(atol), float(rtol), int(max_iter), LU, perm, iters,
-                 resid, status)
+    newton_group(blocks, C, X, code, atol, rtol, max_iter, LU, perm, iters, resid, status)
     return GroupSolve.from_samples(X, status, iters, resid, NewtonFactor(LU, perm))
 
 
