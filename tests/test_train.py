@@ -1,6 +1,8 @@
 """Training (Alg. 2), prediction (Alg. 3), checkpoints and the train/predict commands."""
 import dataclasses
 import json
+import mmap
+import sys
 import zipfile
 
 import numpy as np
@@ -12,6 +14,8 @@ from refimpl.regularization import nm_repulsion, nm_update
 from refimpl.testing import toy_classification
 from refimpl.train import (BestParams, CheckpointError, Trainer, TrainConfig, predict,
                            predict_proba)
+
+train_module = sys.modules["refimpl.train"]
 
 
 def toy_data(seed=0, n=120, n_in=5, n_classes=3):
@@ -133,7 +137,40 @@ def _epoch_params(tr):
     return {**params(tr), "gamma": np.array(tr.gamma)}
 
 
-def test_best_snapshot_is_the_best_epochs_parameters_and_reads_as_copies():
+@pytest.fixture(params=["numpy", "mapped"])
+def snapshot_memory(request, monkeypatch):
+    """The snapshot tests run twice: with the small test arrays copied by NumPy (below
+    ``PLAIN_PAGES_MIN_BYTES``), and with every array in its own anonymous mapping, as
+    the p x p arrays of a real run are."""
+    if request.param == "mapped":
+        monkeypatch.setattr(train_module, "PLAIN_PAGES_MIN_BYTES", 0)
+    return request.param
+
+
+def test_copy_plain_pages_is_an_ordinary_copy(monkeypatch):
+    from refimpl.train import _copy_plain_pages
+
+    rng = np.random.default_rng(0)
+    for size, limit in ((0, 1 << 22), (0, 0), (5, 0), ((600, 1000), 1 << 22), ((3, 4), 0)):
+        monkeypatch.setattr(train_module, "PLAIN_PAGES_MIN_BYTES", limit)
+        a = rng.standard_normal(size)
+        src = np.asfortranarray(a) if np.ndim(a) == 2 else a
+        c = _copy_plain_pages(src)
+        assert c.shape == a.shape and c.dtype == a.dtype and c.flags.c_contiguous
+        assert c.flags.writeable and not np.shares_memory(c, src)
+        np.testing.assert_array_equal(c, a)
+        c[...] = 1.0  # its own memory
+        np.testing.assert_array_equal(src, a)
+    monkeypatch.setattr(train_module, "PLAIN_PAGES_MIN_BYTES", 1 << 22)
+    base = _copy_plain_pages(np.ones((600, 1000)))  # 4.8 MB: its own mapping
+    while isinstance(base, np.ndarray):
+        base = base.base
+    base = base.obj if isinstance(base, memoryview) else base
+    assert isinstance(base, mmap.mmap)  # the mapping, not NumPy's allocator
+    assert _copy_plain_pages(np.ones(3)).base is None  # small: NumPy's own
+
+
+def test_best_snapshot_is_the_best_epochs_parameters_and_reads_as_copies(snapshot_memory):
     X, y = toy_data(9)
     tr = Trainer(TrainConfig(**{**SMALL, "epochs": 12, "lr": 0.3}, seed=9), 5, 3)
     seen = []
@@ -162,7 +199,7 @@ def _improve(tr, epoch, held):
         held.append((tr.best, _epoch_params(tr)))
 
 
-def test_best_snapshot_reuses_memory_only_when_nobody_holds_it():
+def test_best_snapshot_reuses_memory_only_when_nobody_holds_it(snapshot_memory):
     tr = Trainer(TrainConfig(**SMALL, seed=0), 5, 3)
     _improve(tr, 1, None)
     first = tr.best._arrays["K"]  # the test's handle on the memory (not on the snapshot)
@@ -204,7 +241,7 @@ def test_a_failed_snapshot_leaves_no_stale_best():
     assert stop.best == "params of 3" and stop.best_epoch == 3 and stop.best_score == 1.5
 
 
-def test_best_snapshot_survives_save_and_load(tmp_path):
+def test_best_snapshot_survives_save_and_load(tmp_path, snapshot_memory):
     X, y = toy_data(9)
     tr = Trainer(TrainConfig(**{**SMALL, "epochs": 3, "lr": 0.3}, seed=9), 5, 3)
     tr.fit(X[:90], y[:90], X[90:], y[90:])
@@ -695,7 +732,7 @@ def test_a_trainer_pickled_before_the_sparse_regrown_count_still_trains():
     assert strip_time(old.history) == strip_time(tr.history)
 
 
-def test_a_trainer_with_a_best_snapshot_pickles_and_copies():
+def test_a_trainer_with_a_best_snapshot_pickles_and_copies(snapshot_memory):
     import copy
     import pickle
 
