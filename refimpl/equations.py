@@ -33,6 +33,23 @@ def gather_rows(ptr, idx, w, src, dst, t0, t1):
                 row[s] += wk * srow[s]
 
 
+@numba.njit(cache=True, nogil=True)
+def input_rows(W1):
+    """The rows of ``W1`` with a nonzero (or NaN) entry, ascending: the nodes whose input
+    term ``X0 W1^T`` of Eq. (3) is not zero.  The rows of ``np.any(W1 != 0, axis=1)``,
+    each row's scan stopping at its first nonzero (one entry per row of a dense W1)."""
+    p, n = W1.shape
+    out = np.empty(p, dtype=np.int64)
+    k = 0
+    for j in range(p):
+        for i in range(n):
+            if W1[j, i] != 0.0:
+                out[k] = j
+                k += 1
+                break
+    return out[:k]
+
+
 #: A level's edge block is multiplied as a dense matrix (BLAS) when it holds
 #: at least this many edges and this fraction of its bounding block is filled.
 DENSE_MIN_EDGES = 4096

@@ -51,7 +51,7 @@ import scipy.sparse as sp
 from . import activations
 from .activations import ACTIVATIONS, get_activation, get_output
 from .backend import is_reference
-from .equations import (dense_block, level_product, singleton_steps_adjoint,
+from .equations import (dense_block, input_rows, level_product, singleton_steps_adjoint,
                         singleton_steps_forward, tanh_rows)
 from .solvers.fixed_point import (FixedPointSolve, fixed_point_group, solve_fixed_point,
                                   solve_fixed_point_adjoint, solve_fixed_point_rows)
@@ -839,7 +839,7 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     data = graph.A.data
 
     # Constant term C = 1 b^T + X0 W1^T, node-major in positions.
-    rows = np.flatnonzero(np.any(net.W1 != 0.0, axis=1))  # nodes with input edges
+    rows = input_rows(net.W1)  # nodes with input edges
     if rows.size == p:
         XT = net.W1[order] @ X0.T  # Eq. (3): X0 W1^T, in positions
         XT += graph.b[order][:, None]
@@ -918,8 +918,8 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
             mod_it[grp.ids] = it
             mod_res[grp.ids] = rr
             record.groups.append(rec)
-            bad = np.flatnonzero(st != SolveStatus.CONVERGED)
-            if bad.size:
+            bad = np.flatnonzero(st) if st.any() else ()  # CONVERGED is 0
+            if len(bad):
                 res.status = max(res.status, SolveStatus(int(st.max())))
                 res.failed_modules.extend(int(grp.ids[m]) for m in bad)
                 if throw:

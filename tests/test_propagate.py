@@ -512,3 +512,19 @@ def test_newton_only_groups_are_solve_newton_in_place():
     assert loss == loss_r
     for name in ("K", "W1", "Wm", "U", "V"):
         np.testing.assert_array_equal(getattr(grads, name), getattr(grads_r, name), err_msg=name)
+
+
+@given(rows=st.integers(0, 30), cols=st.integers(0, 6), seed=st.integers(0, 2**16),
+       order=st.sampled_from(["C", "F"]))
+def test_input_rows_are_the_rows_with_a_nonzero(rows, cols, seed, order):
+    """The nodes whose input term X0 W1^T (Eq. 3) is formed: the rows of W1 with a nonzero
+    entry, as NumPy finds them; -0.0 is zero, NaN is not."""
+    from refimpl.equations import input_rows
+
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((rows, cols))
+    W[rng.random(W.shape) < 0.7] = 0.0
+    W[rng.random(W.shape) < 0.1] = -0.0
+    W[rng.random(W.shape) < 0.05] = np.nan
+    W = np.asarray(W, order=order)
+    np.testing.assert_array_equal(input_rows(W), np.flatnonzero(np.any(W != 0.0, axis=1)))

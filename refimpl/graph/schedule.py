@@ -384,8 +384,10 @@ class Schedule:
         """Modules g0 .. g1 - 1 (same size, consecutive) as a :class:`ModuleGroup`."""
         q = int(self.module_sizes[g0])
         e0, e1 = self._int_ptr[g0], self._int_ptr[g1]
-        mod_of_edge = np.repeat(np.arange(g1 - g0, dtype=np.int64),
-                                np.diff(self._int_ptr[g0:g1 + 1]))
+        local = self._int_local[e0:e1].astype(np.int64)
+        if g1 - g0 > 1:  # module m's edges go to block m
+            local += np.repeat(np.arange(g1 - g0, dtype=np.int64) * (q * q),
+                               np.diff(self._int_ptr[g0:g1 + 1]))
         gs, ge = int(self.module_ptr[g0]), int(self.module_ptr[g1])
         return ModuleGroup(
             size=q,
@@ -394,7 +396,7 @@ class Schedule:
             stop=ge,
             nodes=self.order[gs:ge].reshape(g1 - g0, q),
             edge=self._int_edge[e0:e1],
-            flat=mod_of_edge * (q * q) + self._int_local[e0:e1],
+            flat=local,
         )
 
     @cached_property
