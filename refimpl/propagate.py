@@ -841,7 +841,7 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     # Constant term C = 1 b^T + X0 W1^T, node-major in positions.
     rows = input_rows(net.W1)  # nodes with input edges
     if rows.size == p:
-        XT = net.W1[order] @ X0.T  # Eq. (3): X0 W1^T, in positions
+        XT = (net.W1 @ X0.T)[order]  # Eq. (3): X0 W1^T, in positions
         XT += graph.b[order][:, None]
     else:
         XT = np.empty((p, B))
