@@ -458,8 +458,8 @@ def _solve_group(grp, data, XT, FT, DFT, ctx, first=None):
     if stages == ("newton",) and first is None and act.name in ACT_CODES:
         # Newton alone (auto's small modules): the loop below in a few calls, solved in place
         o = ctx.opts
-        sol = _newton_in_place(op.blocks, view.copy(), view, ACT_CODES[act.name], o.atol,
-                               o.rtol, o.max_iter)
+        sol = _newton_in_place(op.blocks, view.copy(), view, ACT_CODES[act.name],
+                               float(o.atol), float(o.rtol), int(o.max_iter))
         FT[g0:g1] = act.f(XT[g0:g1])
         DFT[g0:g1] = act.derivative(XT[g0:g1], FT[g0:g1])
         record = GroupRecord(grp, op, [SolvedPart("newton", np.arange(n), sol.kept)])
@@ -841,7 +841,7 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
     # Constant term C = 1 b^T + X0 W1^T, node-major in positions.
     rows = input_rows(net.W1)  # nodes with input edges
     if rows.size == p:
-        XT = (net.W1 @ X0.T)[order]  # Eq. (3): X0 W1^T, in positions
+        XT = net.W1[order] @ X0.T  # Eq. (3): X0 W1^T, in positions
         XT += graph.b[order][:, None]
     else:
         XT = np.empty((p, B))

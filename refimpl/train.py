@@ -410,22 +410,26 @@ def _copy_plain_pages(a):
     from :data:`PLAIN_PAGES_MIN_BYTES` on, in a new anonymous mapping (:mod:`mmap`) that,
     unlike NumPy's large arrays, is not marked for transparent huge pages
     (``madvise(MADV_HUGEPAGE)``).  Where the kernel compacts memory to find huge pages for
-    such an array (Linux's THP ``defrag = madvise``, a common default), the first write
-    of the 72 MB K at p = 3000 took 190-230 ms against 43-50 ms on plain pages (and
-    10-20 ms when huge pages were at hand; the README's training section).  The
-    snapshot is written once per better epoch and read at the end, so its pages'
-    size does not matter otherwise.  The copy is an ordinary writable ndarray (it owns
-    the mapping through its base; it pickles and saves like any other).  On Linux the
-    mapping's pages are faulted in by the kernel in one go (``MAP_POPULATE``): 37-43 ms
-    against 44-64 ms page by page, same measurement."""
+    such an array (Linux's THP ``defrag = madvise``, a common default), the first
+    snapshot of the 72 MB K at p = 3000 took 177-276 ms in a first epoch, against 38-48
+    ms in this mapping (the README's training section); a NumPy copy takes 11-20 ms only
+    when huge pages happen to be at hand.  The snapshot is written once per better
+    epoch and read at the end, so its pages' size does not matter otherwise.  On Linux
+    the kernel faults the pages in at once (``MAP_POPULATE``: 37-43 ms against 44-64 ms
+    page by page for 72 MB).  The copy is an ordinary writable ndarray (it owns the
+    mapping through its base; it pickles and saves like any other); where no mapping can
+    be made, NumPy's copy is taken."""
     a = np.asarray(a)
     if a.nbytes < PLAIN_PAGES_MIN_BYTES or a.nbytes == 0:  # (no mapping of 0 bytes)
         return np.array(a, copy=True, order="C")
-    if hasattr(mmap, "MAP_ANONYMOUS"):  # POSIX
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-        buf = mmap.mmap(-1, a.nbytes, flags=flags)
-    else:  # Windows: an anonymous mapping by fileno -1
-        buf = mmap.mmap(-1, a.nbytes)
+    try:
+        if hasattr(mmap, "MAP_ANONYMOUS"):  # POSIX
+            flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+            buf = mmap.mmap(-1, a.nbytes, flags=flags)
+        else:  # Windows: an anonymous mapping by fileno -1
+            buf = mmap.mmap(-1, a.nbytes)
+    except (OSError, ValueError, OverflowError):  # no room for a mapping: NumPy's memory
+        return np.array(a, copy=True, order="C")
     out = np.frombuffer(buf, dtype=a.dtype).reshape(a.shape)
     np.copyto(out, a)
     return out

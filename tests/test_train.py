@@ -169,6 +169,15 @@ def test_copy_plain_pages_is_an_ordinary_copy(monkeypatch):
     assert isinstance(base, mmap.mmap)  # the mapping, not NumPy's allocator
     assert _copy_plain_pages(np.ones(3)).base is None  # small: NumPy's own
 
+    def no_room(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(mmap, "mmap", no_room)  # no mapping to be had: NumPy's copy
+    a = rng.standard_normal((600, 1000))
+    c = _copy_plain_pages(a)
+    assert c.base is None and not np.shares_memory(c, a)
+    np.testing.assert_array_equal(c, a)
+
 
 def test_best_snapshot_is_the_best_epochs_parameters_and_reads_as_copies(snapshot_memory):
     X, y = toy_data(9)

@@ -159,6 +159,7 @@ def top_k_mask(values, k):
     if k == 0:
         mask, gamma = np.zeros(v.shape, dtype=bool), np.full(v.shape[0], np.inf)
     else:
+        # (the same rule, on candidates: _compact_top; test_candidate_top_k_is_top_k_mask)
         gamma = np.partition(v, n - k, axis=1)[:, n - k]  # Alg. 2 line 13: k-th largest
         mask = v > gamma[:, None]
         ties = v == gamma[:, None]
