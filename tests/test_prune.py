@@ -1,4 +1,6 @@
 """Pruning (Sec. 3.2, Alg. 2 lines 5 and 13)."""
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -130,33 +132,49 @@ def test_incremental_top_k_is_bit_identical(p, seed, data):
     assert G.gamma == R.gamma and np.array_equal(G.labels, R.labels)
 
 
-def test_incremental_top_k_paths():
+def test_incremental_top_k_paths(monkeypatch):
+    """Each path of the incremental top-k gives prune's selection: the first scan at
+    0.9 gamma_prev; when it finds fewer than k or more than the capacity, the scan at the
+    threshold a sample of the rows suggests; when that misses too, the full histogram."""
+    P = sys.modules["refimpl.graph.prune"]  # the module (refimpl.graph.prune is the function)
+
     rng = np.random.default_rng(3)
     p, k = 60, 200
     K = np.round(rng.standard_normal((p, p)), 1)  # rounded: ties
     keep_ref, gamma_ref = _full(K, k)
-    # gamma_prev near the truth: the incremental path, same answer
-    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 1.05)
-    assert not fallback and gamma == gamma_ref
-    np.testing.assert_array_equal(keep, keep_ref)
-    # gamma fell below 0.9 gamma_prev: the retry at 0.5 gamma_prev finds it
-    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 1.5)
-    assert not fallback and gamma == gamma_ref
-    np.testing.assert_array_equal(keep, keep_ref)
-    # gamma moved down a lot (fewer than k candidates on every rung): exact fallback
-    keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_ref * 3)
-    assert fallback and gamma == gamma_ref
-    np.testing.assert_array_equal(keep, keep_ref)
-    # gamma rose (more than max(16 k, k + 1024) = 2624 entries above 0.9 gamma_prev):
-    # the retry at 1.5 gamma_prev finds it (890 candidates)
-    keep100, gamma100 = _full(K, 100)
-    keep, gamma, fallback = _select_top_k_incremental(K, 100, gamma100 / 3)
-    assert not fallback and gamma == gamma100
-    np.testing.assert_array_equal(keep, keep100)
-    # far too many candidates (capacity exceeded twice): exact fallback
-    keep, gamma, fallback = _select_top_k_incremental(K, k, 1e-6)
-    assert fallback and gamma == gamma_ref
-    np.testing.assert_array_equal(keep, keep_ref)
+    calls = []
+    sample, full = P._select_by_sample, P._select_by_histogram
+    monkeypatch.setattr(P, "_select_by_sample",
+                        lambda *a: calls.append(("sample", r := sample(*a))) or r)
+    monkeypatch.setattr(P, "_select_by_histogram",
+                        lambda *a: calls.append(("full", None)) or full(*a))
+
+    def check(K, k, gamma_prev, path, ref):
+        calls.clear()
+        keep, gamma, fallback = _select_top_k_incremental(K, k, gamma_prev)
+        assert gamma == ref[1] and fallback == (path == "full")
+        np.testing.assert_array_equal(keep, ref[0])
+        if path == "first":
+            assert calls == []
+        elif path == "sample":
+            assert [c[0] for c in calls] == ["sample"] and calls[0][1] is not None
+        else:
+            assert [c[0] for c in calls] == ["sample", "full"] and calls[0][1] is None
+
+    check(K, k, gamma_ref * 1.05, "first", (keep_ref, gamma_ref))  # gamma_prev near
+    check(K, k, gamma_ref * 3, "sample", (keep_ref, gamma_ref))  # gamma fell: too few
+    check(K, k, 1e-6, "sample", (keep_ref, gamma_ref))  # gamma rose: more than the capacity
+    for gp in (np.nan, 0.0, np.inf):  # no usable gamma_prev: no first scan
+        check(K, k, gp, "sample", (keep_ref, gamma_ref))
+    # rows 0, 16, 32, 48 (the sample) far smaller than the rest: the sample's threshold
+    # lets nearly every entry through (more than the capacity): the full histogram
+    Ks = K.copy()
+    Ks[::16] *= 1e-3
+    check(Ks, 100, 1e-6, "full", _full(Ks, 100))  # (capacity 1600 of 3540 entries)
+    # ... and with the sample rows far larger: too few above its threshold
+    Kl = K.copy()
+    Kl[::16] *= 1e3
+    check(Kl, 150, np.nan, "full", _full(Kl, 150))
     with pytest.raises(ValueError, match="k"):
         prune_top_k_incremental(K, -1, 1.0)
     with pytest.raises(ValueError, match="gamma_prev"):
@@ -225,6 +243,41 @@ def test_candidate_top_k_is_top_k_mask(n, seed, data):
     assert gamma == gamma_ref and keep.size == k
     np.testing.assert_array_equal(keep, idx[mask])
     np.testing.assert_array_equal(kept_vals.view(np.int64), vals[mask].view(np.int64))
+
+
+@given(p=st.integers(2, 40), seed=st.integers(0, 2**16), data=st.data())
+def test_sampled_selection_is_the_full_selection_or_none(p, seed, data):
+    """The second scan's threshold from a sample of the rows: whenever it answers, the
+    answer is prune's (edges, gamma, values); it may only miss (None), never be wrong.
+    A NaN or inf anywhere raises, here or in the full histogram after a miss."""
+    from refimpl.graph.prune import _select_by_histogram, _select_by_sample
+
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["normal", "ties", "rows", "tiny"]))
+    if kind == "normal":
+        K = rng.standard_normal((p, p))
+    elif kind == "ties":
+        K = rng.integers(-3, 4, (p, p)) * 0.5
+    elif kind == "rows":  # rows of very different scales
+        K = rng.standard_normal((p, p)) * 10.0 ** rng.integers(-5, 5, (p, 1))
+    else:
+        K = rng.standard_normal((p, p)) * 1e-310
+    k = data.draw(st.integers(1, p * (p - 1)))
+    stride = data.draw(st.sampled_from([1, 2, 3, 16]))
+    bad = data.draw(st.sampled_from([None, np.nan, np.inf]))
+    if bad is not None:
+        K[tuple(rng.integers(0, p, 2))] = bad
+        with pytest.raises(ValueError, match="^K: contains NaN or inf"):
+            if _select_by_sample(K, k, stride) is None:
+                _select_by_histogram(K, k)
+        return
+    keep_ref, gamma_ref = _full(K, k)
+    got = _select_by_sample(K, k, stride)
+    if got is not None:
+        keep, gamma, vals = got
+        assert gamma == gamma_ref
+        np.testing.assert_array_equal(keep, keep_ref)
+        np.testing.assert_array_equal(vals, K.ravel()[keep_ref])
 
 
 @given(p=st.integers(2, 9), seed=st.integers(0, 2**16), data=st.data())

@@ -241,11 +241,16 @@ def prune(K, k=None, gamma=None, *, eligible=None):
 # incremental top-k (training: gamma moves little from one batch to the next)
 # ----------------------------------------------------------------------------
 
-#: The incremental top-k partitions the entries with ``|K| > fraction *
-#: gamma_prev``: (first scan, retry when fewer than k qualify, retry when more
-#: than ``max(INCREMENTAL_CAP k, k + 1024)`` qualify).
-INCREMENTAL_FRACTIONS = (0.9, 0.5, 1.5)
+#: The incremental top-k partitions the entries with ``|K| > INCREMENTAL_FRACTION *
+#: gamma_prev`` (the first scan, done by the trainer's update pass), at most
+#: ``max(INCREMENTAL_CAP k, k + 1024)`` of them.
+INCREMENTAL_FRACTION = 0.9
 INCREMENTAL_CAP = 16
+#: When the first scan misses (fewer than k or more than the capacity qualify), the
+#: threshold of a second scan is read off a histogram of every SAMPLE_ROW_STRIDE-th row
+#: of K, placed where it expects SAMPLE_TARGET * k entries above it.
+SAMPLE_ROW_STRIDE = 16
+SAMPLE_TARGET = 2.0
 
 
 @numba.njit(cache=True)
@@ -390,9 +395,9 @@ def candidate_capacity(k):
 
 
 def candidate_threshold(gamma_prev):
-    """The first scan's threshold ``INCREMENTAL_FRACTIONS[0] * gamma_prev`` of the
+    """The first scan's threshold ``INCREMENTAL_FRACTION * gamma_prev`` of the
     incremental top-k (Alg. 2 line 13; :func:`prune_top_k_incremental`)."""
-    return INCREMENTAL_FRACTIONS[0] * float(gamma_prev)
+    return INCREMENTAL_FRACTION * float(gamma_prev)
 
 
 #: Buckets of the exact fallback's histogram: the top 16 bits of |K| (the exponent and
@@ -401,13 +406,13 @@ _HIST_SHIFT = 48
 
 
 @numba.njit(cache=True)
-def _magnitude_histogram(bits, hist):
+def _magnitude_histogram(bits, hist, step=1):
     """Count the off-diagonal entries of K (``bits``: K viewed as int64) per bucket of
     the top bits of |K| (``hist[(bits >> 48) & 0x7fff] += 1``); NaN and inf fall in the
     buckets from ``0x7ff0`` (a non-finite bias too).  Bucket order is magnitude order
-    (IEEE 754)."""
+    (IEEE 754).  ``step``: only the rows ``0, step, 2 step, ...`` (a sample)."""
     p = bits.shape[0]
-    for j in range(p):
+    for j in range(0, p, step):
         bj = bits[j]
         for i in range(p):
             key = (bj[i] >> _HIST_SHIFT) & 0x7FFF
@@ -425,44 +430,85 @@ def _select_by_histogram(K, k):
     _magnitude_histogram(K.view(np.int64), hist)
     if hist[0x7FF0:].any():
         raise ValueError("K: contains NaN or inf")
-    above = np.cumsum(hist[::-1])[::-1]  # above[b]: entries in bucket b or higher
-    b = int(np.flatnonzero(above >= k)[-1])  # the bucket of the k-th largest
-    edge = np.array(b << _HIST_SHIFT, dtype=np.int64).view(np.float64)
-    t = np.nextafter(edge, -np.inf)  # |K| > t  <=>  |K| >= edge, the bucket's lower end
-    idx, vals = np.empty(int(above[b]), dtype=np.int64), np.empty(int(above[b]))
+    b, t = _threshold_bucket(hist, k)  # the bucket of the k-th largest
+    n = int(hist[b:].sum())  # entries in it and above it
+    idx, vals = np.empty(n, dtype=np.int64), np.empty(n)
     count = _collect_above(K, t, idx, vals)
     assert count == idx.size, "the histogram counts the entries the scan collects"
     keep, gamma, _ = _top_k_of(idx, vals, k)  # Alg. 2 line 13
     return keep, gamma
 
 
+def _threshold_bucket(hist, n_above):
+    """The bucket of a magnitude histogram (:func:`_magnitude_histogram`) with at least
+    ``n_above`` counted entries in it or above it, the highest such (None if none), and
+    the threshold ``t`` just below its lower end (``|K| > t  <=>  |K| >= edge``)."""
+    above = np.cumsum(hist[::-1])[::-1]  # above[b]: entries in bucket b or higher
+    where = np.flatnonzero(above >= n_above)
+    if where.size == 0:
+        return None, None
+    b = int(where[-1])
+    edge = np.array(b << _HIST_SHIFT, dtype=np.int64).view(np.float64)
+    return b, float(np.nextafter(edge, -np.inf))
+
+
+def _select_by_sample(K, k, stride=None):
+    """The exact top-k of ``|K|`` (Alg. 2 line 13, diagonal excluded) by one scan of K at a
+    threshold read off a sample: a magnitude histogram of every ``stride``-th row
+    (:data:`SAMPLE_ROW_STRIDE`), scaled to all rows, gives the bucket above which
+    :data:`SAMPLE_TARGET` k entries are expected; the entries above it are collected (at
+    most :func:`candidate_capacity`) and, when at least k were, selected among: exact by
+    the argument of :func:`_select_top_k_incremental`.  Returns ``(keep, gamma, values)``,
+    or None when the sample misses (fewer than k or more than the capacity above its
+    threshold: the caller takes the full histogram).  1/16 of a pass plus one pass over
+    K, where the full histogram's two passes cost ~1.6 (p = 3000)."""
+    K = np.ascontiguousarray(K)
+    p = K.shape[0]
+    step = SAMPLE_ROW_STRIDE if stride is None else int(stride)
+    hist = np.zeros(1 << 15, dtype=np.int64)
+    _magnitude_histogram(K.view(np.int64), hist, step)
+    if hist[0x7FF0:].any():
+        raise ValueError("K: contains NaN or inf")
+    n_rows = len(range(0, p, step))
+    b, t = _threshold_bucket(hist, SAMPLE_TARGET * k * n_rows / p)
+    if b is None:
+        return None
+    n = candidate_capacity(k)
+    idx, vals = np.empty(n, dtype=np.int64), np.empty(n)
+    count = _collect_above(K, t, idx, vals)
+    if count == -2:
+        raise ValueError("K: contains NaN or inf")
+    if count < k:  # (-1: more than the capacity)
+        return None
+    return _top_k_of(idx[:count], vals[:count], k)
+
+
 def _select_top_k_incremental(K, k, gamma_prev, first=None, with_values=False):
     """:func:`top_k_mask` of ``|K|`` (diagonal excluded, as in :func:`prune`) scanning only the
-    entries above ``t = fraction * gamma_prev``.
+    entries above a threshold ``t``.
 
     Exact: whenever at least ``k`` (and at most ``cap``) entries exceed a
-    threshold ``t > 0``, the k-th largest magnitude is one of them and
+    threshold t, the k-th largest magnitude is one of them and
     exceeds t, so every entry above it and every tie with it is a
     candidate, found in increasing flat order: the same ``keep`` and
     ``gamma`` as the full selection, tie rule included.  The first scan uses
-    ``INCREMENTAL_FRACTIONS[0]``; with fewer than k candidates (gamma fell:
-    NM regularization shrinks a whole module's weights) one more scan uses
-    the lower fraction, with more than ``cap`` (gamma rose) the higher one.
-    Otherwise, or with ``gamma_prev`` not a finite number > 0, it falls back
-    to the exact selection of :func:`_select_by_histogram` (two more passes over K;
-    ``k = 0``: the full selection).  ``first``: ``(idx, vals, count)``, the first scan's result
+    ``t = INCREMENTAL_FRACTION * gamma_prev``.  When it finds fewer than k (gamma fell: NM
+    regularization shrinks a whole module's weights) or more than ``cap`` entries (gamma
+    rose), or ``gamma_prev`` is not a finite number > 0, a second scan takes its
+    threshold from a sample of the rows (:func:`_select_by_sample`); if that misses too,
+    the exact selection of :func:`_select_by_histogram` (two more passes over K; ``k = 0``:
+    the full selection).  ``first``: ``(idx, vals, count)``, the first scan's result
     when it was done elsewhere (the trainer's fused update pass: the
     :func:`_collect_row` scan of this K at :func:`candidate_threshold`, into a
-    buffer of :func:`candidate_capacity`).  Returns ``(keep, gamma, fallback)``, and
+    buffer of :func:`candidate_capacity`).  Returns ``(keep, gamma, fallback)``
+    (``fallback``: the full histogram or the k = 0 selection ran), and
     with ``with_values`` the kept entries' values too (``K.ravel()[keep]``, or None
     from the fallbacks).
     """
-    fraction, lower, higher = INCREMENTAL_FRACTIONS
-    for attempt in range(2):
-        t = fraction * float(gamma_prev)
-        if not (0 < k and np.isfinite(t) and t > 0.0):
-            break
-        if attempt == 0 and first is not None:
+    t = candidate_threshold(gamma_prev)
+    found = None
+    if 0 < k and np.isfinite(t) and t > 0.0:
+        if first is not None:
             idx, vals, count = first
         else:
             n = candidate_capacity(k)
@@ -472,11 +518,12 @@ def _select_top_k_incremental(K, k, gamma_prev, first=None, with_values=False):
             raise ValueError("K: contains NaN or inf")
         if count >= k:
             # the candidates are in increasing flat order: top_k_mask's tie rule is prune's
-            keep, gamma, kept_vals = _top_k_of(idx[:count], vals[:count], k)  # Alg. 2 line 13
-            if with_values:
-                return keep, gamma, False, kept_vals
-            return keep, gamma, False
-        fraction = higher if count == -1 else lower
+            found = _top_k_of(idx[:count], vals[:count], k)  # Alg. 2 line 13
+    if found is None and k > 0:
+        found = _select_by_sample(K, k)
+    if found is not None:
+        keep, gamma, kept_vals = found
+        return (keep, gamma, False, kept_vals) if with_values else (keep, gamma, False)
     if k > 0:
         keep, gamma = _select_by_histogram(K, k)
     else:
@@ -494,11 +541,12 @@ def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
     Implements Alg. 2 lines 5 and 13 like ``prune(K, k=k)`` and returns the
     identical graph (same edges, same ``gamma``, same tie rule); during
     training gamma moves little between mini-batches, so only the entries
-    with ``|K| > 0.9 gamma_prev`` are partitioned (one retry at ``0.5
-    gamma_prev`` when fewer than ``k`` qualify, at ``1.5 gamma_prev`` when
-    more than ``max(16 k, k + 1024)`` do: :data:`INCREMENTAL_FRACTIONS`; then
-    an exact fallback: a histogram of the magnitudes' top bits finds the k-th
-    largest's bucket, and only the entries in and above it are selected among).
+    with ``|K| > 0.9 gamma_prev`` are partitioned (:data:`INCREMENTAL_FRACTION`; at most
+    ``max(16 k, k + 1024)``).  When fewer than ``k`` or more qualify, one more scan takes
+    its threshold from a magnitude histogram of every 16th row of K
+    (:data:`SAMPLE_ROW_STRIDE`), aiming at ``2 k`` entries; when that misses too, an exact
+    fallback: a histogram of all magnitudes' top bits finds the k-th largest's bucket, and
+    only the entries in and above it are selected among.
 
     Parameters
     ----------
@@ -506,7 +554,7 @@ def prune_top_k_incremental(K, k, gamma_prev, *, candidates=None):
     k : int
         Edges to keep, in ``[0, p (p - 1)]``.
     gamma_prev : float
-        The previous threshold (any value: NaN, inf or 0 take the full path).
+        The previous threshold (any value: NaN, inf or 0 skip the first scan).
     candidates : (idx, vals, count), optional
         The first scan, already done on this very ``K`` (the trainer does it inside
         its update pass): ``count`` as :func:`_collect_row` returns it over the rows
