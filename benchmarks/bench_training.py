@@ -44,7 +44,7 @@ epoch against the floor measured inside it).  ``--passes`` times the per-batch
 passes over the p x p arrays alone (the floor argument of issue 12).
 
 The kernels are compiled (or loaded from numba's cache) before the timed runs, by one
-untimed epoch at p = 300 per regularization: a first epoch in a fresh process also pays
+untimed epoch at p = 300 per regularization and setting: a first epoch in a fresh process also pays
 those loads once, which is not the epoch's work.
 
 Run ``python benchmarks/bench_training.py`` or ``refimpl bench training``;
@@ -324,11 +324,13 @@ def main(argv=None):
     # p = 300 per regularization goes through the paths the larger runs take (singleton
     # runs, Newton groups, fixed-point and Krylov modules); p = 20 had left six kernels
     # to load inside the first timed epoch at p = 3000.
+    modes = ["blocked"] + ["dense"] * args.dense_grad + ["separate"] * args.separate
     for reg in args.reg:
-        epoch_parts(data, 20 if args.quick else 300, reg)
+        for mode in modes:
+            epoch_parts(data, 20 if args.quick else 300, reg, fused_pass=mode != "separate",
+                        blocked_grad=mode == "blocked")
     rows = []
     for p in nodes:
-        modes = ["blocked"] + ["dense"] * args.dense_grad + ["separate"] * args.separate
         settings = [(reg, mode) for reg in args.reg for mode in modes]
         best, ratios = {}, {}
         for _ in range(1 if args.quick else max(1, args.repeat)):

@@ -311,7 +311,7 @@ def _collect_flagged(Kj, j, flag, idx, vals, count):
     (more than ``idx.size``) or -2 (NaN/inf)."""
     p = Kj.shape[0]
     if count == -1:  # overflowed: only NaN and inf count, found by a branch-free sweep
-        bad = 0  # (below an infinite threshold every NaN and inf is flagged: the same)
+        bad = 0  # (below a finite threshold every NaN and inf is flagged: the same)
         for i in range(p):
             bad += 0 if abs(Kj[i]) <= _FLOAT64_MAX else 1
         return -2 if bad else -1
@@ -406,7 +406,7 @@ _HIST_SHIFT = 48
 
 
 @numba.njit(cache=True)
-def _magnitude_histogram(bits, hist, step=1):
+def _magnitude_histogram(bits, hist, step):
     """Count the off-diagonal entries of K (``bits``: K viewed as int64) per bucket of
     the top bits of |K| (``hist[(bits >> 48) & 0x7fff] += 1``); NaN and inf fall in the
     buckets from ``0x7ff0`` (a non-finite bias too).  Bucket order is magnitude order
@@ -427,7 +427,7 @@ def _select_by_histogram(K, k):
     number is known) are collected and selected among.  Returns ``(keep, gamma)``."""
     K = np.ascontiguousarray(K)
     hist = np.zeros(1 << 15, dtype=np.int64)
-    _magnitude_histogram(K.view(np.int64), hist)
+    _magnitude_histogram(K.view(np.int64), hist, 1)
     if hist[0x7FF0:].any():
         raise ValueError("K: contains NaN or inf")
     b, t = _threshold_bucket(hist, k)  # the bucket of the k-th largest
@@ -461,7 +461,8 @@ def _select_by_sample(K, k, stride=None):
     the argument of :func:`_select_top_k_incremental`.  Returns ``(keep, gamma, values)``,
     or None when the sample misses (fewer than k or more than the capacity above its
     threshold: the caller takes the full histogram).  1/16 of a pass plus one pass over
-    K, where the full histogram's two passes cost ~1.6 (p = 3000)."""
+    K, where the full histogram's two passes cost ~1.6 (p = 3000).  K: float64 (read as
+    int64 bits), as :func:`prune_top_k_incremental` passes it."""
     K = np.ascontiguousarray(K)
     p = K.shape[0]
     step = SAMPLE_ROW_STRIDE if stride is None else int(stride)
