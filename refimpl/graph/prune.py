@@ -306,8 +306,8 @@ def _collect_flagged(Kj, j, flag, idx, vals, count):
     when it was written (``flag[i] = not |K[j, i]| <= t``, uint8, length a multiple of 8:
     tested 8 at a time).  ``count = -1`` on entry (an earlier row overflowed) only looks
     for NaN and inf (in the whole row, a branch-free sweep: when the threshold fell far
-    behind gamma, nearly every entry is flagged, and visiting them one by one made the
-    first epoch's overflowed passes 10-30 ms slower at p = 3000).  Returns the new count, -1
+    behind gamma, nearly every entry is flagged, and visiting them one by one made an
+    overflowed pass of the first epoch 59-70 ms instead of 33-36 ms at p = 3000).  Returns the new count, -1
     (more than ``idx.size``) or -2 (NaN/inf)."""
     p = Kj.shape[0]
     if count == -1:  # overflowed: only NaN and inf count, found by a branch-free sweep
@@ -420,16 +420,23 @@ def _magnitude_histogram(bits, hist, step):
                 hist[key] += 1
 
 
+def _histogram(K, step):
+    """``(K, hist)``: K C-contiguous and the :func:`_magnitude_histogram` of its rows
+    ``0, step, 2 step, ...``; raises ValueError on a NaN or inf among them."""
+    K = np.ascontiguousarray(K)
+    hist = np.zeros(1 << 15, dtype=np.int64)
+    _magnitude_histogram(K.view(np.int64), hist, step)
+    if hist[0x7FF0:].any():
+        raise ValueError("K: contains NaN or inf")
+    return K, hist
+
+
 def _select_by_histogram(K, k):
     """The exact top-k of ``|K|`` (diagonal excluded) with two passes over K and no
     p x p temporary: a histogram of the magnitudes' top bits finds the bucket of the
     k-th largest, then the entries in and above it (at least k, and their exact
     number is known) are collected and selected among.  Returns ``(keep, gamma)``."""
-    K = np.ascontiguousarray(K)
-    hist = np.zeros(1 << 15, dtype=np.int64)
-    _magnitude_histogram(K.view(np.int64), hist, 1)
-    if hist[0x7FF0:].any():
-        raise ValueError("K: contains NaN or inf")
+    K, hist = _histogram(K, 1)
     b, t = _threshold_bucket(hist, k)  # the bucket of the k-th largest
     n = int(hist[b:].sum())  # entries in it and above it
     idx, vals = np.empty(n, dtype=np.int64), np.empty(n)
@@ -460,16 +467,13 @@ def _select_by_sample(K, k, stride=None):
     most :func:`candidate_capacity`) and, when at least k were, selected among: exact by
     the argument of :func:`_select_top_k_incremental`.  Returns ``(keep, gamma, values)``,
     or None when the sample misses (fewer than k or more than the capacity above its
-    threshold: the caller takes the full histogram).  1/16 of a pass plus one pass over
-    K, where the full histogram's two passes cost ~1.6 (p = 3000).  K: float64 (read as
-    int64 bits), as :func:`prune_top_k_incremental` passes it."""
-    K = np.ascontiguousarray(K)
-    p = K.shape[0]
+    threshold: the caller takes the full histogram).  A histogram of 1/16 of the rows
+    plus one scan of K, where the full fallback histograms every row (8 ms at p = 3000)
+    before its scan.  K: float64 (read as int64 bits), as
+    :func:`prune_top_k_incremental` passes it."""
     step = SAMPLE_ROW_STRIDE if stride is None else int(stride)
-    hist = np.zeros(1 << 15, dtype=np.int64)
-    _magnitude_histogram(K.view(np.int64), hist, step)
-    if hist[0x7FF0:].any():
-        raise ValueError("K: contains NaN or inf")
+    K, hist = _histogram(K, step)
+    p = K.shape[0]
     n_rows = len(range(0, p, step))
     b, t = _threshold_bucket(hist, SAMPLE_TARGET * k * n_rows / p)
     if b is None:
