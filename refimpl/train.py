@@ -51,7 +51,8 @@ product into a kept, cache-sized block, so the dense p x p dL/dK never goes to m
 ``Trainer.blocked_grad``) and does the optimizer's step, the
 regularizer's proximal step (R of Eq. 10 as rank one plus the kept edges, never
 formed densely: :func:`refimpl.regularization.nm_repulsion_sparse`) and collects the
-entries above 0.9 of the current gamma, among which the next top-k pruning selects
+entries above 0.97 of the current gamma (0.9 for a while after gamma fell), among
+which the next top-k pruning selects
 (:func:`refimpl.graph.prune_top_k_incremental`, the same graph as ``prune``;
 ``structure="dag"`` takes ``prune(..., eligible=)``).  The result is bit for bit that
 of the separate passes (``Trainer.fused_pass = False``: ``Optimizer.step``,
@@ -78,7 +79,8 @@ import numba
 import numpy as np
 
 from .backend import get_backend, is_reference, to_numpy
-from .graph.prune import (_collect_flagged, candidate_capacity, candidate_threshold, prune,
+from .graph.prune import (FALLEN_BATCHES, FALLEN_FRACTION, INCREMENTAL_FRACTION,
+                          _collect_flagged, candidate_capacity, candidate_threshold, prune,
                           prune_top_k_incremental)
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import EarlyStopping, EpochTrainer, Hook
@@ -544,6 +546,7 @@ class Trainer(EpochTrainer):
         self.gamma = np.nan
         self._prev_keep = None  # the flat indices of the kept edges at the last epoch's end
         self._gamma_hint = np.nan  # the last top-k gamma: prune_top_k_incremental's start
+        self._fallen = 0  # batches left whose candidate scan is at FALLEN_FRACTION
         self.extra: dict = {}
         #: One compiled pass over K per mini-batch for the update, the proximal step and
         #: the next pruning's candidates (:meth:`_update`); False runs them as separate
@@ -573,7 +576,7 @@ class Trainer(EpochTrainer):
         if "_prev_mask" in state:  # pickled by an earlier version: the dense mask
             mask = state.pop("_prev_mask")
             state["_prev_keep"] = None if mask is None else np.flatnonzero(mask.ravel())
-        self.__dict__.update({"_last_snapshot": (None, None), **state})
+        self.__dict__.update({"_last_snapshot": (None, None), "_fallen": 0, **state})
 
     # ------------------------------------------------------------ pruning
     def prune(self):
@@ -584,7 +587,7 @@ class Trainer(EpochTrainer):
             return prune(self.net.K, gamma=c.gamma, eligible=self._eligible)
         if self._eligible is not None:
             return prune(self.net.K, k=c.k, eligible=self._eligible)
-        # the same graph as prune(K, k=k), partitioning only |K| > 0.9 gamma_prev
+        # the same graph as prune(K, k=k), partitioning only |K| > 0.97 gamma_prev
         candidates, self._candidates = self._candidates, None
         if candidates is not None:  # the scan of the update pass, if of this K and gamma
             K_scanned, gamma_prev, idx, vals, count = candidates
@@ -593,6 +596,13 @@ class Trainer(EpochTrainer):
                 candidates = (idx, vals, count)
         graph = prune_top_k_incremental(self.net.K, c.k, self._gamma_hint,
                                         candidates=candidates)
+        # gamma fell by more than the first scan's margin, by less than FALLEN_FRACTION's:
+        # the next FALLEN_BATCHES scans take the wider margin (else one more scan each)
+        fell = graph.gamma / self._gamma_hint if self._gamma_hint > 0 else np.nan
+        if FALLEN_FRACTION < fell <= INCREMENTAL_FRACTION:
+            self._fallen = FALLEN_BATCHES
+        elif self._fallen:
+            self._fallen -= 1
         self._gamma_hint = graph.gamma
         return graph
 
@@ -706,7 +716,9 @@ class Trainer(EpochTrainer):
         (:func:`_update_pass`): the step, the proximal step (R of Eq. 10 as
         :func:`nm_repulsion_sparse` gives it; L2: R = 1) and, for top-k pruning
         during :meth:`fit`, the candidates of the next :meth:`prune` (|K| above
-        0.9 of this graph's gamma); bit for bit the separate passes.  With ``gK`` None
+        0.97 of this graph's gamma; 0.9 for 16 batches after gamma fell by 3-10 %:
+        :data:`refimpl.graph.prune.FALLEN_FRACTION`); bit for bit the separate
+        passes.  With ``gK`` None
         (:attr:`blocked_grad`), dL/dK is formed from ``grads.K_factors`` in blocks of
         rows inside that pass (:func:`_update_blocked`).  A NaN or inf in the new K
         raises :class:`TrainingDivergedError` at once."""
@@ -726,7 +738,8 @@ class Trainer(EpochTrainer):
         else:  # L2 is NM with R = 1 (no kept edge, z = 1)
             z, indptr = np.ones(p), np.zeros(p + 1, dtype=np.int32)
             indices, d = np.zeros(0, dtype=np.int32), np.zeros(0)
-        t = candidate_threshold(graph.gamma)
+        t = candidate_threshold(graph.gamma,
+                                FALLEN_FRACTION if self._fallen else INCREMENTAL_FRACTION)
         scan = (self._scan_ok and c.gamma is None and self._eligible is None
                 and np.isfinite(t) and t > 0.0)
         n = candidate_capacity(c.k) if scan else 0
