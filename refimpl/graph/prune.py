@@ -247,7 +247,7 @@ def prune(K, k=None, gamma=None, *, eligible=None):
 #: the pass and the selection, and in training gamma seldom falls from one batch to the
 #: next (digits, p = 3000, NM regularization: after the first five batches never by more
 #: than 0.9 % in 117 batches): at 0.97 gamma_prev about 1.3 k entries qualify, at 0.9
-#: about 2.2 k (a training epoch 2-4 % faster).  After a fall that the first scan missed
+#: about 2.2 k (a training batch ~1 % faster).  After a fall that the first scan missed
 #: and FALLEN_FRACTION would have caught, the trainer scans at FALLEN_FRACTION for the
 #: next FALLEN_BATCHES batches (:meth:`refimpl.train.Trainer.prune`).
 INCREMENTAL_FRACTION = 0.97
