@@ -41,7 +41,10 @@ gets it (:mod:`refimpl.threads`: one thread for numba and BLAS).  ``--repeat n``
 runs every setting n times, interleaved, and reports the fastest epoch (with
 its floor), and the least and largest epoch/floor ratio over the runs (each run's
 epoch against the floor measured inside it).  ``--passes`` times the per-batch
-passes over the p x p arrays alone (the floor argument of issue 12).
+passes over the p x p arrays alone (the floor argument of issue 12).  ``--batches N``
+also lists the fastest run's epoch by mini-batch: the first N one by one, the median of
+the others, and the end of the epoch (validation forward, best-epoch snapshot), each
+with the floor measured inside it (where a first epoch's extra time goes).
 
 The kernels are compiled (or loaded from numba's cache) before the timed runs, by one
 untimed epoch at p = 300 per regularization and setting: a first epoch in a fresh process also pays
@@ -120,7 +123,9 @@ def _best_of_two(fn):
 def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True, blocked_grad=True):
     """Seconds of one epoch of Alg. 2, split into :data:`PARTS` (``fused_pass``:
     :attr:`Trainer.fused_pass`, False for the separate passes; ``blocked_grad``:
-    :attr:`Trainer.blocked_grad`, False for backward's dense dL/dK)."""
+    :attr:`Trainer.blocked_grad`, False for backward's dense dL/dK).  Returns
+    ``(seconds, parts, floor, record, batches)``; ``batches``: per mini-batch
+    ``(seconds, parts, floor, largest module)``, in order."""
     config = TrainConfig(nodes=p, reg=reg, epochs=warm_epochs + 1, patience=None, seed=seed)
     tr = Trainer(config, data.n_features, data.n_classes)
     tr.fused_pass, tr.blocked_grad = fused_pass, blocked_grad
@@ -182,7 +187,24 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True, blocked_gr
             clock.t["dL/dK"] += t_blk  # moved from the update pass that contains them
             clock.t["update"] -= t_blk
 
-    tr.prune = clock.wrap("pruning", tr.prune)
+    orig_prune, orig_batch, batches = tr.prune, tr.train_batch, []
+
+    def prune():
+        graph = orig_prune()
+        tr._bench_graph = graph
+        return graph
+
+    def train_batch(X, y):  # the batch's share of every part (replays not counted)
+        parts0, floor0, excluded0 = dict(clock.t), clock.floor, clock.excluded
+        t0 = time.perf_counter()
+        out = orig_batch(X, y)
+        dt = time.perf_counter() - t0 - (clock.excluded - excluded0)
+        batches.append((dt, {k: clock.t[k] - parts0[k] for k in PARTS},
+                        clock.floor - floor0, tr._bench_graph.schedule.max_module_size))
+        return out
+
+    tr.prune = clock.wrap("pruning", prune)
+    tr.train_batch = train_batch
     tr._reg_shrink = clock.wrap("regularization", tr._reg_shrink)
     tr._reg_gradient = clock.wrap("regularization", tr._reg_gradient)
     tr._update = update
@@ -195,7 +217,32 @@ def epoch_parts(data, p, reg, seed=0, warm_epochs=0, fused_pass=True, blocked_gr
     finally:
         train_mod.loss_and_grad, train_mod.forward = orig_lag, orig_fwd
     clock.t["other"] = max(0.0, total - sum(v for k, v in clock.t.items() if k != "other"))
-    return total, clock.t, clock.floor, tr.history[-1]
+    return total, clock.t, clock.floor, tr.history[-1], batches
+
+
+def batch_rows(run, first):
+    """Rows [batch, time, parts..., floor, time / floor, largest module] of an
+    :func:`epoch_parts` run: its first ``first`` mini-batches one by one, the median of
+    the batches after them (per column), and the end of the epoch (what is not in a
+    batch: the validation forward, the best-epoch snapshot, the record)."""
+    total, _, floor, _, batches = run
+    shown = PARTS[:4]  # solves, dL/dK, update, pruning
+
+    def row(label, dt, parts, fl, largest):
+        return ([label, fmt_time(dt)] + [fmt_time(parts[k]) for k in shown]
+                + [fmt_time(fl), f"{dt / fl:.2f}x" if fl > 0 else "-", largest])
+
+    rows = [row(str(i), *b) for i, b in enumerate(batches[:first])]
+    rest = batches[first:]
+    if rest:
+        med = lambda xs: float(np.median(xs))  # noqa: E731
+        rows.append(row(f"median of {first}-{len(batches) - 1}", med([b[0] for b in rest]),
+                        {k: med([b[1][k] for b in rest]) for k in shown},
+                        med([b[2] for b in rest]), int(med([b[3] for b in rest]))))
+    rows.append(["end of epoch", fmt_time(total - sum(b[0] for b in batches))]
+                + ["-"] * len(shown)
+                + [fmt_time(floor - sum(b[2] for b in batches)), "-", "-"])
+    return rows
 
 
 def pass_rows(nodes, repeat=9, B=32):
@@ -305,6 +352,10 @@ def main(argv=None):
     ap.add_argument("--passes", action="store_true",
                     help="time only the per-batch passes over p x p arrays, each alone "
                          "(the floor argument)")
+    ap.add_argument("--batches", type=int, default=0, metavar="N",
+                    help="also list the fastest run's first N mini-batches one by one, the "
+                         "median of the others and the end of the epoch (where a first "
+                         "epoch's extra time goes)")
     ap.add_argument("--fused-update", action="store_true",
                     help="time only the optimizer step on K, fused vs NumPy (issue 12)")
     args = ap.parse_args(argv)
@@ -329,7 +380,7 @@ def main(argv=None):
         for mode in modes:
             epoch_parts(data, 20 if args.quick else 300, reg, fused_pass=mode != "separate",
                         blocked_grad=mode == "blocked")
-    rows = []
+    rows, per_batch = [], []
     for p in nodes:
         settings = [(reg, mode) for reg in args.reg for mode in modes]
         best, ratios = {}, {}
@@ -343,7 +394,7 @@ def main(argv=None):
                 ratios.setdefault((reg, mode), []).append(run[0] / run[2])
                 print(f"  done: p={p} reg={reg} {mode}: {run[0]:.2f} s", file=sys.stderr)
         for reg, mode in settings:
-            total, parts, floor, rec = best[reg, mode]
+            total, parts, floor, rec, _ = best[reg, mode]
             house = sum(parts[k] for k in ("update", "pruning", "regularization", "other"))
             label = {"blocked": reg, "dense": f"{reg} (dense dL/dK)",
                      "separate": f"{reg} (separate)"}[mode]
@@ -353,9 +404,15 @@ def main(argv=None):
                            f"{total / floor:.2f}x",
                            f"{min(ratios[reg, mode]):.2f}-{max(ratios[reg, mode]):.2f}x",
                            rec["largest_module"]])
+            if args.batches > 0:
+                per_batch.append((p, label, batch_rows(best[reg, mode], args.batches)))
     print(markdown_table(["p", "reg", "epoch"] + list(PARTS)
                          + ["all but solves, dL/dK", "floor", "epoch/floor",
                             "epoch/floor, all runs", "largest module"], rows))
+    for p, label, table in per_batch:
+        print(f"\np = {p}, {label}: the fastest run's epoch by mini-batch")
+        print(markdown_table(["batch", "time"] + list(PARTS[:4])
+                             + ["floor", "time / floor", "largest module"], table))
     return 0
 
 

@@ -79,9 +79,8 @@ import numba
 import numpy as np
 
 from .backend import get_backend, is_reference, to_numpy
-from .graph.prune import (FALLEN_BATCHES, FALLEN_FRACTION, INCREMENTAL_FRACTION,
-                          _collect_flagged, candidate_capacity, candidate_threshold, prune,
-                          prune_top_k_incremental)
+from .graph.prune import (_collect_flagged, candidate_capacity, candidate_threshold,
+                          fallen_countdown, prune, prune_top_k_incremental)
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import EarlyStopping, EpochTrainer, Hook
 from .model import NMNetwork, loss_and_grad, output_loss
@@ -546,7 +545,7 @@ class Trainer(EpochTrainer):
         self.gamma = np.nan
         self._prev_keep = None  # the flat indices of the kept edges at the last epoch's end
         self._gamma_hint = np.nan  # the last top-k gamma: prune_top_k_incremental's start
-        self._fallen = 0  # batches left whose candidate scan is at FALLEN_FRACTION
+        self._fallen = 0  # prunings left whose candidate scan is at FALLEN_FRACTION
         self.extra: dict = {}
         #: One compiled pass over K per mini-batch for the update, the proximal step and
         #: the next pruning's candidates (:meth:`_update`); False runs them as separate
@@ -596,13 +595,9 @@ class Trainer(EpochTrainer):
                 candidates = (idx, vals, count)
         graph = prune_top_k_incremental(self.net.K, c.k, self._gamma_hint,
                                         candidates=candidates)
-        # gamma fell by more than the first scan's margin, by less than FALLEN_FRACTION's:
-        # the next FALLEN_BATCHES scans take the wider margin (else one more scan each)
-        fell = graph.gamma / self._gamma_hint if self._gamma_hint > 0 else np.nan
-        if FALLEN_FRACTION < fell <= INCREMENTAL_FRACTION:
-            self._fallen = FALLEN_BATCHES
-        elif self._fallen:
-            self._fallen -= 1
+        # after a fall of gamma the narrow margin missed: the update pass's next scans
+        # take the wider one (else one more scan of K per batch while gamma keeps falling)
+        self._fallen = fallen_countdown(self._fallen, graph.gamma, self._gamma_hint)
         self._gamma_hint = graph.gamma
         return graph
 
@@ -716,8 +711,8 @@ class Trainer(EpochTrainer):
         (:func:`_update_pass`): the step, the proximal step (R of Eq. 10 as
         :func:`nm_repulsion_sparse` gives it; L2: R = 1) and, for top-k pruning
         during :meth:`fit`, the candidates of the next :meth:`prune` (|K| above
-        0.97 of this graph's gamma; 0.9 for 16 batches after gamma fell by 3-10 %:
-        :data:`refimpl.graph.prune.FALLEN_FRACTION`); bit for bit the separate
+        0.97 of this graph's gamma; 0.9 for 16 prunings after gamma fell by 3-10 %:
+        :func:`refimpl.graph.prune.fallen_countdown`); bit for bit the separate
         passes.  With ``gK`` None
         (:attr:`blocked_grad`), dL/dK is formed from ``grads.K_factors`` in blocks of
         rows inside that pass (:func:`_update_blocked`).  A NaN or inf in the new K
@@ -738,8 +733,7 @@ class Trainer(EpochTrainer):
         else:  # L2 is NM with R = 1 (no kept edge, z = 1)
             z, indptr = np.ones(p), np.zeros(p + 1, dtype=np.int32)
             indices, d = np.zeros(0, dtype=np.int32), np.zeros(0)
-        t = candidate_threshold(graph.gamma,
-                                FALLEN_FRACTION if self._fallen else INCREMENTAL_FRACTION)
+        t = candidate_threshold(graph.gamma, fallen=self._fallen > 0)
         scan = (self._scan_ok and c.gamma is None and self._eligible is None
                 and np.isfinite(t) and t > 0.0)
         n = candidate_capacity(c.k) if scan else 0

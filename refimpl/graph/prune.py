@@ -247,10 +247,12 @@ def prune(K, k=None, gamma=None, *, eligible=None):
 #: the pass and the selection, and in training gamma seldom falls from one batch to the
 #: next (digits, p = 3000, NM regularization: after the first five batches never by more
 #: than 0.9 % in 117 batches): at 0.97 gamma_prev about 1.3 k entries qualify, at 0.9
-#: about 2.2 k (a training batch ~1 % faster).  After a fall that the first scan missed
-#: and FALLEN_FRACTION would have caught, the trainer scans at FALLEN_FRACTION for the
-#: next FALLEN_BATCHES batches (:meth:`refimpl.train.Trainer.prune`).
+#: about 2.2 k (a training batch ~1 % faster).
 INCREMENTAL_FRACTION = 0.97
+#: After a fall of gamma that the first scan at INCREMENTAL_FRACTION missed and one at
+#: FALLEN_FRACTION would have caught, the trainer's fused update pass scans at
+#: FALLEN_FRACTION for the next FALLEN_BATCHES prunings (:func:`fallen_countdown`), so
+#: that a steadily falling gamma does not cost a second scan of K per batch.
 FALLEN_FRACTION = 0.9
 FALLEN_BATCHES = 16
 INCREMENTAL_CAP = 16
@@ -402,11 +404,24 @@ def candidate_capacity(k):
     return max(INCREMENTAL_CAP * int(k), int(k) + 1024)
 
 
-def candidate_threshold(gamma_prev, fraction=INCREMENTAL_FRACTION):
-    """The first scan's threshold ``fraction * gamma_prev`` of the incremental top-k
-    (Alg. 2 line 13; :func:`prune_top_k_incremental`; :data:`INCREMENTAL_FRACTION`,
-    or :data:`FALLEN_FRACTION` for a while after gamma fell)."""
-    return float(fraction) * float(gamma_prev)
+def candidate_threshold(gamma_prev, fallen=False):
+    """The first scan's threshold ``INCREMENTAL_FRACTION * gamma_prev`` of the
+    incremental top-k (Alg. 2 line 13; :func:`prune_top_k_incremental`), or
+    ``FALLEN_FRACTION * gamma_prev`` with ``fallen`` (:func:`fallen_countdown`)."""
+    return (FALLEN_FRACTION if fallen else INCREMENTAL_FRACTION) * float(gamma_prev)
+
+
+def fallen_countdown(left, gamma, gamma_prev):
+    """The prunings (Alg. 2 line 5) left whose first scan takes :data:`FALLEN_FRACTION`,
+    after a pruning that moved the threshold from ``gamma_prev`` to ``gamma``: :data:`FALLEN_BATCHES`
+    when gamma fell below ``INCREMENTAL_FRACTION * gamma_prev`` but not below
+    ``FALLEN_FRACTION * gamma_prev`` (a fall the narrow margin misses and the wide one
+    catches), else ``left - 1`` (not below 0).  Any gamma_prev that is not a number > 0
+    is no fall."""
+    fell = gamma / gamma_prev if gamma_prev > 0 else np.nan
+    if FALLEN_FRACTION < fell <= INCREMENTAL_FRACTION:
+        return FALLEN_BATCHES
+    return max(int(left) - 1, 0)
 
 
 #: Buckets of the exact fallback's histogram: the top 16 bits of |K| (the exponent and
@@ -506,7 +521,7 @@ def _select_top_k_incremental(K, k, gamma_prev, first=None, with_values=False):
     exceeds t, so every entry above it and every tie with it is a
     candidate, found in increasing flat order: the same ``keep`` and
     ``gamma`` as the full selection, tie rule included.  The first scan uses
-    ``t = INCREMENTAL_FRACTION * gamma_prev``.  When it finds fewer than k (gamma fell: NM
+    ``t = INCREMENTAL_FRACTION * gamma_prev`` (or was ``first``, at its own threshold).  When it finds fewer than k (gamma fell: NM
     regularization shrinks a whole module's weights) or more than ``cap`` entries (gamma
     rose), or ``gamma_prev`` is not a finite number > 0, a second scan takes its
     threshold from a sample of the rows (:func:`_select_by_sample`); if that misses too,
