@@ -413,7 +413,7 @@ def _copy_plain_pages(a):
     (``madvise(MADV_HUGEPAGE)``).  Where the kernel compacts memory to find huge pages for
     such an array (Linux's THP ``defrag = madvise``, a common default), the first
     snapshot of the 72 MB K at p = 3000 took 177-276 ms in a first epoch, against 38-48
-    ms in this mapping (the README's training section); a NumPy copy takes 11-20 ms only
+    ms in this mapping (benchmarks/TRAINING.md); a NumPy copy takes 11-20 ms only
     when huge pages happen to be at hand.  The snapshot is written once per better
     epoch and read at the end, so its pages' size does not matter otherwise.  On Linux
     the kernel faults the pages in at once (``MAP_POPULATE``: 37-43 ms against 44-64 ms
@@ -444,7 +444,7 @@ class BestParams(Mapping):
     Reading an entry gives a **copy**; the snapshot's own arrays never leave it, so
     once nobody holds a snapshot, the trainer writes a later best epoch into its
     memory instead of new arrays (:meth:`Trainer._snapshot`): a fresh p x p array
-    would cost its page faults at every better epoch (the README's training section
+    would cost its page faults at every better epoch (benchmarks/TRAINING.md
     has the measurement).  The trainer keeps the last snapshot's arrays for that reuse
     until a :meth:`Trainer.fit` ends with no snapshot holding them.  A snapshot that is
     still held (kept by the caller, say) is never overwritten: its values stay those of
