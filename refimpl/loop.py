@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from .validation import check_fit_data
+from .validation import check_fit_data, check_int
 
 __all__ = ["CallbackHook", "EarlyStopping", "EarlyStoppingAttributes", "EpochTrainer", "Hook",
            "run_epochs"]
@@ -56,6 +56,12 @@ class EarlyStopping:
         self.best_epoch = 0
         self.stale = 0
 
+    @property
+    def stopped(self) -> bool:
+        """Whether ``patience`` epochs without improvement have passed: the run is over
+        (:meth:`EpochTrainer.fit` trains no more epochs; set ``stale = 0`` to go on)."""
+        return self.patience is not None and self.stale >= self.patience
+
     def update(self, epoch, score, snapshot) -> bool:
         """Record epoch ``epoch``'s ``score`` (None: not scored); True when training should stop."""
         if score is None:
@@ -73,7 +79,7 @@ class EarlyStopping:
             self.best_score, self.best_epoch, self.stale = score, epoch, 0
             return False
         self.stale += 1
-        return self.patience is not None and self.stale >= self.patience
+        return self.stopped
 
 
 class EarlyStoppingAttributes:
@@ -106,10 +112,16 @@ class EpochTrainer(EarlyStoppingAttributes):
         ``epochs`` more) with :func:`run_epochs`, after checking the data.
         ``callback(trainer, record)`` is called after each epoch; returning True stops
         training.  ``hooks``: more :class:`Hook` objects (Table 1's time budget).
+        A run that early stopping ended (:attr:`EarlyStopping.stopped`, also one loaded
+        from its checkpoint) trains no more epochs, as the uninterrupted run did not.
         Returns the history."""
         c = self.config
+        if epochs is not None:
+            epochs = check_int(epochs, "epochs", 0)
         X, y, X_val, y_val = check_fit_data(X, y, X_val, y_val, self.n_in, self.n_out)
-        target = c.epochs if epochs is None else self.epoch + int(epochs)
+        target = c.epochs if epochs is None else self.epoch + epochs
+        if self.stopping.stopped:
+            target = self.epoch
         self._n, self._val = X.shape[0], (X_val, y_val)
         hooks = [*hooks, *([CallbackHook(callback)] if callback is not None else [])]
         run_epochs(self, X, y, max(target - self.epoch, 0), batch_size=c.batch_size,

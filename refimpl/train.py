@@ -85,7 +85,7 @@ from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import EarlyStopping, EpochTrainer, Hook
 from .model import NMNetwork, loss_and_grad, output_loss
 from .optim import Optimizer, _adam_entry, _sgd_entry
-from .propagate import forward
+from .propagate import SOLVERS, forward
 from .regularization import (_proximal_entry, l2_gradient, l2_proximal, nm_proximal,
                              nm_rate_times, nm_repulsion_sparse)
 from .solvers.result import ConvergenceError
@@ -133,8 +133,9 @@ class TrainConfig:
     reg_step : {"proximal", "thm31"}
         How the regularizer enters the step (see the module docstring).
     activation, output : str
-        f and g (DESIGN.md sec. 2); the loss follows g (cross-entropy for
-        softmax).
+        f and g (DESIGN.md sec. 2).  Training classifies integer labels, so g
+        is ``"softmax"`` with cross-entropy (Sec. 3.3); other outputs need
+        targets (:func:`refimpl.loss_and_grad` with T).
     init_scale : float
         Scale of the initial K (see :meth:`NMNetwork.random`).
     patience : int or None
@@ -161,6 +162,7 @@ class TrainConfig:
         "dag": K restricted to its strict upper triangle (node order 0..p-1),
         the DAG baseline of Table 1: every module is a singleton.
     seed : int
+        Non-negative: every random draw of the run derives from it.
     threads : int or None
         numba and BLAS threads while training (:mod:`refimpl.threads`).
     """
@@ -206,8 +208,9 @@ class TrainConfig:
             check_int(self.patience, "patience", 1)
         for name in ("lr", "atol", "rtol", "init_scale"):
             check_scalar(getattr(self, name), name, minimum=0.0, strict=True)
-        if not (0.0 <= self.momentum < 1.0):
+        if not check_scalar(self.momentum, "momentum", minimum=0.0) < 1.0:
             raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
+        check_int(self.seed, "seed", 0)
         check_scalar(self.alpha, "alpha", minimum=0.0)
         if self.gamma is not None:
             check_scalar(self.gamma, "gamma", minimum=0.0)
@@ -227,6 +230,12 @@ class TrainConfig:
             raise ValueError(f"monitor: expected 'val_loss' or 'val_error', got {self.monitor!r}")
         if self.reg_step not in ("proximal", "thm31"):
             raise ValueError(f"reg_step: expected 'proximal' or 'thm31', got {self.reg_step!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver: expected one of {SOLVERS}, got {self.solver!r}")
+        if self.output != "softmax":  # the labels are classes: cross-entropy on softmax
+            raise ValueError(f"output: training classifies integer labels with softmax and "
+                             f"cross-entropy (Sec. 3.3), got {self.output!r}; other outputs "
+                             "need targets: refimpl.loss_and_grad with T")
         get_backend(self.backend)  # BackendError / ValueError naming the backend
 
     @property
@@ -658,9 +667,19 @@ class Trainer(EpochTrainer):
                 self._device = None
 
     def begin_epoch(self):
-        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`)."""
+        """Reset the epoch's sums (:func:`refimpl.loop.run_epochs`); on a device, take
+        the parameters from the host copies again (an ``after_epoch`` hook may have
+        changed them there, as :class:`refimpl.loop.Hook` allows)."""
         self._loss_sum = self._err_sum = 0.0
         self._iters = []
+        if getattr(self, "_device", None) is not None:
+            self._upload_params()
+
+    def _upload_params(self):
+        """The device copies of K, W1, Wm from the host copies (the generic path)."""
+        bk, dev, params = self._device
+        for name in PARAMS:
+            params[name] = bk.xp.asarray(getattr(self.net, name), device=dev)
 
     def train_batch(self, X, y):
         """One mini-batch of Alg. 2 (lines 5-11): prune, forward, loss, backward, update
@@ -678,8 +697,10 @@ class Trainer(EpochTrainer):
             self._check_finite(exc)  # a diverged run, said as such (checked on failure only)
             raise
         except ValueError as exc:
-            # X and y were checked by fit and the rest is computed here, so a ValueError
-            # from the solve means non-finite values (e.g. G = dL/dZ): the run diverged.
+            # a non-finite value computed here (e.g. G = dL/dZ) means the run diverged;
+            # any other ValueError (a bad input or option) is the caller's, said as such
+            if "NaN or inf" not in str(exc):
+                raise
             raise TrainingDivergedError(
                 f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
                 f"({exc}); try a lower learning rate (--lr) or standardized inputs") from exc
@@ -764,6 +785,8 @@ class Trainer(EpochTrainer):
         from .xp import loss_and_grad as generic_loss_and_grad
 
         c = self.config
+        if not self._scan_ok:  # a per-batch hook may have changed the host copies
+            self._upload_params()
         bk, dev, params = self._device
         xp = bk.xp
         graph = self.prune()
@@ -886,11 +909,13 @@ class Trainer(EpochTrainer):
             "stale": self.stale, "best_epoch": self.best_epoch, "gamma": None if np.isnan(self.gamma) else self.gamma,
             "rng": self.rng.bit_generator.state,
             "opt_t": self.opt.t,
+            "opt_lr": float(self.opt.lr),  # a schedule (TimeBudget's scaling) may change it
             "has_best": self.best is not None,
             "has_prev_mask": self._prev_keep is not None,
         }
         arrays = {name: getattr(self.net, name) for name in PARAMS}
-        arrays.update({f"opt_{k}": v for k, v in self.opt.state.items()})
+        # (during fit on a device the optimizer state lives there: copied to the host)
+        arrays.update({f"opt_{k}": to_numpy(v) for k, v in self.opt.state.items()})
         if self.best is not None:
             arrays.update({f"best_{k}": v for k, v in _arrays_of(self.best).items()})
         if self._prev_keep is not None:  # (the file keeps the dense mask it always had)
@@ -900,22 +925,39 @@ class Trainer(EpochTrainer):
         return save_checkpoint(path, arrays, meta, FORMAT)
 
     @classmethod
-    def load(cls, path):
-        """Restore a trainer saved by :meth:`save`.
+    def load(cls, path, *, backend=None):
+        """Restore a trainer saved by :meth:`save`.  ``backend``: train on this backend
+        instead of the checkpoint's (a run saved on a GPU continues on the CPU with
+        ``backend="numpy"``; the arrays are stored on the host either way).
 
         Raises
         ------
         CheckpointError
-            The file is truncated, not a refimpl checkpoint, or of another version.
+            The file is truncated, not a refimpl checkpoint, of another version, or its
+            contents do not fit together (a config this version does not know, arrays
+            of other shapes than the config's).
         """
         data, meta = load_checkpoint(path, FORMAT)
         try:
-            self = cls(TrainConfig(**meta["config"]), meta["n_in"], meta["n_out"])
+            fields = dict(meta["config"])
+            if backend is not None:
+                fields["backend"] = backend
+            try:
+                config = TrainConfig(**fields)
+            except TypeError as exc:  # a field this version does not know
+                raise CheckpointError(f"{path}: its config does not fit this version of "
+                                      f"refimpl ({exc})") from exc
+            self = cls(config, meta["n_in"], meta["n_out"])
             for name in PARAMS:
+                want = getattr(self.net, name).shape
+                if data[name].shape != want:
+                    raise CheckpointError(f"{path}: {name} has shape {data[name].shape}, its "
+                                          f"config needs {want}")
                 setattr(self.net, name, data[name].astype(np.float64))
             for k in self.opt.state:
                 self.opt.state[k] = data[f"opt_{k}"].astype(np.float64)
             self.opt.t = int(meta["opt_t"])
+            self.opt.lr = float(meta.get("opt_lr", config.lr))  # (older files: the config's)
             self.rng.bit_generator.state = meta["rng"]
             self.extra = meta.get("extra", {})
             self.epoch = int(meta["epoch"])

@@ -67,7 +67,7 @@ def check_threads(threads, name="threads"):
 def check_scalar(value, name, *, minimum=None, strict=False):
     """``value`` as a finite float; ``> minimum`` if ``strict`` else ``>= minimum``
     (no bound when ``minimum`` is None)."""
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_, str, bytes)):  # (float("0.5") would take a str)
         raise ValueError(f"{name}: expected a real number, got {value!r}")
     try:
         v = float(value)
@@ -131,9 +131,15 @@ def check_fit_data(X, y, X_val, y_val, n_in, n_out):
     if present.size < 2:
         raise ValueError(f"y: the training labels hold a single class ({present.tolist()}); "
                          "a classifier needs at least two classes to learn anything")
+    if (X_val is None) != (y_val is None):
+        given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+        raise ValueError(f"{missing}: missing ({given} was given; pass both or neither)")
     if X_val is not None:
         X_val = check_rows(X_val, n_in, "X_val")
         y_val = check_labels(y_val, X_val.shape[0], n_out, "y_val")
+        if X_val.shape[0] == 0:
+            raise ValueError("X_val: the validation split is empty (pass None for no "
+                             "validation)")
     return X, y, X_val, y_val
 
 

@@ -128,6 +128,89 @@ def test_train_refuses_a_run_folder_and_resume_refuses_contradictions(tmp_path, 
     assert json.loads(Path(out, "summary.json").read_text())["epochs"] == 6
 
 
+def test_resume_without_epochs_keeps_the_runs_epoch_target(tmp_path, capsys):
+    """`--resume` without `--epochs` continues to the run's own target (the option's
+    default, 50, is not a request to grow it); a typed --epochs grows it."""
+    out = tmp_path / "run"
+    run4 = [*RUN[:4], "--epochs", "4", *RUN[6:]]
+    assert main(["train", *run4, "--out", str(out)]) == 0
+    before = _arrays(out / "checkpoint.npz")
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 4 and summary["config"]["epochs"] == 4
+    after = _arrays(out / "checkpoint.npz")
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "5", "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 5
+
+
+def _fail_in_first_batch(monkeypatch, how):
+    """Make the next training fail (or be interrupted) in its first mini-batch."""
+    import refimpl.train as train_mod
+
+    def train_batch(self, X, y):
+        if how == "signal":
+            os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler: stop before the next
+            return real(self, X, y)
+        raise RuntimeError("boom")
+
+    real = train_mod.Trainer.train_batch
+    monkeypatch.setattr(train_mod.Trainer, "train_batch", train_batch)
+
+
+@pytest.mark.parametrize("how", ["error", "signal"])
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_an_epoch(tmp_path, capsys,
+                                                                      monkeypatch, how):
+    """`--overwrite` replaces the old run's files only when the new run saves its first
+    epoch: a new run that fails or is stopped before that leaves the old run as it was."""
+    out = tmp_path / "run"
+    assert main(["train", *RUN, "--out", str(out)]) == 0
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    _fail_in_first_batch(monkeypatch, how)
+    code = main(["train", *RUN, "--seed", "4", "--out", str(out), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == (2 if how == "error" else 130), err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    if how == "signal":
+        assert "nothing was saved; the previous run in" in err and "unchanged" in err
+
+
+def test_a_failed_or_interrupted_resume_says_so_in_the_summary(tmp_path, capsys, monkeypatch):
+    """summary.json says "failed" (with the error) or "interrupted" when a resumed run ends
+    that way, not "running"; the checkpoint keeps the last finished epoch."""
+    out = tmp_path / "run"
+    assert main(["train", *RUN, "--out", str(out)]) == 0
+    before = _arrays(out / "checkpoint.npz")
+    _fail_in_first_batch(monkeypatch, "error")
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "8", "--quiet"]) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "boom" in summary["error"]
+    assert summary["epochs"] == 6
+    after = _arrays(out / "checkpoint.npz")
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+    monkeypatch.undo()
+    _fail_in_first_batch(monkeypatch, "signal")
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "8", "--quiet"]) == 130
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_resume_of_a_library_checkpoint_is_one_line(tmp_path, capsys):
+    """A checkpoint saved by Trainer.save (no record of its data set) is refused by
+    `refimpl train --resume` with a line that says why, not a KeyError."""
+    out = tmp_path / "lib"
+    out.mkdir()
+    X, y = np.random.default_rng(0).standard_normal((40, 4)), np.arange(40) % 3
+    tr = Trainer(TrainConfig(nodes=6, epochs=1, patience=None), 4, 3)
+    tr.fit(X, y)
+    tr.save(out / "checkpoint.npz")
+    assert main(["train", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not written by `refimpl train`" in err, err
+
+
 def test_checkpoint_records_the_data_and_predict_refuses_another_data_set(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *RUN, "--out", str(out)]) == 0
@@ -250,7 +333,7 @@ def test_sigint_stops_cleanly_and_the_run_resumes_bit_for_bit(tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "--resume" in lines[0], err
     summary = json.loads((out / "summary.json").read_text())  # written every epoch
-    assert summary["status"] == "running"
+    assert summary["status"] == "interrupted"
     assert len(json.loads((out / "history.json").read_text())) == summary["epochs"]
     done = summary["epochs"]
     ref_n = tmp_path / f"ref{done}"

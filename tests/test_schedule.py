@@ -154,6 +154,33 @@ def test_bad_input():
     # Labels that are not in reverse topological order are refused.
     with pytest.raises(ValueError, match="scc_labels"):
         Schedule.from_csr(A, n_components=3, scc_labels=np.array([0, 1, 2], dtype=np.int32))
+    # Labels the kernels would read or write past their arrays with (a count too large,
+    # too few labels, an id out of range) are refused before they run.
+    chain = csr_from_edges(3, [(0, 1), (1, 2)])
+    good = strongly_connected_components(chain.indptr, chain.indices)[1]
+    for n_comp, labels, match in ((4, good, "scc_labels: expected every id"),
+                                  (3, good[:2], "scc_labels: expected 3 integer labels"),
+                                  (3, np.array([0, 1, 5]), "scc_labels: expected every id"),
+                                  (3, np.array([0.0, 1.0, 2.0]), "integer labels"),
+                                  (-1, good, "n_components: expected a non-negative")):
+        with pytest.raises(ValueError, match=match):
+            Schedule.from_csr(chain, n_components=n_comp, scc_labels=labels)
+    assert Schedule.from_csr(chain, n_components=3, scc_labels=good).n_levels == 3
+
+
+def test_a_module_past_46341_nodes_places_its_edges():
+    """The within-module edge index a * q + c of a q-node module passes int32 at
+    q = 46 341; it is int64, so a ring of 50 000 nodes (one module) places every edge."""
+    q = 50_000
+    A = csr_from_edges(q, [(i, (i + 1) % q) for i in range(q)])
+    S = Schedule.from_csr(A)
+    (grp,) = S.levels[0].modules
+    assert grp.size == q and grp.flat.dtype == np.int64 and grp.flat.min() >= 0
+    a, c = np.divmod(grp.flat, q)  # positions within the module, ascending node order
+    src, dst = grp.nodes[0][a], grp.nodes[0][c]
+    rows = np.repeat(np.arange(q), np.diff(A.indptr))
+    np.testing.assert_array_equal(src, rows[grp.edge])
+    np.testing.assert_array_equal(dst, A.indices[grp.edge])
 
 
 @given(n=st.integers(1, 80), seed=st.integers(0, 2**16), data=st.data())

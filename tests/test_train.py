@@ -12,8 +12,8 @@ from refimpl import NMNetwork, loss_and_grad, prune
 from refimpl.loop import EarlyStopping
 from refimpl.regularization import nm_repulsion, nm_update
 from refimpl.testing import toy_classification
-from refimpl.train import (BestParams, CheckpointError, Trainer, TrainConfig, predict,
-                           predict_proba)
+from refimpl.train import (BestParams, CheckpointError, Trainer, TrainConfig,
+                           TrainingDivergedError, predict, predict_proba)
 
 train_module = sys.modules["refimpl.train"]
 
@@ -296,6 +296,13 @@ def test_corrupt_or_foreign_checkpoints(tmp_path):
     ({"reg_step": "x"}, "reg_step: expected"),
     ({"optimizer": "rmsprop"}, "optimizer: expected"),
     ({"alpha": float("nan")}, "alpha: expected"),
+    ({"momentum": None}, "momentum: expected"),
+    ({"momentum": "0.5"}, "momentum: expected"),
+    ({"seed": -1}, "seed: expected a non-negative integer"),
+    ({"seed": 1.5}, "seed: expected a non-negative integer"),
+    ({"seed": None}, "seed: expected a non-negative integer"),
+    ({"solver": "foo"}, "solver: expected one of"),
+    ({"output": "identity"}, "output: training classifies integer labels"),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -309,6 +316,95 @@ def test_fit_validates_labels():
         tr.fit(X, y + 5)
     with pytest.raises(ValueError, match="X: expected shape"):
         tr.fit(X[:, :2], y)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": -5}, "epochs: expected a non-negative integer"),
+    ({"epochs": 2.9}, "epochs: expected a non-negative integer"),
+    ({"epochs": "2"}, "epochs: expected a non-negative integer"),
+    ({"epochs": True}, "epochs: expected a non-negative integer"),
+    ({"y_val": "given"}, "X_val: missing"),
+    ({"X_val": "given"}, "y_val: missing"),
+    ({"X_val": "empty", "y_val": "empty"}, "X_val: the validation split is empty"),
+])
+def test_fit_validates_its_arguments(kwargs, match):
+    """fit refuses what it would otherwise take silently (a negative or fractional epoch
+    count, half a validation split, an empty one), naming the argument; nothing trains."""
+    X, y = toy_data()
+    parts = {"given": (X[90:], y[90:]), "empty": (X[:0], y[:0])}
+    kw = {k: (parts[v][0] if k == "X_val" else parts[v][1]) if isinstance(v, str)
+          and k != "epochs" else v for k, v in kwargs.items()}
+    tr = Trainer(TrainConfig(**SMALL), 5, 3)
+    K0 = tr.net.K.copy()
+    with pytest.raises(ValueError, match=match):
+        tr.fit(X[:90], y[:90], **kw)
+    assert tr.epoch == 0 and np.array_equal(tr.net.K, K0)
+
+
+def test_a_bad_input_to_train_batch_is_not_called_a_divergence():
+    """Only non-finite values computed during the step mean a diverged run; a wrong input
+    shape is the caller's ValueError (before: TrainingDivergedError, "try a lower learning
+    rate")."""
+    X, y = toy_data()
+    tr = Trainer(TrainConfig(**SMALL), 5, 3)
+    tr.begin_epoch()
+    with pytest.raises(ValueError, match="X0: expected shape") as info:
+        tr.train_batch(X[:8, :2], y[:8])
+    assert not isinstance(info.value, TrainingDivergedError)
+
+
+def test_an_early_stopped_run_stays_stopped_after_a_reload(tmp_path):
+    """A run that early stopping ended trains no more epochs, also when continued from its
+    checkpoint (before, a reload trained on: --resume changed a finished run's result)."""
+    X, y = toy_data(3, n=150)
+    cfg = TrainConfig(**{**SMALL, "epochs": 60, "lr": 0.3, "patience": 2}, monitor="val_error",
+                      seed=1)
+    ref = Trainer(cfg, 5, 3)
+    ref.fit(X[:100], y[:100], X[100:], y[100:])
+    assert ref.stopping.stopped and ref.epoch < 60, "the run must stop early to test this"
+    path = ref.save(tmp_path / "c.npz")
+    again = Trainer.load(path)
+    assert again.stopping.stopped
+    again.fit(X[:100], y[:100], X[100:], y[100:])
+    again.fit(X[:100], y[:100], X[100:], y[100:], epochs=3)
+    assert again.epoch == ref.epoch and strip_time(again.history) == strip_time(ref.history)
+    np.testing.assert_array_equal(again.net.K, ref.net.K)
+    again.stopping.stale = 0  # (the documented way to train on)
+    again.fit(X[:100], y[:100], X[100:], y[100:], epochs=1)
+    assert again.epoch == ref.epoch + 1
+
+
+def test_checkpoints_keep_the_learning_rate_and_check_their_contents(tmp_path):
+    """save/load keep the optimizer's current rate (a schedule may have changed it:
+    TimeBudget's per-epoch scaling); a config field this version does not know and arrays
+    of other shapes than the config's are CheckpointErrors; backend= overrides the run's."""
+    X, y = toy_data()
+    tr = Trainer(TrainConfig(**SMALL, seed=2), 5, 3)
+    tr.fit(X[:90], y[:90], X[90:], y[90:], epochs=1)
+    tr.opt.lr = 0.0125
+    path = tr.save(tmp_path / "c.npz")
+    back = Trainer.load(path)
+    assert back.opt.lr == 0.0125 and back.config.lr == SMALL["lr"]
+    tr.fit(X[:90], y[:90], X[90:], y[90:])
+    back.fit(X[:90], y[:90], X[90:], y[90:])
+    np.testing.assert_array_equal(back.net.K, tr.net.K)
+
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays.pop("__meta__")))
+    for change, match in ((lambda m, a: m["config"].update(new_field=1), "does not fit this"),
+                          (lambda m, a: a.update(K=np.zeros((7, 7))), "K has shape")):
+        m, a = json.loads(json.dumps(meta)), dict(arrays)
+        change(m, a)
+        np.savez(tmp_path / "bad.npz", __meta__=np.array(json.dumps(m)), **a)
+        with pytest.raises(CheckpointError, match=match):
+            Trainer.load(tmp_path / "bad.npz")
+    m = json.loads(json.dumps(meta))
+    m["config"]["backend"] = "no-such-backend"  # (as a GPU run's "cupy" on a CPU machine)
+    np.savez(tmp_path / "gpu.npz", __meta__=np.array(json.dumps(m)), **arrays)
+    with pytest.raises(ValueError, match="no-such-backend"):
+        Trainer.load(tmp_path / "gpu.npz")
+    assert Trainer.load(tmp_path / "gpu.npz", backend="numpy").config.to_dict()["backend"] \
+        == "numpy"
 
 
 def test_initial_kept_edges_have_the_intended_scale():
@@ -474,6 +570,11 @@ def test_candidate_scan_widens_its_margin_after_gamma_fell(monkeypatch):
     for gamma_prev in (np.nan, 0.0, -1.0, np.inf):  # no usable previous gamma: no fall
         assert fallen_countdown(3, 1.0, gamma_prev) == 2
     assert fallen_countdown(0, 0.95, 1.0) == 16 and fallen_countdown(0, 1.0, 1.0) == 0
+    # gamma exactly at the narrow scan's threshold (which misses it: |K| > t) starts the
+    # countdown, though gamma / gamma_prev rounds to 0.9700000000000001 here
+    g = 1.6527635528529094e-05
+    assert (0.97 * g) / g > 0.97 and fallen_countdown(0, candidate_threshold(g), g) == 16
+    assert fallen_countdown(0, candidate_threshold(g, fallen=True), g) == 0  # 0.9 misses too
     monkeypatch.setattr(sys.modules["refimpl.graph.prune"], "FALLEN_BATCHES", 5)
     assert fallen_countdown(0, 0.95, 1.0) == 5
 

@@ -327,6 +327,49 @@ def test_training_epochs_agree(backend, options, tmp_path):
     assert Trainer.load(tmp_path / "c.npz").config.backend == bk.name
 
 
+def test_training_honours_hooks_that_change_the_parameters(backend, tmp_path):
+    """On a device the trainer steps device copies of K, W1, Wm; a hook that changes the
+    host copies (after a batch, after an epoch: Hook allows both) is honoured, as on the
+    numba path, and a checkpoint written during fit (the CLI saves in its epoch callback,
+    while the optimizer state is on the device) loads to the trained state."""
+    from refimpl.loop import Hook
+
+    class Edit(Hook):
+        def after_batch(self, learner, result):
+            if learner.epoch == 1 and not self.done:
+                learner.net.K[0, 1] += 0.25  # once, in the second epoch
+                self.done = True
+
+        def after_epoch(self, learner, record):
+            if learner.epoch == 1:
+                learner.net.Wm[...] = 0.0
+            return False
+
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    kw = dict(nodes=10, edges=30, epochs=3, batch_size=16, patience=None, init_scale=0.9,
+              atol=1e-12, rtol=1e-12, reg="nm")
+    runs = []
+    for bk in (None, get_backend(backend.backend, backend.device)):
+        hook = Edit()
+        hook.done = False
+        t = Trainer(TrainConfig(**kw, **({} if bk is None else {"backend": bk})), 4, 3)
+        path = tmp_path / f"{bk is None}.npz"
+        t.fit(X[:30], y[:30], X[30:], y[30:], hooks=[hook],
+              callback=lambda tr, rec, path=path: tr.save(path) and False)
+        assert hook.done
+        runs.append((t, Trainer.load(path, backend="numpy")))
+    (ref, ref_saved), (t, saved) = runs
+    for name in ("K", "W1", "Wm"):
+        np.testing.assert_allclose(getattr(t.net, name), getattr(ref.net, name), **G_TOL,
+                                   err_msg=name)
+        np.testing.assert_array_equal(getattr(saved.net, name), getattr(t.net, name))
+    for k, v in t.opt.state.items():
+        np.testing.assert_array_equal(saved.opt.state[k], v, err_msg=k)
+    assert [h["loss"] for h in t.history] == pytest.approx([h["loss"] for h in ref.history],
+                                                           rel=1e-9)
+
+
 def test_output_losses_agree(backend):
     from refimpl.xp import output_loss as generic_loss
 

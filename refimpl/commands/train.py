@@ -79,9 +79,6 @@ def write_history(out, history):
         w.writerows(history)
 
 
-#: The files of a run in --out.
-RUN_FILES = ("checkpoint.npz", "history.json", "history.csv", "summary.json")
-
 #: --option -> (TrainConfig field, how the command line value maps onto it)
 CONFIG_OPTIONS = {
     "--nodes": ("nodes", lambda a: a.nodes), "--edges": ("edges", lambda a: a.edges),
@@ -130,12 +127,17 @@ def _given_options(args):
     return given
 
 
+def _given(args, opt, value, default):
+    """Whether option ``opt`` was typed on the command line (without argv: whether its
+    ``value`` differs from its ``default``)."""
+    typed = _given_options(args)
+    return opt in typed if typed is not None else value != default
+
+
 def _contradictions(args, defaults, trainer, info):
     """Options given on the command line that differ from the checkpoint's run."""
-    typed = _given_options(args)
-
-    def given(opt, value, default):  # typed, or (without argv) different from its default
-        return opt in typed if typed is not None else value != default
+    def given(opt, value, default):
+        return _given(args, opt, value, default)
 
     bad = []
     for opt, (field, value) in CONFIG_OPTIONS.items():
@@ -179,18 +181,21 @@ def run(args) -> int:
     if args.resume:
         if not has_run:
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        trainer = Trainer.load(ckpt)
+        trainer = Trainer.load(ckpt, backend=args.backend)  # (--backend: given or the run's)
         info = trainer.extra
+        if "dataset" not in info or "split_seed" not in info:
+            raise ValueError(f"--resume: {ckpt} was not written by `refimpl train` (it has no "
+                             "record of its data set); continue it with Trainer.load and fit")
         defaults = args.parser.parse_args([])
         bad = _contradictions(args, defaults, trainer, info)
         if bad:
             raise ValueError("--resume: these options contradict the run in "
                              f"{args.out}: {'; '.join(bad)}")
         data = _data.load(info["dataset"], seed=info["split_seed"], path=info.get("data_path"))
-        if args.epochs > trainer.config.epochs:
+        # only a typed --epochs grows the run (its default is not a request)
+        if (_given(args, "--epochs", args.epochs, defaults.epochs)
+                and args.epochs > trainer.config.epochs):
             trainer.config = dataclasses.replace(trainer.config, epochs=args.epochs)
-        if args.backend is not None:
-            trainer.config = dataclasses.replace(trainer.config, backend=args.backend)
     else:
         if has_run and not args.overwrite:
             raise FileExistsError(f"--out {args.out} holds a run (checkpoint.npz): continue it "
@@ -208,10 +213,9 @@ def run(args) -> int:
                 "n_features": data.n_features, "classes": data.classes.tolist()}
     created = not os.path.isdir(args.out)
     os.makedirs(args.out, exist_ok=True)
-    if args.overwrite:
-        for name in RUN_FILES:
-            if os.path.exists(os.path.join(args.out, name)):
-                os.remove(os.path.join(args.out, name))
+    # --overwrite: the old run's files stay until the new run's first epoch replaces them
+    # (each file atomically), so a new run that fails or is stopped before then loses nothing
+    saved = []
     show = not args.quiet and sys.stderr.isatty()
     bar = tqdm(total=trainer.config.epochs, initial=trainer.epoch, unit="epoch",
                desc=f"NM {info['dataset']}", disable=not show)
@@ -241,6 +245,7 @@ def run(args) -> int:
         write_history(args.out, tr.history)
         write_json(os.path.join(args.out, "summary.json"),
                    _summary(tr, info, "running", time.perf_counter() - t0))
+        saved.append(tr.epoch)
         return bool(stop)
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -251,9 +256,17 @@ def run(args) -> int:
                     hooks=[StopHook()])
     except _StopRequested:
         pass
-    except BaseException:
+    except BaseException as exc:
         if created and not os.listdir(args.out):
             os.rmdir(args.out)  # a failed start leaves no empty folder
+        elif saved or args.resume:  # this run's summary: not "running" any more
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            try:
+                write_json(os.path.join(args.out, "summary.json"),
+                           {**_summary(trainer, info, status, time.perf_counter() - t0),
+                            "error": f"{type(exc).__name__}: {exc}"})
+            except Exception:  # noqa: BLE001 - the run's own error is the one to report
+                pass
         raise
     finally:
         for s, h in previous.items():
@@ -261,15 +274,18 @@ def run(args) -> int:
         bar.close()
     elapsed = time.perf_counter() - t0
     if stop:
-        if os.path.exists(ckpt):
+        if saved or args.resume:
+            write_json(os.path.join(args.out, "summary.json"),
+                       _summary(trainer, info, "interrupted", elapsed))
             print(f"refimpl train: interrupted ({stop[0]}); epoch {trainer.epoch} is saved in "
                   f"{ckpt}: continue with `refimpl train --out {args.out} --resume`",
                   file=sys.stderr)
         else:
             if created and not os.listdir(args.out):
                 os.rmdir(args.out)
+            kept = (f"; the previous run in {args.out} is unchanged" if has_run else "")
             print(f"refimpl train: interrupted ({stop[0]}) before the first epoch ended; "
-                  "nothing was saved", file=sys.stderr)
+                  f"nothing was saved{kept}", file=sys.stderr)
         return 130
     trainer.save(ckpt, extra=info)
     write_history(args.out, trainer.history)

@@ -45,7 +45,9 @@ class PrunedGraph:
         The biases ``diag(K)``.
     gamma : float
         The threshold: every kept entry has ``|K| >= gamma`` and every
-        dropped off-diagonal entry has ``|K| <= gamma`` (Alg. 2 line 13).
+        dropped off-diagonal entry that was eligible (all of them unless
+        ``prune(..., eligible=)``) has ``|K| <= gamma`` (Alg. 2 line 13);
+        NaN for a graph from :func:`graph_from_mask` without one.
     labels : (p,) int32
         Module (strongly connected component) of each node, numbered in
         schedule order (see :class:`Schedule`).
@@ -418,8 +420,9 @@ def fallen_countdown(left, gamma, gamma_prev):
     ``FALLEN_FRACTION * gamma_prev`` (a fall the narrow margin misses and the wide one
     catches), else ``left - 1`` (not below 0).  Any gamma_prev that is not a number > 0
     is no fall."""
-    fell = gamma / gamma_prev if gamma_prev > 0 else np.nan
-    if FALLEN_FRACTION < fell <= INCREMENTAL_FRACTION:
+    # the scans' own thresholds, so that "missed" and "caught" agree with them to the bit
+    if gamma_prev > 0 and (candidate_threshold(gamma_prev, fallen=True) < gamma
+                           <= candidate_threshold(gamma_prev)):
         return FALLEN_BATCHES
     return max(int(left) - 1, 0)
 

@@ -26,6 +26,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from ..validation import check_int
 from .tarjan import strongly_connected_components
 
 __all__ = ["Schedule", "Level", "ModuleGroup"]
@@ -162,7 +163,7 @@ def _layout(indptr, indices, module, module_ptr):
     in_src = np.empty(n_ext, dtype=np.int32)
     in_edge = np.empty(n_ext, dtype=np.int64)
     int_edge = np.empty(int_ptr[n_mod], dtype=np.int64)
-    int_local = np.empty(int_ptr[n_mod], dtype=np.int32)
+    int_local = np.empty(int_ptr[n_mod], dtype=np.int64)  # a * q + c: past int32 from q = 46 341
     in_fill = in_ptr[:-1].copy()
     int_fill = int_ptr[:-1].copy()
     # Visiting sources in position order keeps each in-list ascending.
@@ -328,7 +329,8 @@ class Schedule:
         """Schedule of the graph ``A`` (CSR, row j = successors of node j).
 
         ``n_components, scc_labels`` may be passed when Tarjan has already run
-        (labels must be in Tarjan's reverse topological order).
+        (labels must be in Tarjan's reverse topological order; their length, range
+        and use of every id are checked, the partition itself is the caller's).
         Duplicate entries of ``A`` must have been summed (canonical CSR):
         edge ids index ``A.data``.
         """
@@ -341,6 +343,21 @@ class Schedule:
         indptr, indices = A.indptr, A.indices
         if scc_labels is None:
             n_components, scc_labels = strongly_connected_components(indptr, indices, check=False)
+        else:  # (the kernels index by them: a wrong count or length would write past arrays)
+            p = A.shape[0]
+            n_components = check_int(n_components, "n_components", 0)
+            scc_labels = np.asarray(scc_labels)
+            if scc_labels.shape != (p,) or scc_labels.dtype.kind not in "iu":
+                raise ValueError(f"scc_labels: expected {p} integer labels, got shape "
+                                 f"{scc_labels.shape} of dtype {scc_labels.dtype}")
+            if p and (scc_labels.min() < 0 or scc_labels.max() >= n_components
+                      or not np.bincount(scc_labels, minlength=n_components).all()):
+                raise ValueError(f"scc_labels: expected every id of 0..{n_components - 1} "
+                                 "(n_components) to label at least one node, and no other")
+            if not p and n_components:
+                raise ValueError(f"n_components: a graph without nodes has 0, got "
+                                 f"{n_components}")
+            scc_labels = scc_labels.astype(np.int32)
         return cls._build(indptr, indices, int(n_components), scc_labels)
 
     @classmethod

@@ -164,8 +164,8 @@ def strongly_connected_components(indptr, indices, *, check=True):
         ``connected_components(connection="strong")``.  **Label order:**
         components are numbered in reverse topological order of the
         condensation, i.e. for every edge ``u -> v``, ``labels[u] >=
-        labels[v]`` (equality iff u and v are in the same component); sink
-        components get the smallest ids.
+        labels[v]`` (equality iff u and v are in the same component); ids follow
+        the order in which components complete (the first completed, a sink, is 0).
 
     References
     ----------
