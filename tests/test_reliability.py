@@ -145,11 +145,16 @@ def test_resume_without_epochs_keeps_the_runs_epoch_target(tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["epochs"] == 5
 
 
-def _fail_in_first_batch(monkeypatch, how):
-    """Make the next training fail (or be interrupted) in its first mini-batch."""
+def _fail_in_first_batch(monkeypatch, how, after=0):
+    """Make the next training fail (or be interrupted) in its mini-batch ``after + 1``."""
     import refimpl.train as train_mod
 
+    calls = []
+
     def train_batch(self, X, y):
+        calls.append(1)
+        if len(calls) <= after:
+            return real(self, X, y)
         if how == "signal":
             os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler: stop before the next
             return real(self, X, y)
@@ -178,22 +183,33 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_an_epoch(tmp_path, ca
 
 
 def test_a_failed_or_interrupted_resume_says_so_in_the_summary(tmp_path, capsys, monkeypatch):
-    """summary.json says "failed" (with the error) or "interrupted" when a resumed run ends
-    that way, not "running"; the checkpoint keeps the last finished epoch."""
+    """A resumed run that fails or is interrupted before it saved an epoch leaves the folder
+    as it was (a finished run's summary stays) and says how to continue with the grown
+    target; once it saved one, summary.json and the history describe the checkpoint, with
+    "failed" (and the error) or "interrupted", not "running"."""
     out = tmp_path / "run"
     assert main(["train", *RUN, "--out", str(out)]) == 0
-    before = _arrays(out / "checkpoint.npz")
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
     _fail_in_first_batch(monkeypatch, "error")
     assert main(["train", "--resume", "--out", str(out), "--epochs", "8", "--quiet"]) == 2
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "failed" and "boom" in summary["error"]
-    assert summary["epochs"] == 6
-    after = _arrays(out / "checkpoint.npz")
-    for k in before:
-        np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
     monkeypatch.undo()
     _fail_in_first_batch(monkeypatch, "signal")
     assert main(["train", "--resume", "--out", str(out), "--epochs", "8", "--quiet"]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    assert "--resume --epochs 8`" in capsys.readouterr().err
+    monkeypatch.undo()
+    batches = -(-90 // 16)  # (iris: 90 training rows)
+    _fail_in_first_batch(monkeypatch, "error", after=batches + 1)  # in the second new epoch
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "9", "--quiet"]) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "boom" in summary["error"]
+    assert summary["epochs"] == 7 == Trainer.load(out / "checkpoint.npz").epoch
+    assert len(json.loads((out / "history.json").read_text())) == 7
+    monkeypatch.undo()
+    _fail_in_first_batch(monkeypatch, "signal", after=batches + 1)
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "9", "--quiet"]) == 130
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
 
 

@@ -11,7 +11,10 @@ Nothing is lost and nothing is silently replaced: every file is written atomical
 every epoch (:func:`refimpl.io.atomic_write`); SIGINT / SIGTERM stop at the next
 mini-batch and say how to resume; a folder that holds a run is refused unless
 ``--resume`` (which refuses options that contradict the checkpoint; only ``--epochs``
-may grow) or ``--overwrite``; a failed start leaves no empty folder behind.
+may grow; a run that early stopping ended stays ended) or ``--overwrite`` (the old run's
+files stay until the new run's first checkpoint); after a failure or an interrupt the
+history and summary describe the checkpoint (``summary.json``: ``interrupted`` or
+``failed`` with the error); a failed start leaves no empty folder behind.
 """
 from __future__ import annotations
 
@@ -192,8 +195,13 @@ def run(args) -> int:
             raise ValueError("--resume: these options contradict the run in "
                              f"{args.out}: {'; '.join(bad)}")
         data = _data.load(info["dataset"], seed=info["split_seed"], path=info.get("data_path"))
-        # only a typed --epochs grows the run (its default is not a request)
-        if (_given(args, "--epochs", args.epochs, defaults.epochs)
+        # only a typed --epochs grows the run (its default is not a request); a run that
+        # early stopping ended stays ended, said in one line
+        if trainer.stopping.stopped:
+            print(f"refimpl train: the run in {args.out} was ended by early stopping at epoch "
+                  f"{trainer.epoch} (patience {trainer.config.patience}); nothing to train",
+                  file=sys.stderr)
+        elif (_given(args, "--epochs", args.epochs, defaults.epochs)
                 and args.epochs > trainer.config.epochs):
             trainer.config = dataclasses.replace(trainer.config, epochs=args.epochs)
     else:
@@ -211,11 +219,14 @@ def run(args) -> int:
         trainer = Trainer(config, data.n_features, data.n_classes)
         info = {"dataset": args.dataset, "split_seed": args.seed, "data_path": args.data_path,
                 "n_features": data.n_features, "classes": data.classes.tolist()}
+    # a data set without a validation split (fashion_mnist, cifar10: val_size 0) trains
+    # without one
+    X_val, y_val = (data.X_val, data.y_val) if len(data.y_val) else (None, None)
     created = not os.path.isdir(args.out)
     os.makedirs(args.out, exist_ok=True)
-    # --overwrite: the old run's files stay until the new run's first epoch replaces them
-    # (each file atomically), so a new run that fails or is stopped before then loses nothing
-    saved = []
+    # --overwrite: the old run's files stay until the new run's first checkpoint replaces
+    # them; from then on the history and summary follow the checkpoint (also on failure)
+    before = _file_id(ckpt)
     show = not args.quiet and sys.stderr.isatty()
     bar = tqdm(total=trainer.config.epochs, initial=trainer.epoch, unit="epoch",
                desc=f"NM {info['dataset']}", disable=not show)
@@ -245,56 +256,78 @@ def run(args) -> int:
         write_history(args.out, tr.history)
         write_json(os.path.join(args.out, "summary.json"),
                    _summary(tr, info, "running", time.perf_counter() - t0))
-        saved.append(tr.epoch)
         return bool(stop)
+
+    def close(status, exc=None):
+        """After a failure or an interrupt: the history and summary of what the checkpoint
+        holds, when this run wrote it (else the folder is as it was: nothing to say)."""
+        if _file_id(ckpt) == before:
+            return None
+        try:
+            saved = Trainer.load(ckpt)
+            write_history(args.out, saved.history)
+            extra = {} if exc is None else {"error": f"{type(exc).__name__}: {exc}"}
+            write_json(os.path.join(args.out, "summary.json"),
+                       {**_summary(saved, info, status, time.perf_counter() - t0), **extra})
+            return saved
+        except Exception:  # noqa: BLE001 - the run's own error is the one to report
+            return None
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for s in previous:
-            signal.signal(s, on_signal)
-        trainer.fit(data.X_train, data.y_train, data.X_val, data.y_val, callback=callback,
-                    hooks=[StopHook()])
-    except _StopRequested:
-        pass
+        try:
+            for s in previous:
+                signal.signal(s, on_signal)
+            trainer.fit(data.X_train, data.y_train, X_val, y_val, callback=callback,
+                        hooks=[StopHook()])
+        except _StopRequested:
+            pass
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            bar.close()
+        elapsed = time.perf_counter() - t0
+        if stop:
+            saved = close("interrupted")
+            if saved is not None or args.resume:
+                epochs = (saved or trainer).epoch
+                target = (saved or Trainer.load(ckpt)).config.epochs
+                more = (f" --epochs {trainer.config.epochs}"
+                        if trainer.config.epochs > target else "")
+                print(f"refimpl train: interrupted ({stop[0]}); epoch {epochs} is saved in "
+                      f"{ckpt}: continue with `refimpl train --out {args.out} --resume{more}`",
+                      file=sys.stderr)
+            else:
+                if created and not os.listdir(args.out):
+                    os.rmdir(args.out)
+                kept = (f"; the previous run in {args.out} is unchanged" if has_run else "")
+                print(f"refimpl train: interrupted ({stop[0]}) before the first epoch ended; "
+                      f"nothing was saved{kept}", file=sys.stderr)
+            return 130
+        trainer.save(ckpt, extra=info)
+        write_history(args.out, trainer.history)
+        final = Trainer.load(ckpt)
+        final.restore_best()
+        test_error = float(np.mean(predict(final.net, data.X_test, final.gamma,
+                                           backend=trainer.config.backend) != data.y_test))
     except BaseException as exc:
         if created and not os.listdir(args.out):
             os.rmdir(args.out)  # a failed start leaves no empty folder
-        elif saved or args.resume:  # this run's summary: not "running" any more
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            try:
-                write_json(os.path.join(args.out, "summary.json"),
-                           {**_summary(trainer, info, status, time.perf_counter() - t0),
-                            "error": f"{type(exc).__name__}: {exc}"})
-            except Exception:  # noqa: BLE001 - the run's own error is the one to report
-                pass
-        raise
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        bar.close()
-    elapsed = time.perf_counter() - t0
-    if stop:
-        if saved or args.resume:
-            write_json(os.path.join(args.out, "summary.json"),
-                       _summary(trainer, info, "interrupted", elapsed))
-            print(f"refimpl train: interrupted ({stop[0]}); epoch {trainer.epoch} is saved in "
-                  f"{ckpt}: continue with `refimpl train --out {args.out} --resume`",
-                  file=sys.stderr)
         else:
-            if created and not os.listdir(args.out):
-                os.rmdir(args.out)
-            kept = (f"; the previous run in {args.out} is unchanged" if has_run else "")
-            print(f"refimpl train: interrupted ({stop[0]}) before the first epoch ended; "
-                  f"nothing was saved{kept}", file=sys.stderr)
-        return 130
-    trainer.save(ckpt, extra=info)
-    write_history(args.out, trainer.history)
-    final = Trainer.load(ckpt)
-    final.restore_best()
-    test_error = float(np.mean(predict(final.net, data.X_test, final.gamma,
-                                       backend=trainer.config.backend) != data.y_test))
+            close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", exc)
+        raise
     summary = _summary(trainer, info, "finished", elapsed, test_error)
     write_json(os.path.join(args.out, "summary.json"), summary)
     print(f"{info['dataset']}: test error {test_error:.4f} after {trainer.epoch} epochs "
           f"({summary['seconds_per_epoch'] or 0:.2f} s/epoch); wrote {args.out}/")
     return 0
+
+
+def _file_id(path):
+    """``(inode, size, mtime_ns)`` of ``path`` (None if absent): a file replaced by an
+    atomic write gets a new inode."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
