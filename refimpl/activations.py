@@ -259,6 +259,12 @@ def get_activation(name: str | Activation) -> Activation:
     """Return the hidden activation called ``name`` (or ``name`` itself): the
     f (and f') of Eq. (3) and Eq. (4) (DESIGN.md sec. 2)."""
     if isinstance(name, Activation):
+        builtin = ACTIVATIONS.get(name.name)
+        if builtin is not None and builtin != name:  # (a copy of the built-in is equal)
+            # the compiled solvers pick f by name: they would solve with the built-in one
+            raise ValueError(f"activation: a custom Activation may not take the built-in name "
+                             f"{name.name!r} (the compiled module solvers would use the "
+                             "built-in f); give it a name of its own")
         return name
     try:
         return ACTIVATIONS[name]

@@ -138,7 +138,9 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
     backend : str or array-API namespace module, default "numpy"
         Where training and prediction run (:func:`refimpl.get_backend`):
         ``"numpy"`` is the numba CPU path, ``"cupy"`` the GPU; inputs and
-        outputs stay NumPy arrays.
+        outputs stay NumPy arrays.  The fitted estimator keeps the backend's name
+        where the name gives the same backend back; give the name itself for
+        ``sklearn.base.clone`` and pickling (a module does not copy).
 
     Attributes
     ----------
@@ -221,12 +223,17 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
             batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             optimizer=self.optimizer, reg=self.reg, alpha=self.alpha, reg_step=self.reg_step,
             activation=self.activation, output="softmax", init_scale=self.init_scale,
-            patience=self.patience, monitor="val_loss", seed=seed, backend=self.backend)
+            patience=self.patience, monitor="val_loss", seed=seed,
+            backend=_backend_by_name(self.backend))
 
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ValueError(f"standardize: expected True or False, got {self.standardize!r}")
         if self.standardize:
             mean = X.mean(axis=0)
             scale = X.std(axis=0)
-            scale[scale == 0.0] = 1.0  # a constant feature stays constant (0)
+            # a constant feature stays constant (0): all values equal, whatever its std
+            # rounds to (150 copies of 0.1 have std 2.5e-16, not 0)
+            scale[(scale == 0.0) | (np.ptp(X, axis=0) == 0.0)] = 1.0
             Xs = (X - mean) / scale
         else:
             mean = scale = None
@@ -291,3 +298,17 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
                                  "Call 'fit' with appropriate arguments before using this "
                                  "estimator.")
+
+
+def _backend_by_name(backend):
+    """``backend`` as its registered name where the name gives it back (a namespace module
+    or a Backend object kept in the trainer would make a fitted estimator unpicklable),
+    else as given."""
+    from .backend import get_backend
+
+    given = get_backend(backend)
+    try:
+        same = get_backend(given.name) == given  # (same namespace, device and path)
+    except Exception:  # noqa: BLE001 - a name that does not resolve: keep the object
+        same = False
+    return given.name if same else backend

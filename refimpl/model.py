@@ -159,6 +159,8 @@ def output_loss(Z, T, output):
     identity: squared error ``mean_b 0.5 ||z - t||^2``, G = (Z - T) / B.
     """
     B = Z.shape[0]
+    if B == 0:
+        raise ValueError("Z: an empty batch (0 rows) has no mean loss")
     T = _targets(T, Z, output)
     if output == "softmax":
         Zs = Z - Z.max(axis=1, keepdims=True)

@@ -927,9 +927,26 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
                     raise ConvergenceError(grp.ids[m], grp.nodes[m], grp.size, rr[m], it[m],
                                            st[m], res)
         res.steps.append(record)
+    if not np.isfinite(XT).all():  # (no solve looks at a singleton's value: an overflow
+        _nonfinite_singletons(res, S, order, XT, throw)  # or a NaN weight shows here)
     if compute_cond:
         res.module_cond = _module_cond(res)
     return res
+
+
+def _nonfinite_singletons(res, S, order, XT, throw):
+    """Mark the modules whose nodes hold a NaN or inf after the forward (singletons:
+    solved modules report their own) as NONFINITE; with ``throw``, raise for the first."""
+    rows = np.flatnonzero(~np.isfinite(XT).all(axis=1))
+    mods = sorted({int(S.labels[order[r]]) for r in rows} - set(res.failed_modules))
+    if not mods:
+        return
+    res.status = max(res.status, SolveStatus.NONFINITE)
+    res.failed_modules.extend(mods)
+    if throw:
+        m = mods[0]
+        nodes = S.module_nodes(m)
+        raise ConvergenceError(m, nodes, len(nodes), np.nan, 0, SolveStatus.NONFINITE, res)
 
 
 def _module_cond(res):
@@ -951,7 +968,11 @@ def _module_cond(res):
 
 
 def _adjoint_newton(rec, part, RHS, D, X, opts, act):
-    return solve_adjoint(part.kept, RHS), np.zeros(part.idx.size, np.int8)
+    """J^T u = rhs with the forward's LU factors; NONFINITE for a module whose U is not
+    finite (a singular or non-finite J)."""
+    U = solve_adjoint(part.kept, RHS)
+    bad = ~np.isfinite(U.reshape(U.shape[0], -1)).all(axis=1)
+    return U, np.where(bad, SolveStatus.NONFINITE, SolveStatus.CONVERGED).astype(np.int8)
 
 
 def _adjoint_krylov(rec, part, RHS, D, X, opts, act):
@@ -1063,13 +1084,16 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
         Ao = graph.A[order][:, order].tocsr()
         UT_, VT_, st = solve_whole_adjoint(Ao, DFT, VT, atol=opts.atol, rtol=opts.rtol,
                                            max_iter=opts.fp_max_iter)
-        if st != SolveStatus.CONVERGED:
-            for m in range(S.n_modules):
-                fail(m, order, S.p, opts.fp_max_iter, st)
+        if st != SolveStatus.CONVERGED:  # one system: every module, named -1 (as forward)
+            status = max(status, SolveStatus(int(st)))
+            failed.extend(range(S.n_modules))
+            if throw:
+                raise ConvergenceError(-1, order, S.p, np.nan, opts.fp_max_iter, st, fwd)
         UT, VT = UT_, VT_
     else:
         out_w = data[S.out_edge]
         recs = fwd.steps
+        failed_fwd = set(int(m) for m in fwd.failed_modules)
         for k0, _, bounds in reversed(_segments(recs, S.out_ptr, S.out_dst)):
             if bounds is not None:  # singleton steps: Eq. (4) in one kernel call
                 singleton_steps_adjoint(S.out_ptr, S.out_dst, out_w, UT, VT, DFT, bounds)
@@ -1093,6 +1117,10 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
                         args = (np.ascontiguousarray(RHS[i]), np.ascontiguousarray(D[i]),
                                 np.ascontiguousarray(X[i]))
                     U, st = ADJOINTS[part.method](rec, part, *args, opts, act)
+                    if failed_fwd:  # a module the forward did not solve: no valid adjoint
+                        for j in range(i.size):
+                            if st[j] == 0 and int(rec.ids[i[j]]) in failed_fwd:
+                                st[j] = max(int(fwd.status), SolveStatus.NO_DECREASE)
                     if i.size == n:
                         Uv[...] = U
                     else:

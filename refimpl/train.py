@@ -78,7 +78,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .backend import get_backend, is_reference, to_numpy
+from .backend import BackendError, get_backend, is_reference, to_numpy
 from .graph.prune import (_collect_flagged, candidate_capacity, candidate_threshold,
                           fallen_countdown, prune, prune_top_k_incremental)
 from .io import CheckpointError, load_checkpoint, save_checkpoint
@@ -88,7 +88,7 @@ from .optim import Optimizer, _adam_entry, _sgd_entry
 from .propagate import SOLVERS, forward
 from .regularization import (_proximal_entry, l2_gradient, l2_proximal, nm_proximal,
                              nm_rate_times, nm_repulsion_sparse)
-from .solvers.result import ConvergenceError
+from .solvers.result import ConvergenceError, SolveStatus
 from .threads import with_threads
 from .validation import check_int, check_rows, check_scalar, check_threads
 
@@ -695,6 +695,11 @@ class Trainer(EpochTrainer):
                                              grad_K="factors" if blocked else "dense")
         except ConvergenceError as exc:
             self._check_finite(exc)  # a diverged run, said as such (checked on failure only)
+            if exc.status == SolveStatus.NONFINITE:  # finite weights, values overflowed
+                raise TrainingDivergedError(
+                    f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
+                    f"({exc}); try a lower learning rate (--lr) or standardized inputs"
+                ) from exc
             raise
         except ValueError as exc:
             # a non-finite value computed here (e.g. G = dL/dZ) means the run diverged;
@@ -944,18 +949,25 @@ class Trainer(EpochTrainer):
                 fields["backend"] = backend
             try:
                 config = TrainConfig(**fields)
-            except TypeError as exc:  # a field this version does not know
+            except BackendError:
+                raise  # (its message says what to install or which backend to name)
+            except (TypeError, ValueError) as exc:  # a field or value this version refuses
                 raise CheckpointError(f"{path}: its config does not fit this version of "
                                       f"refimpl ({exc})") from exc
             self = cls(config, meta["n_in"], meta["n_out"])
-            for name in PARAMS:
-                want = getattr(self.net, name).shape
-                if data[name].shape != want:
-                    raise CheckpointError(f"{path}: {name} has shape {data[name].shape}, its "
+
+            def fitting(key, want):
+                if data[key].shape != want:
+                    raise CheckpointError(f"{path}: {key} has shape {data[key].shape}, its "
                                           f"config needs {want}")
-                setattr(self.net, name, data[name].astype(np.float64))
+                return data[key]
+
+            for name in PARAMS:
+                setattr(self.net, name,
+                        fitting(name, getattr(self.net, name).shape).astype(np.float64))
             for k in self.opt.state:
-                self.opt.state[k] = data[f"opt_{k}"].astype(np.float64)
+                self.opt.state[k] = fitting(f"opt_{k}", self.opt.state[k].shape).astype(
+                    np.float64)
             self.opt.t = int(meta["opt_t"])
             self.opt.lr = float(meta.get("opt_lr", config.lr))  # (older files: the config's)
             self.rng.bit_generator.state = meta["rng"]
@@ -967,10 +979,12 @@ class Trainer(EpochTrainer):
             self.best_epoch = int(meta["best_epoch"])
             self.gamma = np.nan if meta["gamma"] is None else float(meta["gamma"])
             if meta["has_best"]:
-                self.best = self._keep_snapshot({k: _own_float64(data[f"best_{k}"])
-                                                 for k in (*PARAMS, "gamma")})
+                shapes = {**{n: getattr(self.net, n).shape for n in PARAMS}, "gamma": ()}
+                self.best = self._keep_snapshot({k: _own_float64(fitting(f"best_{k}", want))
+                                                 for k, want in shapes.items()})
             if meta["has_prev_mask"]:
-                self._prev_keep = np.flatnonzero(data["prev_mask"].astype(bool).ravel())
+                mask = fitting("prev_mask", self.net.K.shape)
+                self._prev_keep = np.flatnonzero(mask.astype(bool).ravel())
         except KeyError as exc:
             raise CheckpointError(f"{path}: checkpoint is missing {exc}") from exc
         return self

@@ -172,3 +172,63 @@ def test_sagp_command_data_path_errors_name_the_option(tmp_path, capsys):
     assert _run(argv) == 2
     err = capsys.readouterr().err
     assert "--data-path DIR" in err and "path=..." not in err, err
+
+
+def test_sagp_refuses_an_occupied_or_unusable_out_before_training(tmp_path, capsys,
+                                                                 monkeypatch):
+    """A second run into the same --out is refused (--overwrite replaces it), and a file
+    as --out is refused, both before anything trains (the output used to be checked only
+    after training, and a second run replaced the first silently)."""
+    out = tmp_path / "run"
+    assert _run([*TINY, "--out", str(out)]) == 0
+    first = (out / "history.json").read_bytes()
+    trained = []
+    real = cmd._train_one
+    monkeypatch.setattr(cmd, "_train_one", lambda *a: trained.append(1) or real(*a))
+    capsys.readouterr()
+    assert _run([*TINY, "--seed", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier run (history.json" in err and "--overwrite" in err
+    assert (out / "history.json").read_bytes() == first and not trained
+    (tmp_path / "file").write_text("x")
+    assert _run([*TINY, "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err and not trained
+    assert _run([*TINY, "--seed", "1", "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "history.json").read_text())["seed"] == 1
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--ablations", "--ablation", "no-growth"], "--ablation no-growth with --ablations"),
+    (["--all-datasets", "--data-path", "somewhere"], "--all-datasets: trains digits"),
+])
+def test_sagp_refuses_options_a_mode_would_ignore(tmp_path, capsys, argv, text):
+    assert _run([*TINY, *argv, "--out", str(tmp_path / "o")]) == 2
+    assert text in capsys.readouterr().err
+
+
+def test_an_interrupted_sagp_run_says_it_saved_nothing(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd, "_train_one", interrupted)
+    assert _run([*TINY, "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "saved nothing" in err
+
+
+def test_sagp_split_fractions_reach_the_papers_data_sets(tmp_path):
+    """--val-fraction / --test-fraction split the paper's data sets too (they were left at
+    the library's 0.15 / 0.15 for codon, gas_drift, daily_sports, facebook)."""
+    import itertools
+
+    codons = ["".join(c) for c in itertools.product("ACGU", repeat=3)]
+    rng = np.random.default_rng(0)
+    rows = [",".join(["Kingdom", "DNAtype", "SpeciesID", "Ncodons", "SpeciesName", *codons])]
+    for i in range(90):
+        f = rng.random(64) + (i % 3) * 0.3
+        rows.append(",".join([["arc", "bct", "vrl"][i % 3], "0", str(i), "1000", f"sp{i}",
+                              *(f"{v:.5f}" for v in f / f.sum())]))
+    (tmp_path / "codon_usage.csv").write_text("\n".join(rows) + "\n")
+    data = cmd._load_dataset("codon", 0, 0.4, 0.4, str(tmp_path))
+    n_val, n_test = len(data["val"][1]), len(data["test"][1])
+    assert (n_val, n_test) == (36, 36), (n_val, n_test)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import pickle
 import struct
 import wave
@@ -328,3 +329,18 @@ def test_present_datasets_follow_the_locations(tmp_path, monkeypatch):
     (tmp_path / "data" / "esc50" / "meta" / "esc50.csv").write_text("filename,fold\n")
     monkeypatch.setenv("REFIMPL_DATA", str(tmp_path / "data"))
     assert S.present_datasets() == ("fsdd", "esc50", "amazon_photo")
+
+
+def test_refimpl_train_runs_on_a_data_set_without_a_validation_split(tmp_path, capsys):
+    """fashion_mnist keeps its published split (no validation rows): `refimpl train` trains
+    without early stopping on it, rather than refusing the empty validation split."""
+    from refimpl.cli import main
+
+    (tmp_path / "data").mkdir()
+    _fmnist(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "fashion_mnist", "--data-path", str(tmp_path / "data"),
+                 "--nodes", "6", "--epochs", "1", "--out", str(out), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["best_val"] is None

@@ -283,3 +283,35 @@ def test_import_and_fallbacks_without_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_constant_feature_is_constant_whatever_its_std_rounds_to():
+    """150 copies of 0.1 have std 2.5e-16, not 0: standardizing by it made a change of 1e-9
+    in that feature at predict time move it by 4e6 and wreck every prediction. A feature
+    whose values are all equal is divided by 1 (NMClassifier and the data sets alike)."""
+    from refimpl.datasets.base import split_standardize
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.standard_normal((75, 2)) - 2, rng.standard_normal((75, 2)) + 2])
+    X = np.column_stack([X, np.full(150, 0.1)])
+    y = np.repeat([0, 1], 75)
+    assert X[:, 2].std() > 0.0  # the rounding the test is about
+    clf = NMClassifier(nodes=6, epochs=3, random_state=0).fit(X, y)
+    assert clf.scale_[2] == 1.0
+    X2 = X.copy()
+    X2[:, 2] += 1e-9
+    assert_array_equal(clf.predict(X2), clf.predict(X))
+    ds = split_standardize(X, y, seed=0)
+    assert np.abs(ds.X_train[:, 2]).max() < 1e-15 and np.abs(ds.X_test[:, 2]).max() < 1e-15
+
+
+def test_standardize_must_be_a_bool_and_the_trainer_keeps_the_backend_name():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((40, 3)), np.repeat([0, 1], 20)
+    with pytest.raises(ValueError, match="standardize: expected True or False"):
+        NMClassifier(nodes=5, epochs=1, standardize="no").fit(X, y)
+    clf = NMClassifier(nodes=5, epochs=1, backend=np).fit(X, y)  # a namespace module
+    assert clf.trainer_.config.backend == "numpy-generic"  # (a module: the generic path)
+    import pickle
+
+    pickle.loads(pickle.dumps(clf.trainer_))  # (the module itself would not pickle)

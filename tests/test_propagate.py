@@ -535,3 +535,107 @@ def test_input_rows_are_the_rows_with_a_nonzero(rows, cols, seed, order):
     W[rng.random(W.shape) < 0.05] = np.nan
     W = np.asarray(W, order=order)
     np.testing.assert_array_equal(input_rows(W), np.flatnonzero(np.any(W != 0.0, axis=1)))
+
+
+# ---------------------------------------------------------------- failures said as such
+def _singular_identity_module():
+    """Two identity nodes with w01 w10 = 1: J = I - A^T is singular and the module has no
+    solution for these inputs (Newton fails, its factors are singular)."""
+    K = np.array([[0.3, 2.0], [0.5, -0.1]])
+    net = NMNetwork(K, np.ones((2, 1)), np.ones((1, 2)), activation="identity",
+                    output="identity")
+    return net, graph_from_mask(net.K, np.array([[False, True], [True, False]]))
+
+
+@pytest.mark.parametrize("solver", ["newton", "auto"])
+def test_the_adjoint_of_a_failed_newton_module_is_not_called_converged(solver):
+    """After forward(..., throw=False) failed on a Newton module, backward says so (the
+    module fails there too: NONFINITE where its U is not finite) instead of CONVERGED
+    with inf gradients; with throw=True it raises naming the module."""
+    net, g = _singular_identity_module()
+    X0 = np.ones((2, 1))
+    f = forward(net, X0, g, solver=solver, throw=False)
+    assert not f.converged and f.failed_modules == [0]
+    G = np.ones((2, 1))
+    with np.errstate(all="ignore"):
+        gr = backward(net, f, G, throw=False)
+        assert gr.status != SolveStatus.CONVERGED and gr.failed_modules == [0]
+        with pytest.raises(ConvergenceError, match=r"neural module 0 \(size 2"):
+            backward(net, f, G)
+
+
+def test_nonfinite_singleton_values_fail_the_forward():
+    """No solve looks at a singleton's value: an overflowing chain of finite weights, or a
+    NaN written into W1 after construction, made X inf/NaN with status CONVERGED. Now the
+    forward marks those modules NONFINITE (and raises for the first with throw=True)."""
+    p = 4
+    K = np.zeros((p, p))
+    K[0, 1] = K[1, 2] = K[2, 3] = 1e200  # a chain: x1 = 1e200 f(x0), then inf
+    net = NMNetwork(K, np.ones((p, 1)), np.ones((1, p)), activation="identity",
+                    output="identity")
+    g = graph_from_mask(K, K != 0)
+    with np.errstate(all="ignore"):
+        res = forward(net, np.ones((1, 1)), g, throw=False)
+        assert res.status == SolveStatus.NONFINITE and res.failed_modules
+        bad = {int(g.schedule.labels[j]) for j in (2, 3)}
+        assert bad <= set(res.failed_modules)
+        with pytest.raises(ConvergenceError, match="non-finite"):
+            forward(net, np.ones((1, 1)), g)
+        net2 = NMNetwork.random(2, 6, 2, seed=0, k=8)
+        net2.W1[0, 0] = np.nan
+        assert forward(net2, np.ones((1, 2)), net2.prune(), throw=False).status \
+            == SolveStatus.NONFINITE
+
+
+def test_a_custom_activation_may_not_take_a_builtin_name():
+    """The compiled solvers pick f by name: an Activation named "tanh" that is not the
+    library's tanh would be solved with the library's (Eq. 3 off by ~0.25). Refused when
+    the network is built; a copy of the built-in is still accepted."""
+    import copy
+
+    from refimpl.activations import ACTIVATIONS, Activation
+
+    doubled = Activation("tanh", lambda x: np.tanh(2 * x),
+                         lambda x: 2 / np.cosh(2 * x) ** 2, 2.0)
+    K = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="may not take the built-in name 'tanh'"):
+        NMNetwork(K, np.ones((3, 1)), np.ones((1, 3)), activation=doubled)
+    same = copy.deepcopy(ACTIVATIONS["tanh"])
+    assert NMNetwork(K, np.ones((3, 1)), np.ones((1, 3)), activation=same).p == 3
+
+
+def test_a_self_loop_in_a_hand_built_graph_is_refused():
+    """K's diagonal is the bias (Eq. 3): an edge j -> j in a hand-built graph was dropped
+    by the module solvers (and used by mode="whole"); the schedule refuses it."""
+    import scipy.sparse as sp
+
+    from refimpl import Schedule
+
+    A = sp.csr_matrix(np.array([[0.5, 1.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="A: has a self-loop at node 0"):
+        Schedule.from_csr(A)
+
+
+def test_whole_mode_names_the_whole_graph_in_both_directions(monkeypatch):
+    """A failed whole-graph solve is module -1 ("the whole graph") in the forward and in
+    the backward (the backward had named module 0, a real module that did not fail)."""
+    import refimpl.propagate as P
+
+    net = NMNetwork.random(2, 6, 2, seed=1, k=10, scale=0.5)
+    g = net.prune()
+    X0 = np.ones((2, 2))
+    f = forward(net, X0, g, mode="whole")
+    monkeypatch.setattr(P, "solve_whole_adjoint", lambda A, D, V, **kw: (
+        np.zeros_like(V), V, SolveStatus.MAX_ITERATIONS))
+    with pytest.raises(ConvergenceError, match=r"^the whole graph \(size 6") as info:
+        backward(net, f, np.ones((2, 2)))
+    assert info.value.module == -1
+    gr = backward(net, f, np.ones((2, 2)), throw=False)
+    assert gr.status == SolveStatus.MAX_ITERATIONS
+    assert sorted(gr.failed_modules) == list(range(g.schedule.n_modules))
+
+
+def test_an_empty_batch_has_no_loss():
+    net = NMNetwork.random(2, 5, 3, seed=0, k=6)
+    with pytest.raises(ValueError, match="Z: an empty batch"):
+        loss_and_grad(net, np.zeros((0, 2)), np.zeros(0, dtype=int), net.prune())

@@ -252,6 +252,11 @@ def test_checkpoint_records_the_data_and_predict_refuses_another_data_set(tmp_pa
     assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
                  "--output", str(tmp_path / "p.csv")]) == 0
     assert (tmp_path / "p.csv").read_text().startswith("index,prediction,label")
+    ckpt = (out / "checkpoint.npz").read_bytes()
+    assert main(["predict", "--checkpoint", str(out / "checkpoint.npz"),
+                 "--output", str(out / "." / "checkpoint.npz")]) == 2  # the same file
+    assert "is the checkpoint" in capsys.readouterr().err
+    assert (out / "checkpoint.npz").read_bytes() == ckpt
 
 
 @pytest.mark.parametrize("argv, text", [

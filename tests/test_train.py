@@ -392,7 +392,10 @@ def test_checkpoints_keep_the_learning_rate_and_check_their_contents(tmp_path):
     arrays = dict(np.load(path))
     meta = json.loads(str(arrays.pop("__meta__")))
     for change, match in ((lambda m, a: m["config"].update(new_field=1), "does not fit this"),
-                          (lambda m, a: a.update(K=np.zeros((7, 7))), "K has shape")):
+                          (lambda m, a: a.update(K=np.zeros((7, 7))), "K has shape"),
+                          (lambda m, a: a.update(opt_m_K=np.zeros(3)), "opt_m_K has shape"),
+                          (lambda m, a: m["config"].update(output="identity"),
+                           "does not fit this version")):
         m, a = json.loads(json.dumps(meta)), dict(arrays)
         change(m, a)
         np.savez(tmp_path / "bad.npz", __meta__=np.array(json.dumps(m)), **a)

@@ -43,7 +43,11 @@ def run(args) -> int:
             raise FileNotFoundError(f"--output {args.output}: the folder {folder} does not exist")
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file")
-    trainer = Trainer.load(args.checkpoint)
+    if args.output is not None and os.path.exists(args.output) \
+            and os.path.samefile(args.output, args.checkpoint):
+        raise ValueError(f"--output {args.output}: is the checkpoint; writing the CSV there "
+                         "would destroy the trained network")
+    trainer = Trainer.load(args.checkpoint, backend=args.backend)  # (a GPU run on the CPU)
     trainer.restore_best()
     info = trainer.extra
     name = args.dataset or info.get("dataset")

@@ -38,7 +38,7 @@ import sys
 
 import numpy as np
 
-from ..datasets import BUILTIN_DATASETS, DATASETS as _ALL, SYNTHETIC_DATASETS
+from ..datasets import BUILTIN_DATASETS, DATASETS as _ALL, PAPER_DATASETS, SYNTHETIC_DATASETS
 
 #: Data sets the command trains on: every name of :func:`refimpl.datasets.load` but the
 #: synthetic generators.
@@ -82,6 +82,8 @@ def register(subparsers, name: str = "sagp", help_text: str | None = None) -> ar
                    help=f"training epochs (default {FULL_EPOCHS}; --quick sets {QUICK_EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, initialization and shuffling")
     p.add_argument("--out", default="sagp_out", help="output folder (created)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run in --out (refused otherwise)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--test-fraction", type=float, default=0.2)
     g = p.add_argument_group("SAGP hyper-parameters (supplement Table 2)")
@@ -149,7 +151,7 @@ def _load_dataset(name: str, seed: int, val_fraction: float, test_fraction: floa
         raise ValueError(f"--data-path: the data set {name!r} is built in (not read from "
                          f"disk); drop --data-path, got {path!r}")
     try:
-        if name in BUILTIN_DATASETS:
+        if name in BUILTIN_DATASETS or name in PAPER_DATASETS:  # (seeded splits)
             d = load(name, path, seed=seed, val_size=val_fraction, test_size=test_fraction)
         else:
             d = load(name, path, seed=seed)
@@ -295,6 +297,15 @@ def run(args: argparse.Namespace) -> int:
         if sum(bool(getattr(args, m)) for m in modes) > 1:
             raise ValueError("--ablations, --feature-selection, --sweep-alpha, "
                              "--all-datasets: choose one")
+        if args.ablations and args.ablation != "none":
+            raise ValueError(f"--ablation {args.ablation} with --ablations: the study runs "
+                             "every ablation itself (its SAGP column is the full method); "
+                             "drop --ablation")
+        if args.all_datasets and (args.data_path is not None or args.dataset != "digits"):
+            raise ValueError("--all-datasets: trains digits and every supplement data set "
+                             "present (each read from its variable); drop --dataset and "
+                             "--data-path")
+        _check_out(args)  # before any training: a bad or occupied --out would lose it
         if args.ablations or args.feature_selection or args.sweep_alpha:
             data = _load_dataset(args.dataset, args.seed, args.val_fraction,
                                  args.test_fraction, args.data_path)
@@ -316,7 +327,43 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"refimpl sagp: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if getattr(args, "debug", False):
+            raise
+        print("refimpl sagp: interrupted; the unfinished run saved nothing (a run writes its "
+              "files when it ends)", file=sys.stderr)
+        return 130
     return 0
+
+
+#: What a run writes into --out (each mode its own files); one of them there is an
+#: earlier run, replaced only with --overwrite.
+RESULT_FILES = ("history.json", "history.csv", "topology.npz", "ablations.json",
+                "ablations.md", "alpha_sweep.json", "feature_selection.md")
+
+
+def _check_out(args) -> None:
+    """Refuse an --out that cannot hold the results (a file, an unwritable place) or that
+    holds an earlier run's results (unless --overwrite), before anything trains."""
+    outs = [args.out]
+    if args.all_datasets:
+        outs += [os.path.join(args.out, n) for n in os.listdir(args.out)] \
+            if os.path.isdir(args.out) else []
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out}: is a file, not a folder")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent if not os.path.isdir(args.out)
+                                                  else args.out, os.W_OK):
+        raise ValueError(f"--out {args.out}: cannot be written")
+    if args.overwrite:
+        return
+    for out in outs:
+        found = [n for n in RESULT_FILES if os.path.isfile(os.path.join(out, n))]
+        if found:
+            raise ValueError(f"--out {out} holds an earlier run ({', '.join(found)}); "
+                             "choose another --out or replace it with --overwrite")
 
 
 def _run_ablations(args, config, data) -> int:

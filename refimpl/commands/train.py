@@ -250,8 +250,9 @@ def run(args) -> int:
 
     def callback(tr, rec):
         bar.update(1)
-        bar.set_postfix(loss=f"{rec.loss:.3f}", val_err=f"{rec.val_error:.3f}",
-                        modules=rec.modules, largest=rec.largest_module)
+        val = "-" if rec.val_error is None else f"{rec.val_error:.3f}"  # (no validation)
+        bar.set_postfix(loss=f"{rec.loss:.3f}", val_err=val, modules=rec.modules,
+                        largest=rec.largest_module)
         tr.save(ckpt, extra=info)  # every epoch, atomically: nothing lost on interruption
         write_history(args.out, tr.history)
         write_json(os.path.join(args.out, "summary.json"),

@@ -183,7 +183,7 @@ def split_standardize(X, y, *, seed=0, val_size=0.15, test_size=0.15, standardiz
     if standardize and tr.size:
         mu = X_tr.mean(axis=0)
         s = X_tr.std(axis=0)
-        s = np.where(s > 0.0, s, 1.0)                  # constant feature: divide by 1
+        s = np.where((s > 0.0) & (np.ptp(X_tr, axis=0) > 0.0), s, 1.0)  # constant: / 1
         X_tr, X_va, X_te = ((A - mu) / s for A in (X_tr, X_va, X_te))
     if feature_names is not None:
         feature_names = tuple(str(f) for f in feature_names)

@@ -173,7 +173,7 @@ def _fixed_split(X, y, parts, *, standardize, classes=None, feature_names=None, 
     if standardize and tr.size:
         mu = Xs[0].mean(axis=0)
         s = Xs[0].std(axis=0)
-        s = np.where(s > 0.0, s, 1.0)
+        s = np.where((s > 0.0) & (np.ptp(Xs[0], axis=0) > 0.0), s, 1.0)  # constant: / 1
         Xs = [(A - mu) / s for A in Xs]
     if feature_names is not None:
         feature_names = tuple(str(f) for f in feature_names)

@@ -341,6 +341,13 @@ class Schedule:
         if not A.has_canonical_format:
             raise ValueError("A: duplicate or unsorted entries; call A.sum_duplicates() first")
         indptr, indices = A.indptr, A.indices
+        # an edge j -> j has no place in Eq. (3): K's diagonal is the bias b (prune and
+        # graph_from_mask never store one; the module solvers would drop it silently)
+        loops = np.flatnonzero(np.repeat(np.arange(A.shape[0]), np.diff(indptr)) == indices)
+        if loops.size:
+            j = int(indices[loops[0]])
+            raise ValueError(f"A: has a self-loop at node {j} (and {loops.size - 1} more); the "
+                             "diagonal of K is the bias b (Eq. 3), not an edge")
         if scc_labels is None:
             n_components, scc_labels = strongly_connected_components(indptr, indices, check=False)
         else:  # (the kernels index by them: a wrong count or length would write past arrays)

@@ -94,6 +94,7 @@ def train_sagp(
     if not isinstance(config, SAGPConfig):
         raise ValueError(f"config: expected a SAGPConfig, got {type(config).__name__}")
     epochs = check_int(epochs, "epochs")
+    seed = check_int(seed, "seed")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X: expected a 2-D (n, features) array, got shape {X.shape}")

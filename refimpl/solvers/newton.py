@@ -77,7 +77,7 @@ def _residual(Ablk, sc, c, x, fx, dfx, r, code):
         acc = x[a] - c[a] - sc * acc
         r[a] = acc
         r2 += acc * acc
-        if abs(acc) > rinf:
+        if abs(acc) > rinf or acc != acc:  # (NaN kept: a NaN residual is not 0)
             rinf = abs(acc)
         if abs(x[a]) > xinf:
             xinf = abs(x[a])
@@ -224,7 +224,7 @@ def _residual_batch(Ablk, c, x, fx, dfx, r, rn2, rinf, xinf, code):
         for s in range(nb):
             v = r[a, s]
             rn2[s] += v * v
-            if abs(v) > rinf[s]:
+            if abs(v) > rinf[s] or v != v:  # (NaN kept: a NaN residual is not 0)
                 rinf[s] = abs(v)
             if abs(x[a, s]) > xinf[s]:
                 xinf[s] = abs(x[a, s])
@@ -540,7 +540,9 @@ def _check_group(blocks, X, name="C"):
 
 def _code(activation):
     if activation not in ACT_CODES:
-        raise ValueError(f"activation: expected one of {sorted(ACT_CODES)}, got {activation!r}")
+        raise ValueError(f"activation: the compiled solvers know {sorted(ACT_CODES)}, got "
+                         f"{activation!r}; a custom activation's modules are solved by "
+                         "solver='fixed_point' or mode='whole'")
     return ACT_CODES[activation]
 
 

@@ -97,7 +97,8 @@ class ConvergenceError(RuntimeError):
     Attributes
     ----------
     module : int
-        Id of the (first) failed module in schedule order.
+        Id of the (first) failed module in schedule order; -1 for the whole graph
+        (``mode="whole"``, forward and backward).
     nodes : array
         Its node ids.
     size : int
@@ -121,8 +122,9 @@ class ConvergenceError(RuntimeError):
         self.result = result
         shown = list(map(int, nodes[:8]))
         more = "..." if len(nodes) > 8 else ""
+        what = "the whole graph" if self.module < 0 else f"neural module {self.module}"
         super().__init__(
-            f"neural module {self.module} (size {self.size}, nodes {shown}{more}) failed: "
+            f"{what} (size {self.size}, nodes {shown}{more}) failed: "
             f"{self.status.message}; residual {self.residual:.3e} after "
             f"{self.iterations} iterations"
         )
