@@ -243,6 +243,12 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
             train, val, _ = stratified_split(codes, seed=seed, val_size=vf, test_size=0.0)
             if val.size == 0:  # too few rows per class to hold any out
                 train = val = None
+            else:
+                lost = np.setdiff1d(np.unique(codes), codes[train])
+                if lost.size:  # the split took every row of a class: it could never learn it
+                    raise ValueError(
+                        f"validation_fraction: {vf} leaves no training row of the class(es) "
+                        f"{classes[lost].tolist()}; lower it or give more rows per class")
         trainer = Trainer(config, X.shape[1], classes.size)
         if val is None:
             trainer.fit(Xs, codes)

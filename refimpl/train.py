@@ -637,7 +637,9 @@ class Trainer(EpochTrainer):
         ``epochs`` more) with :func:`refimpl.loop.run_epochs`.
         ``callback(trainer, record)`` is called after each epoch; returning
         True stops training.  ``hooks``: more :class:`refimpl.loop.Hook`
-        objects.  Returns the history."""
+        objects.  A run that early stopping ended trains no more epochs (also
+        after :meth:`load`; ``trainer.stopping.stale = 0`` trains on).  Returns
+        the history."""
         c = self.config
         self._device = None
         if not is_reference(c.backend):  # parameters and optimizer state to the device

@@ -315,3 +315,14 @@ def test_standardize_must_be_a_bool_and_the_trainer_keeps_the_backend_name():
     import pickle
 
     pickle.loads(pickle.dumps(clf.trainer_))  # (the module itself would not pickle)
+
+
+def test_a_validation_split_that_takes_a_whole_class_is_refused():
+    """validation_fraction 0.5 moved a class of one row into the validation split: with
+    three classes it was silently never learned, with two the error blamed y."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((21, 3))
+    for y in (np.array(["a"] * 10 + ["b"] * 10 + ["c"]), np.array(["a"] * 20 + ["b"])):
+        with pytest.raises(ValueError, match=r"validation_fraction: 0.5 leaves no training "
+                                             r"row of the class\(es\) \['[bc]'\]"):
+            NMClassifier(nodes=6, epochs=1, validation_fraction=0.5).fit(X, y)

@@ -158,7 +158,8 @@ def test_bad_input():
     # too few labels, an id out of range) are refused before they run.
     chain = csr_from_edges(3, [(0, 1), (1, 2)])
     good = strongly_connected_components(chain.indptr, chain.indices)[1]
-    for n_comp, labels, match in ((4, good, "scc_labels: expected every id"),
+    for n_comp, labels, match in ((4, good, "n_components: a graph of 3 nodes has at most 3"),
+                                  (2, good, "scc_labels: expected every id"),
                                   (3, good[:2], "scc_labels: expected 3 integer labels"),
                                   (3, np.array([0, 1, 5]), "scc_labels: expected every id"),
                                   (3, np.array([0.0, 1.0, 2.0]), "integer labels"),

@@ -415,10 +415,10 @@ def candidate_threshold(gamma_prev, fallen=False):
 
 def fallen_countdown(left, gamma, gamma_prev):
     """The prunings (Alg. 2 line 5) left whose first scan takes :data:`FALLEN_FRACTION`,
-    after a pruning that moved the threshold from ``gamma_prev`` to ``gamma``: :data:`FALLEN_BATCHES`
-    when gamma fell below ``INCREMENTAL_FRACTION * gamma_prev`` but not below
-    ``FALLEN_FRACTION * gamma_prev`` (a fall the narrow margin misses and the wide one
-    catches), else ``left - 1`` (not below 0).  Any gamma_prev that is not a number > 0
+    after a pruning that moved the threshold from ``gamma_prev`` to ``gamma``:
+    :data:`FALLEN_BATCHES` when ``FALLEN_FRACTION * gamma_prev < gamma <=
+    INCREMENTAL_FRACTION * gamma_prev`` (a fall the narrow scan, which collects ``|K| > t``,
+    misses and the wide one catches), else ``left - 1`` (not below 0).  Any gamma_prev that is not a number > 0
     is no fall."""
     # the scans' own thresholds, so that "missed" and "caught" agree with them to the bit
     if gamma_prev > 0 and (candidate_threshold(gamma_prev, fallen=True) < gamma

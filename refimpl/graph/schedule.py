@@ -353,6 +353,9 @@ class Schedule:
         else:  # (the kernels index by them: a wrong count or length would write past arrays)
             p = A.shape[0]
             n_components = check_int(n_components, "n_components", 0)
+            if n_components > p:
+                raise ValueError(f"n_components: a graph of {p} nodes has at most {p}, got "
+                                 f"{n_components}")
             scc_labels = np.asarray(scc_labels)
             if scc_labels.shape != (p,) or scc_labels.dtype.kind not in "iu":
                 raise ValueError(f"scc_labels: expected {p} integer labels, got shape "

@@ -57,7 +57,10 @@ def fixed_point_group(AT, C, f, *, atol, rtol, max_iter, give_up=False):
     ``x <- c + A_SS^T f(x)``, from x = c.
 
     Converges when the module map is a contraction (``||A_SS|| max|f'| < 1``
-    suffices).  A module stops with NO_DECREASE when, after
+    suffices).  The stop test of a module is over its whole batch: ``max |x_new - x|
+    <= atol + rtol max |x|``, both maxima over the module's nodes and all B samples, so a
+    sample of large values loosens the test for the others in its batch (Newton and
+    Krylov test each sample on its own).  A module stops with NO_DECREASE when, after
     :data:`STALL_AFTER` iterations, its step grows; with ``give_up=True``
     also when the observed rate ``step_k / step_{k-1}`` predicts that the
     tolerance will not be met within ``max_iter`` iterations.
