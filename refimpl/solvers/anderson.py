@@ -58,7 +58,10 @@ def anderson_fixed_point(g, x0, *, m=5, atol=1e-10, rtol=1e-10, max_iter=500, be
 
     (with ``beta = 1``: :math:`x_{k+1} = g(x_k) - \Delta G_k \gamma_k`).  The
     normal equations are regularized by ``reg`` times their trace.  ``m = 0``
-    is the plain (damped) iteration.
+    is the plain (damped) iteration.  The stop test ``max |f| <= atol + rtol max |x|``
+    is over the whole batch and relative to ``x``: with an unbounded map and no fixed
+    point, a run-away x can pass it (measured: |x| ~ 1e11-1e15 on a singular identity
+    module, reported converged).
 
     Parameters
     ----------

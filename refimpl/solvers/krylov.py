@@ -467,6 +467,12 @@ def newton_krylov(xp, AT, fd, C, X, *, atol, rtol, max_iter, eta=ETA, restart=No
     ||x||_inf`` (the Newton solver's test), with NO_DECREASE when
     ``1/tau`` passes :data:`PTC_MAX_SHIFT` (its steps keep being rejected).
 
+    Known limitation: the test is relative to ``||x||``, so on a module with no
+    solution and an unbounded f (identity, relu, swish) the iterate can run away until
+    the test passes (measured: a singular identity module, ``|x|`` ~ 1e17 reported
+    CONVERGED where Newton and the fixed point report failure).  A bounded f (tanh,
+    sigmoid) keeps ``A_SS^T f(x)`` bounded, so a run-away x cannot satisfy it.
+
     Parameters
     ----------
     xp : array namespace
