@@ -51,7 +51,7 @@ def compute(ctx):
             try:
                 hist = tr.fit(X, y)
                 ok = True
-            except ConvergenceError:
+            except (ConvergenceError, FloatingPointError):  # (TrainingDivergedError too)
                 hist, ok = tr.history, False
             secs = [r["seconds"] for r in hist[1:]]
             last = hist[-1] if hist else {}

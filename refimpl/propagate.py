@@ -968,11 +968,11 @@ def _module_cond(res):
 
 
 def _adjoint_newton(rec, part, RHS, D, X, opts, act):
-    """J^T u = rhs with the forward's LU factors; NONFINITE for a module whose U is not
-    finite (a singular or non-finite J)."""
+    """J^T u = rhs with the forward's LU factors; NO_DECREASE for a module whose U is not
+    finite (a singular J, as the factor path and the generic path report it)."""
     U = solve_adjoint(part.kept, RHS)
     bad = ~np.isfinite(U.reshape(U.shape[0], -1)).all(axis=1)
-    return U, np.where(bad, SolveStatus.NONFINITE, SolveStatus.CONVERGED).astype(np.int8)
+    return U, np.where(bad, SolveStatus.NO_DECREASE, SolveStatus.CONVERGED).astype(np.int8)
 
 
 def _adjoint_krylov(rec, part, RHS, D, X, opts, act):
@@ -1084,6 +1084,8 @@ def backward(net, fwd, G, *, throw=True, backend=None, grad_K="dense"):
         Ao = graph.A[order][:, order].tocsr()
         UT_, VT_, st = solve_whole_adjoint(Ao, DFT, VT, atol=opts.atol, rtol=opts.rtol,
                                            max_iter=opts.fp_max_iter)
+        if not fwd.converged:  # the forward did not solve it: no valid adjoint either
+            st = max(int(st), int(fwd.status), int(SolveStatus.NO_DECREASE))
         if st != SolveStatus.CONVERGED:  # one system: every module, named -1 (as forward)
             status = max(status, SolveStatus(int(st)))
             failed.extend(range(S.n_modules))

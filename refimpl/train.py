@@ -798,9 +798,18 @@ class Trainer(EpochTrainer):
         xp = bk.xp
         graph = self.prune()
         yd = xp.asarray(y, device=dev)
-        loss, grads, fwd = generic_loss_and_grad(
-            self.net, xp.asarray(X, device=dev), yd, graph, backend=bk, atol=c.atol,
-            rtol=c.rtol, solver=c.solver, mode=c.mode)
+        try:
+            loss, grads, fwd = generic_loss_and_grad(
+                self.net, xp.asarray(X, device=dev), yd, graph, backend=bk, atol=c.atol,
+                rtol=c.rtol, solver=c.solver, mode=c.mode)
+        except ConvergenceError as exc:  # as train_batch on the numba path
+            self._check_finite(exc)
+            if exc.status == SolveStatus.NONFINITE:
+                raise TrainingDivergedError(
+                    f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
+                    f"({exc}); try a lower learning rate (--lr) or standardized inputs"
+                ) from exc
+            raise
         gK = grads.K
         if c.structure == "dag":
             gK = xp.where(xp.asarray(self._lower, device=dev), 0.0, gK)  # stays 0
@@ -944,6 +953,8 @@ class Trainer(EpochTrainer):
             contents do not fit together (a config this version does not know, arrays
             of other shapes than the config's).
         """
+        if backend is not None:
+            get_backend(backend)  # (a mistyped backend is the caller's, not the file's)
         data, meta = load_checkpoint(path, FORMAT)
         try:
             fields = dict(meta["config"])

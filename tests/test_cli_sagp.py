@@ -213,7 +213,7 @@ def test_an_interrupted_sagp_run_says_it_saved_nothing(tmp_path, capsys, monkeyp
     monkeypatch.setattr(cmd, "_train_one", interrupted)
     assert _run([*TINY, "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "saved nothing" in err
+    assert len(err.splitlines()) == 1 and "results were not written" in err
 
 
 def test_sagp_split_fractions_reach_the_papers_data_sets(tmp_path):

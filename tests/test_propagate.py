@@ -635,6 +635,21 @@ def test_whole_mode_names_the_whole_graph_in_both_directions(monkeypatch):
     assert sorted(gr.failed_modules) == list(range(g.schedule.n_modules))
 
 
+def test_whole_mode_backward_after_a_failed_forward_fails_too():
+    """A whole-graph forward that did not converge leaves no valid adjoint: the backward
+    says so (it had said CONVERGED), naming the whole graph."""
+    net = NMNetwork.random(2, 8, 2, seed=0, k=30, scale=3.0)  # (not contractive)
+    g = net.prune()
+    with np.errstate(all="ignore"):
+        f = forward(net, np.ones((3, 2)), g, mode="whole", max_iter=2, throw=False)
+        assert not f.converged
+        gr = backward(net, f, np.ones((3, 2)), throw=False)
+        assert gr.status != SolveStatus.CONVERGED
+        assert sorted(gr.failed_modules) == list(range(g.schedule.n_modules))
+        with pytest.raises(ConvergenceError, match="^the whole graph"):
+            backward(net, f, np.ones((3, 2)))
+
+
 def test_an_empty_batch_has_no_loss():
     net = NMNetwork.random(2, 5, 3, seed=0, k=6)
     with pytest.raises(ValueError, match="Z: an empty batch"):

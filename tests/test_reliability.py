@@ -199,6 +199,9 @@ def test_a_failed_or_interrupted_resume_says_so_in_the_summary(tmp_path, capsys,
     assert main(["train", "--resume", "--out", str(out), "--epochs", "8", "--quiet"]) == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files
     assert "--resume --epochs 8`" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "8", "--backend",
+                 "numpy", "--quiet"]) == 130
+    assert "--resume --epochs 8 --backend numpy`" in capsys.readouterr().err
     monkeypatch.undo()
     batches = -(-90 // 16)  # (iris: 90 training rows)
     _fail_in_first_batch(monkeypatch, "error", after=batches + 1)  # in the second new epoch

@@ -408,6 +408,9 @@ def test_checkpoints_keep_the_learning_rate_and_check_their_contents(tmp_path):
         Trainer.load(tmp_path / "gpu.npz")
     assert Trainer.load(tmp_path / "gpu.npz", backend="numpy").config.to_dict()["backend"] \
         == "numpy"
+    with pytest.raises(ValueError, match="bogus") as info:  # the caller's typo, not the file's
+        Trainer.load(path, backend="bogus")
+    assert not isinstance(info.value, CheckpointError)
 
 
 def test_initial_kept_edges_have_the_intended_scale():

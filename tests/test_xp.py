@@ -370,6 +370,33 @@ def test_training_honours_hooks_that_change_the_parameters(backend, tmp_path):
                                                            rel=1e-9)
 
 
+def test_failures_are_said_as_on_the_numba_path(backend):
+    """The generic path reports what the numba path reports: singleton modules holding
+    NaN/inf after the forward are NONFINITE; a module the forward did not solve fails in
+    the backward."""
+    p = 4
+    K = np.zeros((p, p))
+    K[0, 1] = K[1, 2] = K[2, 3] = 1e200
+    net = NMNetwork(K, np.ones((p, 1)), np.ones((1, p)), activation="identity",
+                    output="identity")
+    g = graph_from_mask(K, K != 0)
+    with np.errstate(all="ignore"):
+        ref = refimpl.forward(net, np.ones((1, 1)), g, throw=False)
+        res = fwd(backend, net, np.ones((1, 1)), g, throw=False)
+    assert res.status == ref.status == SolveStatus.NONFINITE
+    assert res.failed_modules == ref.failed_modules
+    K = np.array([[0.3, 2.0], [0.5, -0.1]])  # a singular identity module: no solution
+    net = NMNetwork(K, np.ones((2, 1)), np.ones((1, 2)), activation="identity",
+                    output="identity")
+    g = graph_from_mask(K, np.array([[False, True], [True, False]]))
+    with np.errstate(all="ignore"):
+        f = fwd(backend, net, np.ones((2, 1)), g, solver="newton", throw=False)
+        assert f.failed_modules == [0]
+        gr = refimpl.backward(net, f, backend.asarray(np.ones((2, 1))), throw=False,
+                              backend=backend.backend)
+    assert gr.status != SolveStatus.CONVERGED and gr.failed_modules == [0]
+
+
 def test_output_losses_agree(backend):
     from refimpl.xp import output_loss as generic_loss
 

@@ -330,8 +330,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if getattr(args, "debug", False):
             raise
-        print("refimpl sagp: interrupted; the unfinished run saved nothing (a run writes its "
-              "files when it ends)", file=sys.stderr)
+        print("refimpl sagp: interrupted; the unfinished run's results were not written (a "
+              "run writes them when it ends; finished data sets keep theirs)", file=sys.stderr)
         return 130
     return 0
 

@@ -185,6 +185,7 @@ def run(args) -> int:
         if not has_run:
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
         trainer = Trainer.load(ckpt, backend=args.backend)  # (--backend: given or the run's)
+        saved_target = trainer.config.epochs
         info = trainer.extra
         if "dataset" not in info or "split_seed" not in info:
             raise ValueError(f"--resume: {ckpt} was not written by `refimpl train` (it has no "
@@ -217,6 +218,7 @@ def run(args) -> int:
             backend=args.backend or "numpy")
         data = _data.load(args.dataset, seed=args.seed, path=args.data_path)
         trainer = Trainer(config, data.n_features, data.n_classes)
+        saved_target = None
         info = {"dataset": args.dataset, "split_seed": args.seed, "data_path": args.data_path,
                 "n_features": data.n_features, "classes": data.classes.tolist()}
     # a data set without a validation split (fashion_mnist, cifar10: val_size 0) trains
@@ -226,7 +228,7 @@ def run(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     # --overwrite: the old run's files stay until the new run's first checkpoint replaces
     # them; from then on the history and summary follow the checkpoint (also on failure)
-    before = _file_id(ckpt)
+    wrote = []  # the epochs this run saved (each checkpoint written atomically)
     show = not args.quiet and sys.stderr.isatty()
     bar = tqdm(total=trainer.config.epochs, initial=trainer.epoch, unit="epoch",
                desc=f"NM {info['dataset']}", disable=not show)
@@ -254,6 +256,7 @@ def run(args) -> int:
         bar.set_postfix(loss=f"{rec.loss:.3f}", val_err=val, modules=rec.modules,
                         largest=rec.largest_module)
         tr.save(ckpt, extra=info)  # every epoch, atomically: nothing lost on interruption
+        wrote.append(tr.epoch)
         write_history(args.out, tr.history)
         write_json(os.path.join(args.out, "summary.json"),
                    _summary(tr, info, "running", time.perf_counter() - t0))
@@ -262,10 +265,10 @@ def run(args) -> int:
     def close(status, exc=None):
         """After a failure or an interrupt: the history and summary of what the checkpoint
         holds, when this run wrote it (else the folder is as it was: nothing to say)."""
-        if _file_id(ckpt) == before:
+        if not wrote:
             return None
         try:
-            saved = Trainer.load(ckpt)
+            saved = Trainer.load(ckpt, backend=args.backend)
             write_history(args.out, saved.history)
             extra = {} if exc is None else {"error": f"{type(exc).__name__}: {exc}"}
             write_json(os.path.join(args.out, "summary.json"),
@@ -291,10 +294,12 @@ def run(args) -> int:
         if stop:
             saved = close("interrupted")
             if saved is not None or args.resume:
-                epochs = (saved or trainer).epoch
-                target = (saved or Trainer.load(ckpt)).config.epochs
+                epochs = saved.epoch if saved is not None else trainer.epoch
+                target = saved.config.epochs if saved is not None else saved_target
                 more = (f" --epochs {trainer.config.epochs}"
                         if trainer.config.epochs > target else "")
+                if args.backend is not None:
+                    more += f" --backend {args.backend}"
                 print(f"refimpl train: interrupted ({stop[0]}); epoch {epochs} is saved in "
                       f"{ckpt}: continue with `refimpl train --out {args.out} --resume{more}`",
                       file=sys.stderr)
@@ -322,13 +327,3 @@ def run(args) -> int:
     print(f"{info['dataset']}: test error {test_error:.4f} after {trainer.epoch} epochs "
           f"({summary['seconds_per_epoch'] or 0:.2f} s/epoch); wrote {args.out}/")
     return 0
-
-
-def _file_id(path):
-    """``(inode, size, mtime_ns)`` of ``path`` (None if absent): a file replaced by an
-    atomic write gets a new inode."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns

@@ -279,9 +279,31 @@ def forward(net, X0, graph=None, *, backend=None, atol=1e-10, rtol=1e-10, max_it
         for g in step.groups:
             rec.append(_solve_group(res, g, act, data, throw))
         res.steps.append((step, rec))
+    _nonfinite_singletons(res, throw)  # as the numba path: no solve looks at a singleton
     if compute_cond:
         res.module_cond = _module_cond(res)
     return res
+
+
+def _nonfinite_singletons(res, throw):
+    """The modules holding a NaN or inf after the forward, other than the failed ones
+    (singletons: solved modules report their own), marked NONFINITE (the numba path's
+    :func:`refimpl.propagate._nonfinite_singletons`)."""
+    xp = res.boundary.xp
+    fin = to_numpy(xp.all(xp.isfinite(res.XT), axis=1))
+    if fin.all():
+        return
+    S = res.graph.schedule
+    rows = np.flatnonzero(~fin)
+    mods = sorted({int(S.labels[S.order[r]]) for r in rows} - set(res.failed_modules))
+    if not mods:
+        return
+    res.status = max(res.status, SolveStatus.NONFINITE)
+    res.failed_modules.extend(mods)
+    if throw:
+        nodes = S.module_nodes(mods[0])
+        raise ConvergenceError(mods[0], nodes, len(nodes), np.nan, 0, SolveStatus.NONFINITE,
+                               res)
 
 
 def _solve_group(res, g, act, data, throw):
@@ -439,11 +461,14 @@ def backward(net, fwd, G, *, throw=True):
         A = xp.matrix_transpose(xp.reshape(xp.take(data, plan.whole_idx), (p, p)))
         UT, VT, st = solve_whole_adjoint(A, DFT, VT, atol=fwd.atol, rtol=fwd.rtol,
                                          max_iter=20 * fwd.max_iter)
-        if st != SolveStatus.CONVERGED:
-            failures.append(ConvergenceError(-1, S.order, p, np.nan, 20 * fwd.max_iter,
-                                             st, fwd))
+        if not fwd.converged:  # the forward did not solve it: no valid adjoint either
+            st = max(int(st), int(fwd.status), int(SolveStatus.NO_DECREASE))
+        if st != SolveStatus.CONVERGED:  # every module (as the numba path), named -1
+            err = ConvergenceError(-1, S.order, p, np.nan, 20 * fwd.max_iter, st, fwd)
             if throw:
-                raise failures[-1]
+                raise err
+            status = SolveStatus(int(st))
+            return _gradients(fwd, G, net, UT, VT, status, list(range(S.n_modules)))
     else:
         for step, recs in reversed(fwd.steps):
             a, s, e = step.start, step.singleton_stop, step.stop
@@ -453,7 +478,16 @@ def backward(net, fwd, G, *, throw=True):
                 UT[a:s, :] = DFT[a:s, :] * VT[a:s, :]
             for r in recs:
                 _adjoint_group(fwd, r, UT, VT, net, failures, throw)
-    position = plan.position
+    status = max((e.status for e in failures), default=SolveStatus.CONVERGED)
+    return _gradients(fwd, G, net, UT, VT, status, [e.module for e in failures])
+
+
+def _gradients(fwd, G, net, UT, VT, status, failed):
+    """Eq. (6)-(8) from the adjoint U (in positions), and the gradients' record."""
+    bd = fwd.boundary
+    xp = bd.xp
+    p = UT.shape[0]
+    position = fwd.plan.position
     Un = xp.take(UT, position, axis=0)   # (p, B) = U^T, node order
     Fn = xp.take(fwd.FT, position, axis=0)
     dK = Fn @ xp.matrix_transpose(Un)   # Eq. (6): dL/dK[j, i] = sum_b f(x_j) u_i
@@ -462,10 +496,9 @@ def backward(net, fwd, G, *, throw=True):
     dWm = xp.matrix_transpose(G) @ xp.matrix_transpose(Fn)     # Eq. (7)
     dW1 = Un @ fwd.X0                                          # Eq. (8)
     V = xp.matrix_transpose(xp.take(VT, position, axis=0))
-    status = max((e.status for e in failures), default=SolveStatus.CONVERGED)
     return GenericGradients(K=bd.back(dK), W1=bd.back(dW1), Wm=bd.back(dWm),
                             U=bd.back(xp.matrix_transpose(Un)), V=bd.back(V), status=status,
-                            failed_modules=[e.module for e in failures])
+                            failed_modules=failed)
 
 
 def _adjoint_group(fwd, r, UT, VT, net, failures, throw):
@@ -508,6 +541,14 @@ def _adjoint_group(fwd, r, UT, VT, net, failures, throw):
             Uf = gs.newton_adjoint(xp, AT, xp.where(mask, D, 0.0), RHS)
             check(Uf, r.fixed, SolveStatus.NO_DECREASE)
         U = xp.where(mask, Uf, U)
+    failed_fwd = set(fwd.failed_modules)
+    named = {e.module for e in failures}
+    for m in range(n):  # a module the forward did not solve: no valid adjoint (numba path)
+        if int(g.ids[m]) in failed_fwd and int(g.ids[m]) not in named:
+            st = max(int(fwd.status), int(SolveStatus.NO_DECREASE))
+            failures.append(ConvergenceError(g.ids[m], g.nodes[m], q, np.nan, 0, st, fwd))
+            if throw:
+                raise failures[-1]
     UT[g.start:g.stop, :] = xp.reshape(U, (n * q, B))
     # Complete V on the module: V_S = v_ext + A_SS U_S.
     VT[g.start:g.stop, :] = VT[g.start:g.stop, :] + xp.reshape(r.blocks @ U, (n * q, B))
