@@ -696,21 +696,16 @@ class Trainer(EpochTrainer):
                                              solver=c.solver, mode=c.mode,
                                              grad_K="factors" if blocked else "dense")
         except ConvergenceError as exc:
-            self._check_finite(exc)  # a diverged run, said as such (checked on failure only)
-            if exc.status == SolveStatus.NONFINITE:  # finite weights, values overflowed
-                raise TrainingDivergedError(
-                    f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
-                    f"({exc}); try a lower learning rate (--lr) or standardized inputs"
-                ) from exc
-            raise
+            diverged = self._diverged(exc, self.epoch + 1)
+            if diverged is None:
+                raise
+            raise diverged from exc
         except ValueError as exc:
             # a non-finite value computed here (e.g. G = dL/dZ) means the run diverged;
             # any other ValueError (a bad input or option) is the caller's, said as such
             if "NaN or inf" not in str(exc):
                 raise
-            raise TrainingDivergedError(
-                f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
-                f"({exc}); try a lower learning rate (--lr) or standardized inputs") from exc
+            raise self._diverged(exc, self.epoch + 1) from exc
         gK = grads.K  # None when blocked: formed in row blocks by the update pass
         if c.structure == "dag" and not blocked:
             gK[self._lower] = 0.0  # the lower triangle stays 0
@@ -803,13 +798,10 @@ class Trainer(EpochTrainer):
                 self.net, xp.asarray(X, device=dev), yd, graph, backend=bk, atol=c.atol,
                 rtol=c.rtol, solver=c.solver, mode=c.mode)
         except ConvergenceError as exc:  # as train_batch on the numba path
-            self._check_finite(exc)
-            if exc.status == SolveStatus.NONFINITE:
-                raise TrainingDivergedError(
-                    f"epoch {self.epoch + 1}: the forward/backward values became non-finite "
-                    f"({exc}); try a lower learning rate (--lr) or standardized inputs"
-                ) from exc
-            raise
+            diverged = self._diverged(exc, self.epoch + 1)
+            if diverged is None:
+                raise
+            raise diverged from exc
         gK = grads.K
         if c.structure == "dag":
             gK = xp.where(xp.asarray(self._lower, device=dev), 0.0, gK)  # stays 0
@@ -827,6 +819,21 @@ class Trainer(EpochTrainer):
         self._err_sum += float(xp.sum(xp.astype(wrong, xp.float64)))
         self._iters.append(fwd.iterations)
         return loss
+
+    def _diverged(self, exc, epoch):
+        """The :class:`TrainingDivergedError` for ``exc`` from a solve of epoch ``epoch``
+        when the parameters or the computed values became NaN or inf (a ValueError here is
+        one: its other kinds are re-raised before), else None (a module solve that failed
+        with finite values: ``exc`` stands)."""
+        try:
+            self._check_finite(exc)  # non-finite parameters: said as such
+        except TrainingDivergedError as diverged:
+            return diverged
+        if isinstance(exc, ValueError) or exc.status == SolveStatus.NONFINITE:
+            return TrainingDivergedError(
+                f"epoch {epoch}: the forward/backward values became non-finite ({exc}); try "
+                "a lower learning rate (--lr) or standardized inputs")
+        return None
 
     def _check_loss(self, loss):
         """Raise :class:`TrainingDivergedError` naming the epoch on a non-finite loss."""
@@ -862,8 +869,14 @@ class Trainer(EpochTrainer):
         val_loss = val_err = None
         X_val, y_val = self._val
         if X_val is not None:
-            val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
-                                          c.solver, c.mode, c.backend)
+            try:
+                val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
+                                              c.solver, c.mode, c.backend)
+            except ConvergenceError as exc:  # (NaN/inf values: a divergence, as in a batch)
+                diverged = self._diverged(exc, self.epoch)
+                if diverged is None:
+                    raise
+                raise diverged from exc
         n = self._n
         rec = EpochRecord(
             epoch=self.epoch, loss=float(self._loss_sum / n),

@@ -232,3 +232,16 @@ def test_sagp_split_fractions_reach_the_papers_data_sets(tmp_path):
     data = cmd._load_dataset("codon", 0, 0.4, 0.4, str(tmp_path))
     n_val, n_test = len(data["val"][1]), len(data["test"][1])
     assert (n_val, n_test) == (36, 36), (n_val, n_test)
+
+
+def test_sagp_modes_only_refuse_their_own_earlier_results(tmp_path, capsys):
+    """A folder holding a plain run takes an --ablations run (their files do not collide);
+    --overwrite with --epochs 0 leaves no stale dynamics figure of the earlier run."""
+    out = tmp_path / "run"
+    assert _run([*TINY, "--out", str(out)]) == 0
+    assert (out / "dynamics.png").exists()
+    assert _run([*TINY, "--ablations", "--seeds", "1", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    assert (out / "ablations.md").exists() and (out / "history.json").exists()
+    assert _run([*TINY, "--epochs", "0", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "dynamics.png").exists()

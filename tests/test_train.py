@@ -950,3 +950,23 @@ def test_snapshot_memory_is_let_go_when_no_snapshot_holds_it_at_the_end_of_fit()
     tr.fit(X[:90], y[:90], X[90:], y[90:], epochs=1,
            callback=lambda t, rec: setattr(t, "best", None))  # the caller drops the best
     assert tr.best is None and tr._last_snapshot == (None, None)
+
+
+def test_a_validation_forward_that_overflows_is_a_divergence(monkeypatch):
+    """NaN/inf values in the end-of-epoch validation forward (the forward's NONFINITE) are
+    reported as a divergence naming the epoch, as in a training batch; a solve that fails
+    with finite values stays a ConvergenceError."""
+    from refimpl import ConvergenceError, SolveStatus
+
+    X, y = toy_data()
+    for status, error, match in ((SolveStatus.NONFINITE, TrainingDivergedError,
+                                  r"^epoch 1: .*non-finite"),
+                                 (SolveStatus.MAX_ITERATIONS, ConvergenceError, "module 3")):
+        def failing(*args, status=status, **kwargs):
+            raise ConvergenceError(3, np.array([3]), 1, np.nan, 0, status)
+
+        monkeypatch.setattr(train_module, "_error", failing)
+        tr = Trainer(TrainConfig(**{**SMALL, "epochs": 2}, seed=1), 5, 3)
+        with pytest.raises(error, match=match):
+            tr.fit(X[:90], y[:90], X[90:], y[90:])
+        assert tr.epoch == 1

@@ -336,10 +336,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: What a run writes into --out (each mode its own files); one of them there is an
-#: earlier run, replaced only with --overwrite.
-RESULT_FILES = ("history.json", "history.csv", "topology.npz", "ablations.json",
-                "ablations.md", "alpha_sweep.json", "feature_selection.md")
+#: What each mode writes into --out; one of its own files there is an earlier run of the
+#: mode, replaced only with --overwrite (other modes' files are left alone).
+RESULT_FILES = {
+    "train": ("history.json", "history.csv", "topology.npz", "out_degree.png",
+              "dynamics.png"),
+    "ablations": ("ablations.json", "ablations.md"),
+    "sweep_alpha": ("alpha_sweep.json", "alpha_sweep.md"),
+    "feature_selection": ("feature_selection.md",),
+}
 
 
 def _check_out(args) -> None:
@@ -357,10 +362,12 @@ def _check_out(args) -> None:
     if not os.path.isdir(parent) or not os.access(parent if not os.path.isdir(args.out)
                                                   else args.out, os.W_OK):
         raise ValueError(f"--out {args.out}: cannot be written")
-    if args.overwrite:
+    mode = next((m for m in ("ablations", "sweep_alpha", "feature_selection")
+                 if getattr(args, m)), "train")
+    if args.overwrite:  # (the old files stay until the new run writes its own)
         return
     for out in outs:
-        found = [n for n in RESULT_FILES if os.path.isfile(os.path.join(out, n))]
+        found = [n for n in RESULT_FILES[mode] if os.path.isfile(os.path.join(out, n))]
         if found:
             raise ValueError(f"--out {out} holds an earlier run ({', '.join(found)}); "
                              "choose another --out or replace it with --overwrite")
@@ -512,6 +519,8 @@ def _train_one(args, config, name: str, data: dict, out: str) -> None:
                      data["feature_names"])
     if result.history:
         _plot_dynamics(os.path.join(out, "dynamics.png"), doc["history"], name)
+    elif os.path.isfile(os.path.join(out, "dynamics.png")):  # an earlier run's (--overwrite)
+        os.remove(os.path.join(out, "dynamics.png"))
     err = summary["test_error"]
     f1 = None if err is None else 1.0 - err
     print(
