@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from .datasets import stratified_split
+from .datasets.base import _feature_scale
 from .train import Trainer, TrainConfig
 from .train import predict_proba as _alg3_predict_proba
 from .threads import with_threads
@@ -229,11 +230,7 @@ class NMClassifier(_ClassifierMixin, _BaseEstimator):
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise ValueError(f"standardize: expected True or False, got {self.standardize!r}")
         if self.standardize:
-            mean = X.mean(axis=0)
-            scale = X.std(axis=0)
-            # a constant feature stays constant (0): all values equal, whatever its std
-            # rounds to (150 copies of 0.1 have std 2.5e-16, not 0)
-            scale[(scale == 0.0) | (np.ptp(X, axis=0) == 0.0)] = 1.0
+            mean, scale = X.mean(axis=0), _feature_scale(X)  # (a constant feature: / 1)
             Xs = (X - mean) / scale
         else:
             mean = scale = None

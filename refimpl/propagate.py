@@ -59,7 +59,8 @@ from .solvers.krylov import (KrylovOperator, krylov_adjoint, newton_krylov, scip
                              xp_activation)
 from .solvers.newton import (ACT_CODES, _newton_in_place, factor_jacobian, solve_adjoint,
                              solve_newton)
-from .solvers.result import ConvergenceError, ForwardStatus, GroupSolve, SolveStatus
+from .solvers.result import (ConvergenceError, ForwardStatus, GroupSolve, SolveStatus,
+                             _mark_nonfinite)
 from .solvers.whole import WHOLE_METHODS, solve_whole, solve_whole_adjoint
 from .threads import with_threads
 from .validation import as_float_array, check_int
@@ -927,26 +928,12 @@ def forward(net, X0, graph=None, *, atol=1e-10, rtol=1e-10, max_iter=50, throw=T
                     raise ConvergenceError(grp.ids[m], grp.nodes[m], grp.size, rr[m], it[m],
                                            st[m], res)
         res.steps.append(record)
-    if not np.isfinite(XT).all():  # (no solve looks at a singleton's value: an overflow
-        _nonfinite_singletons(res, S, order, XT, throw)  # or a NaN weight shows here)
+    finite_rows = np.isfinite(XT).all(axis=1)  # (an overflow or a NaN weight shows here)
+    if not finite_rows.all():
+        _mark_nonfinite(res, finite_rows, throw)
     if compute_cond:
         res.module_cond = _module_cond(res)
     return res
-
-
-def _nonfinite_singletons(res, S, order, XT, throw):
-    """Mark the modules whose nodes hold a NaN or inf after the forward (singletons:
-    solved modules report their own) as NONFINITE; with ``throw``, raise for the first."""
-    rows = np.flatnonzero(~np.isfinite(XT).all(axis=1))
-    mods = sorted({int(S.labels[order[r]]) for r in rows} - set(res.failed_modules))
-    if not mods:
-        return
-    res.status = max(res.status, SolveStatus.NONFINITE)
-    res.failed_modules.extend(mods)
-    if throw:
-        m = mods[0]
-        nodes = S.module_nodes(m)
-        raise ConvergenceError(m, nodes, len(nodes), np.nan, 0, SolveStatus.NONFINITE, res)
 
 
 def _module_cond(res):

@@ -68,6 +68,7 @@ it bit for bit.  Progress is reported through callbacks; nothing prints.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import mmap
 import time
@@ -691,21 +692,10 @@ class Trainer(EpochTrainer):
             return self._train_batch_generic(X, y)
         graph = self.prune()
         blocked = self._blocked_grad()
-        try:
+        with self._divergence(self.epoch + 1, values=True):
             loss, grads, fwd = loss_and_grad(self.net, X, y, graph, atol=c.atol, rtol=c.rtol,
                                              solver=c.solver, mode=c.mode,
                                              grad_K="factors" if blocked else "dense")
-        except ConvergenceError as exc:
-            diverged = self._diverged(exc, self.epoch + 1)
-            if diverged is None:
-                raise
-            raise diverged from exc
-        except ValueError as exc:
-            # a non-finite value computed here (e.g. G = dL/dZ) means the run diverged;
-            # any other ValueError (a bad input or option) is the caller's, said as such
-            if "NaN or inf" not in str(exc):
-                raise
-            raise self._diverged(exc, self.epoch + 1) from exc
         gK = grads.K  # None when blocked: formed in row blocks by the update pass
         if c.structure == "dag" and not blocked:
             gK[self._lower] = 0.0  # the lower triangle stays 0
@@ -793,15 +783,10 @@ class Trainer(EpochTrainer):
         xp = bk.xp
         graph = self.prune()
         yd = xp.asarray(y, device=dev)
-        try:
+        with self._divergence(self.epoch + 1):  # (as train_batch on the numba path)
             loss, grads, fwd = generic_loss_and_grad(
                 self.net, xp.asarray(X, device=dev), yd, graph, backend=bk, atol=c.atol,
                 rtol=c.rtol, solver=c.solver, mode=c.mode)
-        except ConvergenceError as exc:  # as train_batch on the numba path
-            diverged = self._diverged(exc, self.epoch + 1)
-            if diverged is None:
-                raise
-            raise diverged from exc
         gK = grads.K
         if c.structure == "dag":
             gK = xp.where(xp.asarray(self._lower, device=dev), 0.0, gK)  # stays 0
@@ -820,20 +805,24 @@ class Trainer(EpochTrainer):
         self._iters.append(fwd.iterations)
         return loss
 
-    def _diverged(self, exc, epoch):
-        """The :class:`TrainingDivergedError` for ``exc`` from a solve of epoch ``epoch``
-        when the parameters or the computed values became NaN or inf (a ValueError here is
-        one: its other kinds are re-raised before), else None (a module solve that failed
-        with finite values: ``exc`` stands)."""
+    @contextlib.contextmanager
+    def _divergence(self, epoch, values=False):
+        """Around a solve of epoch ``epoch``: a failure because the parameters or the
+        computed values became NaN or inf is raised as :class:`TrainingDivergedError`
+        (a ConvergenceError with status NONFINITE; with ``values``, also a ValueError
+        about NaN or inf, e.g. in G = dL/dZ); any other error stands (a module solve
+        that failed with finite values, a bad input or option: the caller's)."""
         try:
+            yield
+        except (ConvergenceError, ValueError) as exc:
+            if isinstance(exc, ValueError) and not (values and "NaN or inf" in str(exc)):
+                raise
             self._check_finite(exc)  # non-finite parameters: said as such
-        except TrainingDivergedError as diverged:
-            return diverged
-        if isinstance(exc, ValueError) or exc.status == SolveStatus.NONFINITE:
-            return TrainingDivergedError(
+            if isinstance(exc, ConvergenceError) and exc.status != SolveStatus.NONFINITE:
+                raise
+            raise TrainingDivergedError(
                 f"epoch {epoch}: the forward/backward values became non-finite ({exc}); try "
-                "a lower learning rate (--lr) or standardized inputs")
-        return None
+                "a lower learning rate (--lr) or standardized inputs") from exc
 
     def _check_loss(self, loss):
         """Raise :class:`TrainingDivergedError` naming the epoch on a non-finite loss."""
@@ -869,14 +858,9 @@ class Trainer(EpochTrainer):
         val_loss = val_err = None
         X_val, y_val = self._val
         if X_val is not None:
-            try:
+            with self._divergence(self.epoch):  # (NaN/inf values: as in a batch)
                 val_loss, val_err, _ = _error(self.net, graph, X_val, y_val, c.atol, c.rtol,
                                               c.solver, c.mode, c.backend)
-            except ConvergenceError as exc:  # (NaN/inf values: a divergence, as in a batch)
-                diverged = self._diverged(exc, self.epoch)
-                if diverged is None:
-                    raise
-                raise diverged from exc
         n = self._n
         rec = EpochRecord(
             epoch=self.epoch, loss=float(self._loss_sum / n),

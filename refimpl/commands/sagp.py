@@ -356,11 +356,10 @@ def _check_out(args) -> None:
             if os.path.isdir(args.out) else []
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out}: is a file, not a folder")
-    parent = os.path.dirname(os.path.abspath(args.out))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent if not os.path.isdir(args.out)
-                                                  else args.out, os.W_OK):
+    nearest = os.path.abspath(args.out)  # --out itself, or the folder it will be made in
+    while not os.path.exists(nearest):
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest) or not os.access(nearest, os.W_OK):
         raise ValueError(f"--out {args.out}: cannot be written")
     mode = next((m for m in ("ablations", "sweep_alpha", "feature_selection")
                  if getattr(args, m)), "train")

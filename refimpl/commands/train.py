@@ -130,17 +130,19 @@ def _given_options(args):
     return given
 
 
-def _given(args, opt, value, default):
-    """Whether option ``opt`` was typed on the command line (without argv: whether its
-    ``value`` differs from its ``default``)."""
-    typed = _given_options(args)
+def _given(typed, opt, value, default):
+    """Whether option ``opt`` was typed on the command line (``typed``: from
+    :func:`_given_options`; None, without argv: whether its ``value`` differs from its
+    ``default``)."""
     return opt in typed if typed is not None else value != default
 
 
 def _contradictions(args, defaults, trainer, info):
     """Options given on the command line that differ from the checkpoint's run."""
+    typed = _given_options(args)
+
     def given(opt, value, default):
-        return _given(args, opt, value, default)
+        return _given(typed, opt, value, default)
 
     bad = []
     for opt, (field, value) in CONFIG_OPTIONS.items():
@@ -202,7 +204,7 @@ def run(args) -> int:
             print(f"refimpl train: the run in {args.out} was ended by early stopping at epoch "
                   f"{trainer.epoch} (patience {trainer.config.patience}); nothing to train",
                   file=sys.stderr)
-        elif (_given(args, "--epochs", args.epochs, defaults.epochs)
+        elif (_given(_given_options(args), "--epochs", args.epochs, defaults.epochs)
                 and args.epochs > trainer.config.epochs):
             trainer.config = dataclasses.replace(trainer.config, epochs=args.epochs)
     else:

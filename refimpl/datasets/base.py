@@ -133,6 +133,14 @@ def _encode(y, classes=None) -> tuple[np.ndarray, np.ndarray]:
     return lut[inv.reshape(-1)], classes
 
 
+def _feature_scale(X):
+    """The standard deviation of each column of ``X`` (the training rows), and 1 for a
+    constant column (all values equal, whatever its std rounds to: 150 copies of 0.1 have
+    std 2.5e-16, not 0), which then stays constant (0) after centring."""
+    s = X.std(axis=0)
+    return np.where((s > 0.0) & (np.ptp(X, axis=0) > 0.0), s, 1.0)
+
+
 def split_standardize(X, y, *, seed=0, val_size=0.15, test_size=0.15, standardize=True,
                       classes=None, feature_names=None, name="custom") -> Dataset:
     r"""Split ``(X, y)`` with :func:`stratified_split` and standardize with train statistics.
@@ -181,9 +189,7 @@ def split_standardize(X, y, *, seed=0, val_size=0.15, test_size=0.15, standardiz
     tr, va, te = stratified_split(codes, seed=seed, val_size=val_size, test_size=test_size)
     X_tr, X_va, X_te = X[tr], X[va], X[te]
     if standardize and tr.size:
-        mu = X_tr.mean(axis=0)
-        s = X_tr.std(axis=0)
-        s = np.where((s > 0.0) & (np.ptp(X_tr, axis=0) > 0.0), s, 1.0)  # constant: / 1
+        mu, s = X_tr.mean(axis=0), _feature_scale(X_tr)
         X_tr, X_va, X_te = ((A - mu) / s for A in (X_tr, X_va, X_te))
     if feature_names is not None:
         feature_names = tuple(str(f) for f in feature_names)

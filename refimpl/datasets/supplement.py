@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Dataset, _encode, stratified_split
+from .base import Dataset, _encode, _feature_scale, stratified_split
 from .uci import _locate, _require
 
 __all__ = [
@@ -171,9 +171,7 @@ def _fixed_split(X, y, parts, *, standardize, classes=None, feature_names=None, 
     tr, va, te = (np.asarray(p, dtype=np.int64) for p in parts)
     Xs = [X[tr], X[va], X[te]]
     if standardize and tr.size:
-        mu = Xs[0].mean(axis=0)
-        s = Xs[0].std(axis=0)
-        s = np.where((s > 0.0) & (np.ptp(Xs[0], axis=0) > 0.0), s, 1.0)  # constant: / 1
+        mu, s = Xs[0].mean(axis=0), _feature_scale(Xs[0])
         Xs = [(A - mu) / s for A in Xs]
     if feature_names is not None:
         feature_names = tuple(str(f) for f in feature_names)

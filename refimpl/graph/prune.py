@@ -319,8 +319,8 @@ def _collect_flagged(Kj, j, flag, idx, vals, count):
     tested 8 at a time).  ``count = -1`` on entry (an earlier row overflowed) only looks
     for NaN and inf (in the whole row, a branch-free sweep: when the threshold fell far
     behind gamma, nearly every entry is flagged, and visiting them one by one made an
-    overflowed pass of the first epoch 59-70 ms instead of 33-36 ms at p = 3000).  Returns the new count, -1
-    (more than ``idx.size``) or -2 (NaN/inf)."""
+    overflowed pass of the first epoch 59-70 ms instead of 33-36 ms at p = 3000).
+    Returns the new count, -1 (more than ``idx.size``) or -2 (NaN/inf)."""
     p = Kj.shape[0]
     if count == -1:  # overflowed: only NaN and inf count, found by a branch-free sweep
         bad = 0  # (below a finite threshold every NaN and inf is flagged: the same)
@@ -417,9 +417,9 @@ def fallen_countdown(left, gamma, gamma_prev):
     """The prunings (Alg. 2 line 5) left whose first scan takes :data:`FALLEN_FRACTION`,
     after a pruning that moved the threshold from ``gamma_prev`` to ``gamma``:
     :data:`FALLEN_BATCHES` when ``FALLEN_FRACTION * gamma_prev < gamma <=
-    INCREMENTAL_FRACTION * gamma_prev`` (a fall the narrow scan, which collects ``|K| > t``,
-    misses and the wide one catches), else ``left - 1`` (not below 0).  Any gamma_prev that is not a number > 0
-    is no fall."""
+    INCREMENTAL_FRACTION * gamma_prev`` (a fall the narrow scan, which collects
+    ``|K| > t``, misses and the wide one catches), else ``left - 1`` (not below 0).  Any
+    gamma_prev that is not a number > 0 is no fall."""
     # the scans' own thresholds, so that "missed" and "caught" agree with them to the bit
     if gamma_prev > 0 and (candidate_threshold(gamma_prev, fallen=True) < gamma
                            <= candidate_threshold(gamma_prev)):
@@ -524,9 +524,10 @@ def _select_top_k_incremental(K, k, gamma_prev, first=None, with_values=False):
     exceeds t, so every entry above it and every tie with it is a
     candidate, found in increasing flat order: the same ``keep`` and
     ``gamma`` as the full selection, tie rule included.  The first scan uses
-    ``t = INCREMENTAL_FRACTION * gamma_prev`` (or was ``first``, at its own threshold).  When it finds fewer than k (gamma fell: NM
-    regularization shrinks a whole module's weights) or more than ``cap`` entries (gamma
-    rose), or ``gamma_prev`` is not a finite number > 0, a second scan takes its
+    ``t = INCREMENTAL_FRACTION * gamma_prev`` (or was ``first``, at its own threshold).
+    When it finds fewer than k (gamma fell: NM regularization shrinks a whole module's
+    weights) or more than ``cap`` entries (gamma rose), or ``gamma_prev`` is not a finite
+    number > 0, a second scan takes its
     threshold from a sample of the rows (:func:`_select_by_sample`); if that misses too,
     the exact selection of :func:`_select_by_histogram` (two more passes over K; ``k = 0``:
     the full selection).  ``first``: ``(idx, vals, count)``, the first scan's result

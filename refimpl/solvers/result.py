@@ -130,6 +130,25 @@ class ConvergenceError(RuntimeError):
         )
 
 
+
+def _mark_nonfinite(res, finite_rows, throw):
+    """After a forward (Eq. 3, either path): the modules with a node whose value is NaN or
+    inf (``finite_rows``: a host bool per position, False there), other than those already
+    failed (solved modules report their own: no solve looks at a singleton's value), marked
+    NONFINITE in ``res.status`` and ``res.failed_modules``; with ``throw``, a
+    :class:`ConvergenceError` for the first."""
+    S = res.graph.schedule
+    rows = np.flatnonzero(~finite_rows)
+    mods = sorted({int(S.labels[S.order[r]]) for r in rows} - set(res.failed_modules))
+    if not mods:
+        return
+    res.status = max(res.status, SolveStatus.NONFINITE)
+    res.failed_modules.extend(mods)
+    if throw:
+        nodes = S.module_nodes(mods[0])
+        raise ConvergenceError(mods[0], nodes, len(nodes), np.nan, 0, SolveStatus.NONFINITE,
+                               res)
+
 class ForwardStatus:
     """``converged`` and ``iterations`` of a forward pass (Alg. 1), shared by the
     numba path's and the generic path's result types; the class using it has

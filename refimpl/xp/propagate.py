@@ -21,7 +21,7 @@ import numpy as np
 
 from ..activations import get_activation, get_output
 from ..backend import get_backend, to_numpy
-from ..solvers.result import ConvergenceError, ForwardStatus, SolveStatus
+from ..solvers.result import ConvergenceError, ForwardStatus, SolveStatus, _mark_nonfinite
 from ..solvers.whole import WHOLE_METHODS, solve_whole, solve_whole_adjoint
 from . import solvers as gs
 from ._plan import get_plan
@@ -279,31 +279,12 @@ def forward(net, X0, graph=None, *, backend=None, atol=1e-10, rtol=1e-10, max_it
         for g in step.groups:
             rec.append(_solve_group(res, g, act, data, throw))
         res.steps.append((step, rec))
-    _nonfinite_singletons(res, throw)  # as the numba path: no solve looks at a singleton
+    finite_rows = to_numpy(xp.all(xp.isfinite(res.XT), axis=1))  # (as the numba path)
+    if not finite_rows.all():
+        _mark_nonfinite(res, finite_rows, throw)
     if compute_cond:
         res.module_cond = _module_cond(res)
     return res
-
-
-def _nonfinite_singletons(res, throw):
-    """The modules holding a NaN or inf after the forward, other than the failed ones
-    (singletons: solved modules report their own), marked NONFINITE (the numba path's
-    :func:`refimpl.propagate._nonfinite_singletons`)."""
-    xp = res.boundary.xp
-    fin = to_numpy(xp.all(xp.isfinite(res.XT), axis=1))
-    if fin.all():
-        return
-    S = res.graph.schedule
-    rows = np.flatnonzero(~fin)
-    mods = sorted({int(S.labels[S.order[r]]) for r in rows} - set(res.failed_modules))
-    if not mods:
-        return
-    res.status = max(res.status, SolveStatus.NONFINITE)
-    res.failed_modules.extend(mods)
-    if throw:
-        nodes = S.module_nodes(mods[0])
-        raise ConvergenceError(mods[0], nodes, len(nodes), np.nan, 0, SolveStatus.NONFINITE,
-                               res)
 
 
 def _solve_group(res, g, act, data, throw):
